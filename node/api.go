@@ -1,0 +1,129 @@
+package node
+
+import (
+	"time"
+)
+
+// Document is a document as read: its id, the revision the reader sees, and
+// its body (without reserved fields). Body values are JSON values normalized
+// by crdt.Normalize: nil, bool, int64, float64, string, []any, map[string]any.
+// The caller owns the returned maps.
+type Document struct {
+	ID        string
+	Rev       string         // hex change id of the winning (last applied) change
+	Deleted   bool           // the document is a tombstone
+	Body      map[string]any // nil when Deleted
+	Conflicts []Conflict     // losing concurrent values, sorted by path then rev
+	Revs      []string       // heads of the document's change DAG, sorted
+	Seq       uint64         // local sequence number of the last change applied
+}
+
+// Conflict is a value that lost to a concurrent write and is kept until a
+// later change that saw both resolves it.
+type Conflict struct {
+	Path    string `json:"path"`              // JSON pointer; "" is the whole document
+	Value   any    `json:"value,omitempty"`   // the losing value (absent when Deleted)
+	Deleted bool   `json:"deleted,omitempty"` // the losing write deleted the path/document
+	Rev     string `json:"rev"`               // the change that wrote the losing value
+}
+
+// DocOp is one document of a Bulk call.
+type DocOp struct {
+	ID     string
+	Body   map[string]any // whole document (Put); ignored when Delete
+	Rev    string         // optional base revision
+	Delete bool
+}
+
+// Result is the outcome of one write: the document id and its new revision.
+type Result struct {
+	ID  string `json:"id"`
+	Rev string `json:"rev"`
+}
+
+// BulkResult is the outcome of one document of a Bulk call.
+type BulkResult struct {
+	ID    string `json:"id"`
+	Rev   string `json:"rev,omitempty"`
+	Error error  `json:"-"`
+}
+
+// Patch is a partial update: a JSON merge patch (RFC 7396) plus counter
+// increments and set additions/removals keyed by JSON pointer.
+type Patch struct {
+	Merge  map[string]any   // RFC 7396: null deletes, objects recurse, other values replace
+	Incr   map[string]any   // path -> int64 or float64 delta
+	Add    map[string][]any // path -> elements added to the set at path
+	Remove map[string][]any // path -> elements removed from the set at path
+	Rev    string           // optional base revision
+}
+
+// Revision is one entry of a document's history.
+type Revision struct {
+	Rev     string    `json:"rev"`
+	Parents []string  `json:"parents"`
+	Author  string    `json:"author"`
+	Time    time.Time `json:"time"`
+	Seq     uint64    `json:"seq"`
+	Ops     int       `json:"ops"`
+	Tx      string    `json:"tx,omitempty"`
+}
+
+// Change is one entry of a database's changes feed.
+type Change struct {
+	Seq     uint64 `json:"seq"`
+	ID      string `json:"id"`
+	Rev     string `json:"rev"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// DocSummary is one row of a document listing.
+type DocSummary struct {
+	ID      string `json:"id"`
+	Rev     string `json:"rev"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// ListOptions selects a range of document ids in id order.
+type ListOptions struct {
+	Prefix     string
+	StartAfter string
+	Limit      int // 0 means DefaultListLimit
+	Deleted    bool
+}
+
+// Cond is one condition of a query.
+type Cond struct {
+	Path  string `json:"path"`            // JSON pointer of a scalar leaf
+	Op    string `json:"op"`              // ==, !=, <, <=, >, >=, prefix, exists
+	Value any    `json:"value,omitempty"` // scalar; a string for prefix; ignored for exists
+}
+
+// Query selects documents by conditions on indexed paths (AND of all).
+type Query struct {
+	Where   []Cond `json:"where"`
+	OrderBy string `json:"order_by,omitempty"`
+	Desc    bool   `json:"desc,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
+	Cursor  string `json:"cursor,omitempty"`
+}
+
+// QueryResult is a page of query results; Cursor is empty on the last page.
+type QueryResult struct {
+	Docs   []Document
+	Cursor string
+}
+
+// DBInfo describes a database.
+type DBInfo struct {
+	Name      string `json:"name"`
+	DocCount  int64  `json:"doc_count"`
+	UpdateSeq uint64 `json:"update_seq"`
+}
+
+// Info describes the node.
+type Info struct {
+	PeerID  string   `json:"peer_id"`
+	Version string   `json:"version"`
+	Addrs   []string `json:"addresses"`
+}

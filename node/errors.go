@@ -1,0 +1,40 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotFound: the document or path does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDBNotFound: the database does not exist.
+	ErrDBNotFound = errors.New("database not found")
+	// ErrDBExists: CreateDB of a database that exists.
+	ErrDBExists = errors.New("database exists")
+	// ErrRevMismatch: a base revision the document never had.
+	ErrRevMismatch = errors.New("unknown revision")
+	// ErrOverloaded: the database's write queue is full; retry later.
+	ErrOverloaded = errors.New("write queue full")
+	// ErrInvalid: bad input (document id, path, body, query). Wrapped by *InvalidError.
+	ErrInvalid = errors.New("invalid input")
+	// ErrClosed: the node or database is closed.
+	ErrClosed = errors.New("closed")
+	// ErrTxAborted: an atomic bulk was not applied because one document failed.
+	ErrTxAborted = errors.New("transaction aborted")
+)
+
+// InvalidError says which input was bad and why. It matches ErrInvalid.
+type InvalidError struct {
+	What   string // "doc id", "path", "body", "query", "db name"
+	Reason string
+}
+
+func (e *InvalidError) Error() string { return fmt.Sprintf("invalid %s: %s", e.What, e.Reason) }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(what, format string, args ...any) error {
+	return &InvalidError{What: what, Reason: fmt.Sprintf(format, args...)}
+}
