@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/barrel-db/barrel/node"
+)
+
+// Changes feed limits.
+const (
+	defaultChangesLimit = 1000
+	maxChangesLimit     = 10000
+)
+
+// changesPage is the answer of a normal or longpoll changes request.
+type changesPage struct {
+	Results []node.Change `json:"results"`
+	LastSeq uint64        `json:"last_seq"`
+}
+
+// newChangesPage builds the answer; last_seq is the sequence a client
+// passes as since to continue: the last result's, or since when there is
+// nothing new (never behind since).
+func newChangesPage(cs []node.Change, since, nodeLast uint64) changesPage {
+	if cs == nil {
+		cs = []node.Change{}
+	}
+	last := since
+	if len(cs) > 0 {
+		last = cs[len(cs)-1].Seq
+	} else if nodeLast > last {
+		last = nodeLast
+	}
+	return changesPage{Results: cs, LastSeq: last}
+}
+
+func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
+	since, err := intParam(r, "since", 0, 0, math.MaxInt64)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit", defaultChangesLimit, 1, maxChangesLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	timeoutMS, err := intParam(r, "timeout", s.cfg.LongpollTimeout.Milliseconds(), 0, math.MaxInt64/int64(time.Millisecond))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	feed := r.URL.Query().Get("feed")
+	switch feed {
+	case "", "normal", "longpoll", "sse":
+	default:
+		s.writeError(w, r, badRequest("feed must be normal, longpoll or sse"))
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if feed == "sse" {
+		if id := r.Header.Get("Last-Event-ID"); id != "" && r.URL.Query().Get("since") == "" {
+			if n, err := strconv.ParseUint(id, 10, 64); err == nil {
+				since = int64(n)
+			}
+		}
+		s.streamChanges(w, r, d, uint64(since), int(limit))
+		return
+	}
+	cs, last, err := d.Changes(r.Context(), uint64(since), int(limit))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("changes since %d: %w", since, err))
+		return
+	}
+	if feed == "longpoll" && len(cs) == 0 {
+		timeout := min(time.Duration(timeoutMS)*time.Millisecond, s.cfg.LongpollTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		err := d.WaitChanges(ctx, uint64(since))
+		cancel()
+		switch {
+		case err == nil:
+			cs, last, err = d.Changes(r.Context(), uint64(since), int(limit))
+			if err != nil {
+				s.writeError(w, r, fmt.Errorf("changes since %d: %w", since, err))
+				return
+			}
+		case ctx.Err() != nil && r.Context().Err() == nil:
+			// The wait timed out: answer with no changes.
+		default:
+			s.writeError(w, r, fmt.Errorf("wait for changes since %d: %w", since, err))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, newChangesPage(cs, uint64(since), last))
+}
+
+// streamChanges serves feed=sse: every change after since as an event
+// (id: SEQ, data: JSON change), flushed one by one, and a comment line every
+// SSEHeartbeat while idle, until the client goes away or the server shuts
+// down.
+func (s *server) streamChanges(w http.ResponseWriter, r *http.Request, d *node.DB, since uint64, limit int) {
+	ctx := r.Context()
+	// Check the database once before committing to a 200 stream.
+	cs, _, err := d.Changes(ctx, since, limit)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("changes since %d: %w", since, err))
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	for {
+		for _, c := range cs {
+			data, _ := json.Marshal(c) // a Change always marshals
+			if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", c.Seq, data); err != nil {
+				return
+			}
+			since = c.Seq
+		}
+		if len(cs) > 0 {
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+		if len(cs) < limit {
+			wctx, cancel := context.WithTimeout(ctx, s.cfg.SSEHeartbeat)
+			err := d.WaitChanges(wctx, since)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				if !errors.Is(err, context.DeadlineExceeded) && wctx.Err() == nil {
+					s.log.WarnContext(ctx, "changes stream stopped", "db", r.PathValue("db"), "seq", since, "err", err)
+					return
+				}
+				if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+					return
+				}
+				if err := rc.Flush(); err != nil {
+					return
+				}
+				cs = nil
+				continue
+			}
+		}
+		cs, _, err = d.Changes(ctx, since, limit)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "changes stream stopped", "db", r.PathValue("db"), "seq", since, "err", err)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,312 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/barrel-db/barrel/node"
+)
+
+// Listing limits for GET /dbs/{db}/docs.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 10000
+)
+
+// putBody splits a PUT body into the document body and its base revision.
+// "_id" must equal id when present, "_rev" must be a string and agree with
+// the ?rev= parameter; any other reserved field is rejected.
+func putBody(id, qrev string, m map[string]any) (map[string]any, string, error) {
+	rev := qrev
+	body := make(map[string]any, len(m))
+	for k, v := range m {
+		switch {
+		case k == "_id":
+			if s, ok := v.(string); !ok || s != id {
+				return nil, "", badRequest(fmt.Sprintf("_id %v does not match the URL id %q", v, id))
+			}
+		case k == "_rev":
+			s, ok := v.(string)
+			if !ok {
+				return nil, "", badRequest("_rev must be a string")
+			}
+			if qrev != "" && s != qrev {
+				return nil, "", badRequest("_rev in the body differs from the rev parameter")
+			}
+			rev = s
+		case strings.HasPrefix(k, "_"):
+			return nil, "", badRequest(fmt.Sprintf("field %q is reserved", k))
+		default:
+			body[k] = v
+		}
+	}
+	return body, rev, nil
+}
+
+func (s *server) handlePut(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	m, err := decodeObject(r.Body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, rev, err := putBody(id, r.URL.Query().Get("rev"), m)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := d.Put(r.Context(), id, body, rev)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("put %q: %w", id, err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, res)
+}
+
+// renderDoc returns the JSON shape of a document: its body fields plus _id
+// and _rev, and _conflicts / _revs when asked for (revs must be non-nil
+// then).
+func renderDoc(doc node.Document, conflicts bool, revs []string) map[string]any {
+	out := make(map[string]any, len(doc.Body)+4)
+	for k, v := range doc.Body {
+		out[k] = v
+	}
+	out["_id"] = doc.ID
+	out["_rev"] = doc.Rev
+	if conflicts {
+		c := doc.Conflicts
+		if c == nil {
+			c = []node.Conflict{}
+		}
+		out["_conflicts"] = c
+	}
+	if revs != nil {
+		out["_revs"] = revs
+	}
+	return out
+}
+
+// historyRevs returns the revisions of h newest first (by local sequence).
+func historyRevs(h []node.Revision) []string {
+	h = append([]node.Revision(nil), h...)
+	sort.SliceStable(h, func(i, j int) bool { return h[i].Seq > h[j].Seq })
+	revs := make([]string, len(h))
+	for i, rv := range h {
+		revs[i] = rv.Rev
+	}
+	return revs
+}
+
+func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	conflicts, err := boolParam(r, "conflicts")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	withRevs, err := boolParam(r, "revs")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	doc, err := d.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("get %q: %w", id, err))
+		return
+	}
+	if doc.Deleted {
+		s.writeError(w, r, errDeleted)
+		return
+	}
+	var revs []string
+	if withRevs {
+		h, err := d.History(r.Context(), id)
+		if err != nil {
+			s.writeError(w, r, fmt.Errorf("history of %q: %w", id, err))
+			return
+		}
+		revs = historyRevs(h)
+	}
+	writeJSON(w, http.StatusOK, renderDoc(doc, conflicts, revs))
+}
+
+func (s *server) handleGetPath(w http.ResponseWriter, r *http.Request) {
+	id, path := r.PathValue("id"), r.PathValue("path")
+	if path == "" {
+		s.handleGet(w, r)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := d.GetPath(r.Context(), id, "/"+path)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("get %q path /%s: %w", id, path, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// patchFromBody converts a PATCH body to a node.Patch. Reserved keys are
+// "_rev" (base revision), "_incr" ({"/path": number}), "_add" and "_remove"
+// ({"/path": [elements]}); "_id" is accepted when it equals id. Everything
+// else is the JSON merge patch.
+func patchFromBody(id, qrev string, m map[string]any) (node.Patch, error) {
+	p := node.Patch{Merge: map[string]any{}, Rev: qrev}
+	for k, v := range m {
+		switch k {
+		case "_id":
+			if s, ok := v.(string); !ok || s != id {
+				return node.Patch{}, badRequest(fmt.Sprintf("_id %v does not match the URL id %q", v, id))
+			}
+		case "_rev":
+			s, ok := v.(string)
+			if !ok {
+				return node.Patch{}, badRequest("_rev must be a string")
+			}
+			if qrev != "" && s != qrev {
+				return node.Patch{}, badRequest("_rev in the body differs from the rev parameter")
+			}
+			p.Rev = s
+		case "_incr":
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return node.Patch{}, badRequest(`_incr must be an object {"/path": number}`)
+			}
+			p.Incr = make(map[string]any, len(obj))
+			for path, d := range obj {
+				switch d.(type) {
+				case int64, float64:
+				default:
+					return node.Patch{}, badRequest(fmt.Sprintf("_incr %q: delta must be a number", path))
+				}
+				p.Incr[path] = d
+			}
+		case "_add", "_remove":
+			sets, err := setOps(k, v)
+			if err != nil {
+				return node.Patch{}, err
+			}
+			if k == "_add" {
+				p.Add = sets
+			} else {
+				p.Remove = sets
+			}
+		default:
+			if strings.HasPrefix(k, "_") {
+				return node.Patch{}, badRequest(fmt.Sprintf("field %q is reserved", k))
+			}
+			p.Merge[k] = v
+		}
+	}
+	return p, nil
+}
+
+func setOps(key string, v any) (map[string][]any, error) {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, badRequest(fmt.Sprintf(`%s must be an object {"/path": [elements]}`, key))
+	}
+	out := make(map[string][]any, len(obj))
+	for path, elems := range obj {
+		a, ok := elems.([]any)
+		if !ok {
+			return nil, badRequest(fmt.Sprintf("%s %q: elements must be an array", key, path))
+		}
+		out[path] = a
+	}
+	return out, nil
+}
+
+func (s *server) handlePatch(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	m, err := decodeObject(r.Body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, err := patchFromBody(id, r.URL.Query().Get("rev"), m)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := d.Patch(r.Context(), id, p)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("patch %q: %w", id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := d.Delete(r.Context(), id, r.URL.Query().Get("rev"))
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("delete %q: %w", id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// listPage is the answer of GET /dbs/{db}/docs.
+type listPage struct {
+	Docs []node.DocSummary `json:"docs"`
+	Next string            `json:"next,omitempty"`
+}
+
+func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) {
+	limit, err := intParam(r, "limit", defaultListLimit, 1, maxListLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	// Ask for one more than the page to learn whether a next page exists.
+	rows, err := d.List(r.Context(), node.ListOptions{
+		Prefix:     q.Get("prefix"),
+		StartAfter: q.Get("start_after"),
+		Limit:      int(limit) + 1,
+	})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("list documents: %w", err))
+		return
+	}
+	page := listPage{Docs: rows}
+	if len(rows) > int(limit) {
+		page.Docs = rows[:limit]
+		page.Next = rows[limit-1].ID
+	}
+	if page.Docs == nil {
+		page.Docs = []node.DocSummary{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}

@@ -1,0 +1,96 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/barrel-db/barrel/node"
+)
+
+// Errors raised by the HTTP layer itself. Node errors are mapped as they are.
+var (
+	// errBadRequest marks a request the HTTP layer rejects before calling
+	// the node: a reserved field, a bad query parameter, a wrong shape.
+	errBadRequest = errors.New("bad request")
+	// errDeleted is a read of a document that exists as a tombstone.
+	errDeleted = errors.New("deleted")
+	// errUnauthorized is a request without the configured bearer token.
+	errUnauthorized = errors.New("missing or wrong bearer token")
+	// errNoRoute is a request for a path no route serves.
+	errNoRoute = errors.New("no such route")
+	// errMethod is a request with a method the route does not serve.
+	errMethod = errors.New("method not allowed")
+)
+
+// reqError is an error the HTTP layer raises with its own reason text. It
+// matches its kind (one of the sentinels above) with errors.Is.
+type reqError struct {
+	kind   error
+	reason string
+}
+
+func (e *reqError) Error() string        { return e.reason }
+func (e *reqError) Is(target error) bool { return target == e.kind }
+
+// badRequest returns an error matching errBadRequest with reason.
+func badRequest(reason string) error { return &reqError{kind: errBadRequest, reason: reason} }
+
+// errorStatus is the one mapping from an error to an HTTP status, an error
+// code and a reason text. Every error response goes through it. The reason
+// of an unexpected error is generic; internal says it must be logged.
+func errorStatus(err error) (status int, code, reason string, internal bool) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large", "request body larger than the limit", false
+	case errors.Is(err, errBadJSON):
+		return http.StatusBadRequest, "bad_json", err.Error(), false
+	case errors.Is(err, errBadRequest), errors.Is(err, errReadBody), errors.Is(err, node.ErrInvalid):
+		return http.StatusBadRequest, "bad_request", err.Error(), false
+	case errors.Is(err, errUnauthorized):
+		return http.StatusUnauthorized, "unauthorized", err.Error(), false
+	case errors.Is(err, errDeleted):
+		return http.StatusNotFound, "not_found", "deleted", false
+	case errors.Is(err, node.ErrNotFound), errors.Is(err, node.ErrDBNotFound), errors.Is(err, errNoRoute):
+		return http.StatusNotFound, "not_found", err.Error(), false
+	case errors.Is(err, errMethod):
+		return http.StatusMethodNotAllowed, "method_not_allowed", err.Error(), false
+	case errors.Is(err, node.ErrTxAborted):
+		return http.StatusConflict, "tx_aborted", err.Error(), false
+	case errors.Is(err, node.ErrRevMismatch):
+		return http.StatusConflict, "conflict", err.Error(), false
+	case errors.Is(err, node.ErrDBExists):
+		return http.StatusPreconditionFailed, "db_exists", err.Error(), false
+	case errors.Is(err, node.ErrOverloaded):
+		return http.StatusServiceUnavailable, "overloaded", err.Error(), false
+	default:
+		return http.StatusInternalServerError, "internal", "internal server error", true
+	}
+}
+
+// errorBody is the JSON shape of every error response. Results is set only
+// by the bulk endpoint, which reports per-document outcomes with the error.
+type errorBody struct {
+	Error   string       `json:"error"`
+	Reason  string       `json:"reason"`
+	Results []bulkResult `json:"results,omitempty"`
+}
+
+// writeError writes err as a JSON error response, logging unexpected errors.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeErrorWith(w, r, err, nil)
+}
+
+// writeErrorWith is writeError with per-document bulk results in the body.
+func (s *server) writeErrorWith(w http.ResponseWriter, r *http.Request, err error, results []bulkResult) {
+	status, code, reason, internal := errorStatus(err)
+	if internal {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, errorBody{Error: code, Reason: reason, Results: results})
+}

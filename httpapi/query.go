@@ -1,0 +1,195 @@
+package httpapi
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/barrel-db/barrel/node"
+)
+
+// maxQueryLimit bounds the page size of queries and path lookups.
+const maxQueryLimit = 10000
+
+// queryFromBody parses {"where":[{"path","op","value"}], "order_by",
+// "desc", "limit", "cursor"}. Unknown fields are rejected.
+func queryFromBody(m map[string]any) (node.Query, error) {
+	var q node.Query
+	for k, v := range m {
+		switch k {
+		case "where":
+			conds, ok := v.([]any)
+			if !ok {
+				return q, badRequest("where must be an array")
+			}
+			for i, c := range conds {
+				cond, err := condFromJSON(c)
+				if err != nil {
+					return q, fmt.Errorf("where[%d]: %w", i, err)
+				}
+				q.Where = append(q.Where, cond)
+			}
+		case "order_by":
+			s, ok := v.(string)
+			if !ok {
+				return q, badRequest("order_by must be a string")
+			}
+			q.OrderBy = s
+		case "desc":
+			b, ok := v.(bool)
+			if !ok {
+				return q, badRequest("desc must be a boolean")
+			}
+			q.Desc = b
+		case "limit":
+			n, ok := v.(int64)
+			if !ok || n < 0 || n > maxQueryLimit {
+				return q, badRequest(fmt.Sprintf("limit must be an integer in [0, %d]", maxQueryLimit))
+			}
+			q.Limit = int(n)
+		case "cursor":
+			s, ok := v.(string)
+			if !ok {
+				return q, badRequest("cursor must be a string")
+			}
+			q.Cursor = s
+		default:
+			return q, badRequest(fmt.Sprintf("unknown field %q", k))
+		}
+	}
+	return q, nil
+}
+
+func condFromJSON(v any) (node.Cond, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return node.Cond{}, badRequest("a condition must be an object")
+	}
+	var c node.Cond
+	for k, v := range m {
+		switch k {
+		case "path", "op":
+			s, ok := v.(string)
+			if !ok {
+				return c, badRequest(k + " must be a string")
+			}
+			if k == "path" {
+				c.Path = s
+			} else {
+				c.Op = s
+			}
+		case "value":
+			c.Value = v
+		default:
+			return c, badRequest(fmt.Sprintf("unknown condition field %q", k))
+		}
+	}
+	if c.Path == "" || c.Op == "" {
+		return c, badRequest("a condition needs path and op")
+	}
+	return c, nil
+}
+
+// queryPage is the answer of POST /dbs/{db}/query.
+type queryPage struct {
+	Docs   []map[string]any `json:"docs"`
+	Cursor string           `json:"cursor,omitempty"`
+}
+
+func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) {
+	m, err := decodeObject(r.Body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q, err := queryFromBody(m)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := d.Query(r.Context(), q)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("query: %w", err))
+		return
+	}
+	page := queryPage{Docs: make([]map[string]any, 0, len(res.Docs)), Cursor: res.Cursor}
+	for _, doc := range res.Docs {
+		page.Docs = append(page.Docs, renderDoc(doc, false, nil))
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// pathValue splits "a/b/VALUE" into the JSON pointer "/a/b" and the value.
+// The value is a JSON number, true, false or null when it parses as one,
+// else the string itself.
+func pathValue(p string) (string, any, error) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 || i == len(p)-1 {
+		return "", nil, badRequest("want /paths/{path}/{value}, with a non-empty path and value")
+	}
+	return "/" + p[:i], literal(p[i+1:]), nil
+}
+
+// literal interprets s as a JSON scalar literal when it is one (number,
+// true, false, null), else as a string.
+func literal(s string) any {
+	v, err := decodeBytes([]byte(s))
+	if err != nil {
+		return s
+	}
+	switch x := v.(type) {
+	case nil, bool, int64:
+		return x
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return s
+		}
+		return x
+	default:
+		return s
+	}
+}
+
+// idsPage is the answer of GET /dbs/{db}/paths/....
+type idsPage struct {
+	IDs    []string `json:"ids"`
+	Cursor string   `json:"cursor,omitempty"`
+}
+
+func (s *server) handlePaths(w http.ResponseWriter, r *http.Request) {
+	path, value, err := pathValue(r.PathValue("path"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 0, 0, maxQueryLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.db(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := d.Query(r.Context(), node.Query{
+		Where:  []node.Cond{{Path: path, Op: "==", Value: value}},
+		Limit:  int(limit),
+		Cursor: r.URL.Query().Get("cursor"),
+	})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("query %s == %v: %w", path, value, err))
+		return
+	}
+	page := idsPage{IDs: make([]string, 0, len(res.Docs)), Cursor: res.Cursor}
+	for _, doc := range res.Docs {
+		page.IDs = append(page.IDs, doc.ID)
+	}
+	writeJSON(w, http.StatusOK, page)
+}

@@ -1,0 +1,189 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/barrel-db/barrel/node"
+)
+
+// server holds what every handler needs. It has no mutable state.
+type server struct {
+	n   *node.Node
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the HTTP handler serving n. The handler is safe for
+// concurrent use; it does not own n, which the caller closes after the
+// HTTP server has stopped.
+func New(n *node.Node, cfg Config) http.Handler {
+	cfg = cfg.withDefaults()
+	s := &server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /{$}", s.handleRoot)
+	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.n.Gatherer(), promhttp.HandlerOpts{}))
+
+	m.HandleFunc("GET /dbs", s.handleListDBs)
+	m.HandleFunc("PUT /dbs/{db}", s.handleCreateDB)
+	m.HandleFunc("GET /dbs/{db}", s.handleDBInfo)
+	m.HandleFunc("DELETE /dbs/{db}", s.handleDropDB)
+
+	m.HandleFunc("GET /dbs/{db}/docs", s.handleListDocs)
+	m.HandleFunc("PUT /dbs/{db}/docs/{id}", s.handlePut)
+	m.HandleFunc("GET /dbs/{db}/docs/{id}", s.handleGet)
+	m.HandleFunc("GET /dbs/{db}/docs/{id}/{path...}", s.handleGetPath)
+	m.HandleFunc("PATCH /dbs/{db}/docs/{id}", s.handlePatch)
+	m.HandleFunc("DELETE /dbs/{db}/docs/{id}", s.handleDelete)
+
+	m.HandleFunc("POST /dbs/{db}/bulk", s.handleBulk)
+	m.HandleFunc("POST /dbs/{db}/query", s.handleQuery)
+	m.HandleFunc("GET /dbs/{db}/paths/{path...}", s.handlePaths)
+	m.HandleFunc("GET /dbs/{db}/changes", s.handleChanges)
+}
+
+// ServeHTTP applies panic recovery, authentication and body limits, then
+// routes. Requests no route serves get JSON 404 or 405 instead of the
+// ServeMux's plain-text answers.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			if rec == http.ErrAbortHandler {
+				panic(rec)
+			}
+			s.log.Error("handler panicked", slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.Any("panic", rec),
+				slog.String("stack", string(debug.Stack())))
+			s.writeError(w, r, fmt.Errorf("panic: %v", rec))
+		}
+	}()
+	if s.cfg.Token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="barrel"`)
+		s.writeError(w, r, errUnauthorized)
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.noRoute(w, r, h)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *server) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+}
+
+// noRoute answers a request the mux has no pattern for. The mux's own
+// handler is run against a recorder to learn what it would say (404, 405
+// with Allow, or a redirect to the clean path); redirects pass through,
+// errors are rewritten as JSON.
+func (s *server) noRoute(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	switch {
+	case rec.status == http.StatusMethodNotAllowed:
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		s.writeError(w, r, errMethod)
+	case rec.status >= 300 && rec.status < 400:
+		if loc := rec.header.Get("Location"); loc != "" {
+			w.Header().Set("Location", loc)
+		}
+		w.WriteHeader(rec.status)
+	default:
+		s.writeError(w, r, errNoRoute)
+	}
+}
+
+// statusRecorder captures the status and headers of a handler, dropping
+// the body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (rr *statusRecorder) Header() http.Header { return rr.header }
+func (rr *statusRecorder) Write(b []byte) (int, error) {
+	if rr.status == 0 {
+		rr.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (rr *statusRecorder) WriteHeader(code int) {
+	if rr.status == 0 {
+		rr.status = code
+	}
+}
+
+// writeJSON writes v as the JSON response body with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away: nothing left to tell it
+}
+
+// okBody is the {"ok":true} answer.
+var okBody = map[string]bool{"ok": true}
+
+// db returns the database named by the {db} wildcard.
+func (s *server) db(r *http.Request) (*node.DB, error) {
+	name := r.PathValue("db")
+	d, err := s.n.DB(name)
+	if err != nil {
+		return nil, fmt.Errorf("open database %q: %w", name, err)
+	}
+	return d, nil
+}
+
+// intParam parses the query parameter name as an integer in [lo, hi],
+// returning def when it is absent.
+func intParam(r *http.Request, name string, def, lo, hi int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	i, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || i < lo || i > hi {
+		return 0, badRequest(fmt.Sprintf("parameter %s must be an integer in [%d, %d]", name, lo, hi))
+	}
+	return i, nil
+}
+
+// boolParam parses the query parameter name as a boolean (false when absent).
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest(fmt.Sprintf("parameter %s must be true or false", name))
+	}
+	return b, nil
+}
