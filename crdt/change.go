@@ -1,0 +1,318 @@
+package crdt
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"reflect"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Limits on a change. Decode enforces them before allocating for what it reads.
+const (
+	MaxChangeBytes = 16 << 20 // encoded size of one change
+	MaxOps         = 100_000  // operations in one change
+	MaxParents     = 1024     // parents of one change
+	MaxIDBytes     = 512      // database and document id length
+	MaxPathBytes   = 4096     // one JSON pointer
+)
+
+// ID is a change's content id: SHA-256 of its canonical encoding without the
+// signature.
+type ID [32]byte
+
+// String returns the id in lower-case hex, the form used as a revision.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is the zero id.
+func (id ID) IsZero() bool { return id == ID{} }
+
+// ParseID parses a hex revision string.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 64 {
+		return id, fmt.Errorf("revision %q: want 64 hex digits", s)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("revision %q: %w", s, err)
+	}
+	return id, nil
+}
+
+// OpKind names an operation.
+type OpKind uint8
+
+// Operation kinds. Values are part of the encoding: never renumber.
+const (
+	OpSet       OpKind = 1 // set Path to Value
+	OpDelete    OpKind = 2 // delete Path
+	OpIncr      OpKind = 3 // add Value (a number) to the number at Path
+	OpAdd       OpKind = 4 // add element Value to the set at Path
+	OpRemove    OpKind = 5 // remove element Value from the set at Path
+	OpDeleteDoc OpKind = 6 // delete the document (Path empty)
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpSet:
+		return "set"
+	case OpDelete:
+		return "delete"
+	case OpIncr:
+		return "incr"
+	case OpAdd:
+		return "add"
+	case OpRemove:
+		return "remove"
+	case OpDeleteDoc:
+		return "delete_doc"
+	}
+	return fmt.Sprintf("op(%d)", uint8(k))
+}
+
+// Op is one operation of a change on a path inside the document.
+type Op struct {
+	_     struct{} `cbor:",toarray"`
+	Kind  OpKind
+	Path  string // JSON pointer; "" only for OpDeleteDoc
+	Value any    // normalized JSON value; nil for deletes
+}
+
+// Tx tags a change as part of a multi-document transaction of Count changes:
+// a receiver applies the group all or nothing.
+type Tx struct {
+	_     struct{} `cbor:",toarray"`
+	ID    string
+	Count uint32
+}
+
+// Change is one immutable write to one document.
+type Change struct {
+	_       struct{} `cbor:",toarray"`
+	DB      string
+	Doc     string
+	Parents []ID // sorted, unique
+	Clock   HLC
+	Author  []byte // the author's libp2p peer id (bytes)
+	Ops     []Op
+	Tx      *Tx
+	Sig     []byte // author's signature over ID
+
+	id ID // cached content id; set by Seal and Decode
+}
+
+// ID returns the change's content id. It is valid after Seal or Decode.
+func (c *Change) ID() ID { return c.id }
+
+// Signer signs data with a node's private key (libp2p's crypto.PrivKey
+// satisfies it).
+type Signer interface {
+	Sign(data []byte) ([]byte, error)
+}
+
+// Verifier checks sig over data for the given author id. It returns an
+// error when the signature does not verify.
+type Verifier func(author, data, sig []byte) error
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		MaxNestedLevels:  MaxDepth + 8,
+		MaxArrayElements: MaxOps,
+		MaxMapPairs:      1 << 20,
+		DefaultMapType:   reflect.TypeOf(map[string]any(nil)),
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		TagsMd:           cbor.TagsForbidden,
+		UTF8:             cbor.UTF8RejectInvalid,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes v in deterministic CBOR (the canonical form of every
+// persisted crdt type).
+func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// Unmarshal decodes deterministic CBOR produced by Marshal into v. Values
+// typed any come back as CBOR decodes them; pass them through Normalize.
+func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
+
+// unsignedBytes is the encoding the content id and the signature cover.
+func (c *Change) unsignedBytes() ([]byte, error) {
+	u := *c
+	u.Sig = nil
+	return encMode.Marshal(&u)
+}
+
+// Seal validates the change, normalizes its parents, computes its id and
+// signs it. The change must not be modified afterwards.
+func (c *Change) Seal(s Signer) error {
+	slices.SortFunc(c.Parents, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	c.Parents = slices.Compact(c.Parents)
+	if err := c.validate(); err != nil {
+		return err
+	}
+	ub, err := c.unsignedBytes()
+	if err != nil {
+		return fmt.Errorf("encode change: %w", err)
+	}
+	c.id = sha256.Sum256(ub)
+	if s != nil {
+		sig, err := s.Sign(c.id[:])
+		if err != nil {
+			return fmt.Errorf("sign change: %w", err)
+		}
+		c.Sig = sig
+	}
+	return nil
+}
+
+// Encode returns the change's canonical encoding including its signature.
+func (c *Change) Encode() ([]byte, error) { return encMode.Marshal(c) }
+
+// Decode parses and validates an encoded change and computes its id. It never
+// panics on arbitrary input; a too large input is refused before decoding.
+func Decode(data []byte) (*Change, error) {
+	if len(data) > MaxChangeBytes {
+		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalidChange, len(data), MaxChangeBytes)
+	}
+	c := new(Change)
+	if err := decMode.Unmarshal(data, c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidChange, err)
+	}
+	for i := range c.Ops {
+		v, err := Normalize(c.Ops[i].Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: op %d: %v", ErrInvalidChange, i, err)
+		}
+		c.Ops[i].Value = v
+	}
+	if !slices.IsSortedFunc(c.Parents, func(a, b ID) int { return bytes.Compare(a[:], b[:]) }) ||
+		len(slices.Compact(slices.Clone(c.Parents))) != len(c.Parents) {
+		return nil, fmt.Errorf("%w: parents not sorted and unique", ErrInvalidChange)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	ub, err := c.unsignedBytes()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidChange, err)
+	}
+	c.id = sha256.Sum256(ub)
+	return c, nil
+}
+
+// Verify checks the change's signature with v.
+func (c *Change) Verify(v Verifier) error {
+	if len(c.Sig) == 0 {
+		return fmt.Errorf("%w: change %s is unsigned", ErrBadSignature, c.id)
+	}
+	if err := v(c.Author, c.id[:], c.Sig); err != nil {
+		return fmt.Errorf("%w: change %s: %v", ErrBadSignature, c.id, err)
+	}
+	return nil
+}
+
+func (c *Change) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidChange, fmt.Sprintf(format, args...))
+	}
+	if err := ValidateName("database", c.DB); err != nil {
+		return bad("%v", err)
+	}
+	if err := ValidateName("document id", c.Doc); err != nil {
+		return bad("%v", err)
+	}
+	if len(c.Parents) > MaxParents {
+		return bad("%d parents exceed %d", len(c.Parents), MaxParents)
+	}
+	if len(c.Ops) > MaxOps {
+		return bad("%d ops exceed %d", len(c.Ops), MaxOps)
+	}
+	if c.Tx != nil && (c.Tx.ID == "" || len(c.Tx.ID) > MaxIDBytes || c.Tx.Count == 0) {
+		return bad("malformed transaction tag")
+	}
+	for i, op := range c.Ops {
+		if len(op.Path) > MaxPathBytes {
+			return bad("op %d: path longer than %d bytes", i, MaxPathBytes)
+		}
+		if _, err := ParsePointer(op.Path); err != nil {
+			return bad("op %d: %v", i, err)
+		}
+		if !utf8.ValidString(op.Path) {
+			return bad("op %d: path is not UTF-8", i)
+		}
+		switch op.Kind {
+		case OpSet, OpAdd, OpRemove:
+			if op.Path == "" {
+				return bad("op %d: %s needs a path", i, op.Kind)
+			}
+		case OpDelete:
+			if op.Path == "" || op.Value != nil {
+				return bad("op %d: delete needs a path and no value", i)
+			}
+		case OpIncr:
+			if op.Path == "" {
+				return bad("op %d: incr needs a path", i)
+			}
+			switch op.Value.(type) {
+			case int64, float64:
+			default:
+				return bad("op %d: incr by a %T", i, op.Value)
+			}
+		case OpDeleteDoc:
+			if op.Path != "" || op.Value != nil || len(c.Ops) != 1 {
+				return bad("op %d: delete_doc takes no path or value and is the only op", i)
+			}
+		default:
+			return bad("op %d: unknown kind %d", i, op.Kind)
+		}
+	}
+	return nil
+}
+
+// ValidateName checks a database name or document id: non-empty UTF-8, at
+// most MaxIDBytes, no control characters.
+func ValidateName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("empty %s", what)
+	}
+	if len(s) > MaxIDBytes {
+		return fmt.Errorf("%s longer than %d bytes", what, MaxIDBytes)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not UTF-8", what)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s contains a control character", what)
+		}
+	}
+	return nil
+}
+
+// orderKey compares two changes in replay tie-break order: clock, author, id.
+func orderKey(a, b *Change) int {
+	if c := a.Clock.Compare(b.Clock); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.Author, b.Author); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.id[:], b.id[:])
+}

@@ -1,0 +1,96 @@
+package crdt
+
+import (
+	"container/heap"
+	"fmt"
+)
+
+// Replay computes a document's state from all of its changes, in any order
+// and with duplicates. Every parent of every change must be among them
+// (ErrMissingParent otherwise). The result depends only on the set of changes.
+func Replay(changes []*Change) (*State, error) {
+	order, err := ReplayOrder(changes)
+	if err != nil {
+		return nil, err
+	}
+	n := len(order)
+	pos := make(map[ID]int, n)
+	for i, c := range order {
+		pos[c.id] = i
+	}
+	// anc[i] is the set of positions of i's ancestors. A parent always comes
+	// before its child in replay order, so one pass fills it.
+	words := (n + 63) / 64
+	anc := make([][]uint64, n)
+	s := NewState()
+	for i, c := range order {
+		bits := make([]uint64, words)
+		for _, p := range c.Parents {
+			j := pos[p]
+			bits[j/64] |= 1 << (j % 64)
+			for w, x := range anc[j] {
+				bits[w] |= x
+			}
+		}
+		anc[i] = bits
+		s.apply(c, func(id ID) bool {
+			j, ok := pos[id]
+			return ok && bits[j/64]&(1<<(j%64)) != 0
+		})
+	}
+	return s, nil
+}
+
+// ReplayOrder returns the changes, deduplicated, in replay order: a
+// topological order of their DAG in which ties go to the least (clock,
+// author, id).
+func ReplayOrder(changes []*Change) ([]*Change, error) {
+	byID := make(map[ID]*Change, len(changes))
+	for _, c := range changes {
+		byID[c.id] = c
+	}
+	pending := make(map[ID]int, len(byID))
+	children := make(map[ID][]*Change, len(byID))
+	ready := &changeHeap{}
+	for _, c := range byID {
+		for _, p := range c.Parents {
+			if _, ok := byID[p]; !ok {
+				return nil, fmt.Errorf("%w: change %s needs %s", ErrMissingParent, c.id, p)
+			}
+			children[p] = append(children[p], c)
+		}
+		pending[c.id] = len(c.Parents)
+		if len(c.Parents) == 0 {
+			*ready = append(*ready, c)
+		}
+	}
+	heap.Init(ready)
+	order := make([]*Change, 0, len(byID))
+	for ready.Len() > 0 {
+		c := heap.Pop(ready).(*Change)
+		order = append(order, c)
+		for _, ch := range children[c.id] {
+			pending[ch.id]--
+			if pending[ch.id] == 0 {
+				heap.Push(ready, ch)
+			}
+		}
+	}
+	if len(order) != len(byID) {
+		return nil, fmt.Errorf("%w: changes form a cycle", ErrInvalidChange) // impossible with content ids
+	}
+	return order, nil
+}
+
+type changeHeap []*Change
+
+func (h changeHeap) Len() int           { return len(h) }
+func (h changeHeap) Less(i, j int) bool { return orderKey(h[i], h[j]) < 0 }
+func (h changeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *changeHeap) Push(x any)        { *h = append(*h, x.(*Change)) }
+func (h *changeHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
