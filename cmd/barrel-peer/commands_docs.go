@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// maxStdinBytes bounds a document read from standard input.
+const maxStdinBytes = 64 << 20
+
+// jsonArg returns the JSON text of a document argument, reading standard
+// input when arg is "-" or absent. It must be a JSON object.
+func (a *app) jsonArg(args []string, i int) (json.RawMessage, error) {
+	var raw []byte
+	if len(args) <= i || args[i] == "-" {
+		b, err := io.ReadAll(io.LimitReader(a.stdin, maxStdinBytes))
+		if err != nil {
+			return nil, fmt.Errorf("read standard input: %w", err)
+		}
+		raw = b
+	} else {
+		raw = []byte(args[i])
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, usageErr("document must be a JSON object")
+	}
+	return raw, nil
+}
+
+func (a *app) putCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "put DB ID [JSON|-]",
+		Short: "Create or replace a document (JSON from the argument or standard input)",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			body, err := a.jsonArg(args, 2)
+			if err != nil {
+				return err
+			}
+			var res map[string]any
+			if err := c.do(cmd.Context(), http.MethodPut, segs("dbs", args[0], "docs", args[1]), body, &res); err != nil {
+				return err
+			}
+			return printJSON(a.stdout, res)
+		},
+	}
+}
+
+func (a *app) getCmd() *cobra.Command {
+	var conflicts, revs bool
+	cmd := &cobra.Command{
+		Use:   "get DB ID [PATH]",
+		Short: "Print a document, or the value at a JSON pointer PATH inside it",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p := segs("dbs", args[0], "docs", args[1])
+			if len(args) == 3 {
+				if path := strings.Trim(args[2], "/"); path != "" {
+					p += segs(strings.Split(path, "/")...)
+				}
+			}
+			q := url.Values{}
+			if conflicts {
+				q.Set("conflicts", "true")
+			}
+			if revs {
+				q.Set("revs", "true")
+			}
+			if len(q) > 0 {
+				p += "?" + q.Encode()
+			}
+			var v any
+			if err := c.do(cmd.Context(), http.MethodGet, p, nil, &v); err != nil {
+				return err
+			}
+			return printJSON(a.stdout, v)
+		},
+	}
+	cmd.Flags().BoolVar(&conflicts, "conflicts", false, "include _conflicts")
+	cmd.Flags().BoolVar(&revs, "revs", false, "include _revs, the revision history newest first")
+	return cmd
+}
+
+func (a *app) patchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "patch DB ID JSON",
+		Short: `Patch a document: a JSON merge patch, plus "_incr", "_add", "_remove" and "_rev"`,
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			body, err := a.jsonArg(args, 2)
+			if err != nil {
+				return err
+			}
+			var res map[string]any
+			if err := c.do(cmd.Context(), http.MethodPatch, segs("dbs", args[0], "docs", args[1]), body, &res); err != nil {
+				return err
+			}
+			return printJSON(a.stdout, res)
+		},
+	}
+}
+
+func (a *app) deleteCmd() *cobra.Command {
+	var rev string
+	cmd := &cobra.Command{
+		Use:   "delete DB ID",
+		Short: "Delete a document",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			p := segs("dbs", args[0], "docs", args[1])
+			if rev != "" {
+				p += "?rev=" + url.QueryEscape(rev)
+			}
+			var res map[string]any
+			if err := c.do(cmd.Context(), http.MethodDelete, p, nil, &res); err != nil {
+				return err
+			}
+			return printJSON(a.stdout, res)
+		},
+	}
+	cmd.Flags().StringVar(&rev, "rev", "", "base revision (the delete fails on an unknown revision)")
+	return cmd
+}
+
+func (a *app) queryCmd() *cobra.Command {
+	var limit int
+	var idsOnly bool
+	cmd := &cobra.Command{
+		Use:   "query DB PATH OP VALUE",
+		Short: "Print documents whose PATH compares to VALUE by OP (==, !=, <, <=, >, >=, prefix, exists), one JSON line each",
+		Long: "VALUE is read as a JSON literal when it parses as one (42, true, null, \"s\"), else as a string.\n" +
+			"All pages are fetched unless --limit is set.",
+		Args: cobra.ExactArgs(4),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			path := args[1]
+			if !strings.HasPrefix(path, "/") {
+				path = "/" + path
+			}
+			q := map[string]any{"where": []map[string]any{{"path": path, "op": args[2], "value": parseLiteral(args[3])}}}
+			printed := 0
+			for {
+				if limit > 0 {
+					q["limit"] = min(limit-printed, 1000)
+				}
+				var page struct {
+					Docs   []map[string]any `json:"docs"`
+					Cursor string           `json:"cursor"`
+				}
+				if err := c.do(cmd.Context(), http.MethodPost, segs("dbs", args[0], "query"), q, &page); err != nil {
+					return err
+				}
+				for _, d := range page.Docs {
+					var err error
+					if idsOnly {
+						_, err = fmt.Fprintln(a.stdout, d["_id"])
+					} else {
+						err = printLine(a.stdout, d)
+					}
+					if err != nil {
+						return err
+					}
+					printed++
+				}
+				if page.Cursor == "" || len(page.Docs) == 0 || (limit > 0 && printed >= limit) {
+					return nil
+				}
+				q["cursor"] = page.Cursor
+			}
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 0, "print at most this many documents (0: all)")
+	cmd.Flags().BoolVar(&idsOnly, "ids", false, "print only document ids")
+	return cmd
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/barrel-db/barrel/httpapi"
+	"github.com/barrel-db/barrel/node"
+)
+
+// shutdownTimeout bounds how long in-flight requests may finish on exit.
+const shutdownTimeout = 10 * time.Second
+
+func (a *app) runCmd() *cobra.Command {
+	var configPath, addrFile string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the barrel daemon: open the data dir and serve the HTTP API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configPath, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return a.serve(cmd.Context(), cfg, addrFile)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "YAML configuration file (see configs/barrel.yaml)")
+	f.String("data", "", "data directory (default $XDG_DATA_HOME/barrel or ~/.local/share/barrel)")
+	f.String("http", "", "HTTP listen address (default 127.0.0.1:7080; port 0 picks a free port)")
+	f.String("http-token", "", "bearer token the HTTP API requires (default none)")
+	f.Int64("max-body-bytes", 0, "largest accepted request body in bytes (default 8 MiB)")
+	f.String("durability", "", "sync (fsync before acknowledging, default) or batch")
+	f.String("log-level", "", "debug, info, warn or error (default info)")
+	f.Int("write-queue", 0, "per-database write queue capacity (default 4096)")
+	f.StringVar(&addrFile, "http-addr-file", "", "write the bound HTTP address to this file once listening")
+	return cmd
+}
+
+// serve runs the daemon until ctx is done (SIGINT/SIGTERM), then shuts the
+// HTTP server down and closes the node.
+func (a *app) serve(ctx context.Context, cfg fileConfig, addrFile string) error {
+	level, _ := cfg.level() // validated
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	n, err := node.Open(ctx, node.Config{
+		DataDir:    cfg.DataDir,
+		Durability: cfg.Durability,
+		WriteQueue: cfg.WriteQueue,
+		Logger:     log,
+	})
+	if err != nil {
+		return fmt.Errorf("open node in %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if err := n.Close(); err != nil {
+			log.Error("close node", "err", err)
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	addr := ln.Addr().String()
+	if !isLoopback(cfg.HTTP.Addr) && cfg.HTTP.Token == "" {
+		log.Warn("HTTP API reachable beyond loopback without a token: anyone who can connect can read and write", "addr", addr)
+	}
+
+	// Long-lived streams (feed=sse) end when the server shuts down.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler: httpapi.New(n, httpapi.Config{
+			Logger:       log,
+			Token:        cfg.HTTP.Token,
+			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(cancelBase)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", addr, "peer", n.Info().PeerID, "data_dir", cfg.DataDir)
+	if addrFile != "" {
+		if err := writeFileAtomic(addrFile, []byte(addr+"\n")); err != nil {
+			_ = srv.Close()
+			<-served
+			return fmt.Errorf("write address file: %w", err)
+		}
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("HTTP shutdown incomplete, closing connections", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP server stopped with an error", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// isLoopback says whether a listen address only accepts local connections.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// writeFileAtomic writes data to path through a rename, so a reader never
+// sees a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
