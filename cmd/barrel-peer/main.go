@@ -13,7 +13,7 @@ import (
 // Exit codes of the binary.
 const (
 	exitOK       = 0
-	exitFailed    = 1
+	exitFailed   = 1
 	exitUsage    = 2
 	exitNotFound = 3
 )
