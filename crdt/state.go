@@ -196,6 +196,20 @@ func (a *applier) displace(path string, tokens []string) {
 	}
 }
 
+// forget drops the bookkeeping of path and everything under it.
+func (a *applier) forget(path string) {
+	for p := range a.s.Writers {
+		if isUnder(p, path) {
+			delete(a.s.Writers, p)
+		}
+	}
+	for p := range a.s.Sets {
+		if isUnder(p, path) {
+			delete(a.s.Sets, p)
+		}
+	}
+}
+
 func (a *applier) nearestAncestorWriter(path string) (Writer, bool) {
 	for p := path; p != ""; {
 		i := lastSlash(p)
@@ -236,7 +250,13 @@ func (a *applier) container(tokens []string) map[string]any {
 
 func (a *applier) set(path string, tokens []string, v any) {
 	parent := a.container(tokens)
-	a.displace(path, tokens)
+	if old, ok := Lookup(a.s.Body, tokens); ok && Equal(old, v) {
+		// Same value: nothing is lost, so nothing conflicts. The write
+		// still takes the path over.
+		a.forget(path)
+	} else {
+		a.displace(path, tokens)
+	}
 	parent[tokens[len(tokens)-1]] = v
 	a.s.Writers[path] = Writer{Rev: a.id}
 }

@@ -38,3 +38,6 @@ func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 func invalid(what, format string, args ...any) error {
 	return &InvalidError{What: what, Reason: fmt.Sprintf(format, args...)}
 }
+
+// ErrInvalidConfig: Config.Validate found contradictions.
+var ErrInvalidConfig = errors.New("invalid config")

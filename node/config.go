@@ -1,0 +1,72 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/barrel-db/barrel/datastore"
+)
+
+// Config configures a node. It is data a user writes down (see
+// configs/barrel.yaml); the zero value of every field means its default.
+type Config struct {
+	DataDir    string // required: holds the identity key and the store
+	Durability string // "sync" (default): fsync before a write is acknowledged; "batch": no fsync
+	WriteQueue int    // capacity of each database's write queue, in requests; default 4096
+	MaxBatch   int    // most requests merged into one group commit; default 1024
+
+	// Not data: nil means the default.
+	Logger        *slog.Logger          // default slog.Default()
+	Registerer    prometheus.Registerer // default: a registry of the node's own (Gatherer)
+	Now           func() time.Time      // default time.Now
+	PebbleOptions *pebble.Options       // tests: an in-memory or crashable file system
+}
+
+// Defaults.
+const (
+	DefaultWriteQueue = 4096
+	DefaultMaxBatch   = 1024
+	DefaultListLimit  = 100
+	MaxListLimit      = 10000
+)
+
+// Validate fills defaults and reports every contradiction at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required"))
+	}
+	if c.Durability == "" {
+		c.Durability = "sync"
+	}
+	if _, err := datastore.ParseDurability(c.Durability); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WriteQueue == 0 {
+		c.WriteQueue = DefaultWriteQueue
+	}
+	if c.WriteQueue < 1 {
+		errs = append(errs, fmt.Errorf("write queue %d: must be positive", c.WriteQueue))
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("max batch %d: must be positive", c.MaxBatch))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+)
+
+// DB is one database of a node. Its methods are safe for concurrent use:
+// writes go through the database's single writer goroutine, reads go to the
+// store directly.
+type DB struct {
+	name  string
+	node  *Node
+	store *datastore.Store
+	keys  keys
+	log   *slog.Logger
+
+	queue chan *request
+	quit  chan struct{}
+	done  chan struct{}
+
+	seq   atomic.Uint64 // last committed local sequence number
+	count atomic.Int64  // live documents
+
+	clock crdt.Clock // owned by the writer goroutine
+
+	mu struct { // guards notify
+		sync.Mutex
+		notify chan struct{} // closed and replaced after every commit
+	}
+	closeOnce sync.Once
+}
+
+// Metadata keys of a database.
+const (
+	metaSeq   = "seq"
+	metaCount = "count"
+	metaClock = "hlc"
+)
+
+func openDB(n *Node, name string, id uint64) (*DB, error) {
+	d := &DB{
+		name:  name,
+		node:  n,
+		store: n.store,
+		keys:  newKeys(id),
+		log:   n.log.With("db", name),
+		queue: make(chan *request, n.cfg.WriteQueue),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	d.mu.notify = make(chan struct{})
+	if v, err := d.readMeta(metaSeq); err != nil {
+		return nil, err
+	} else if v != nil {
+		d.seq.Store(binary.BigEndian.Uint64(v))
+	}
+	if v, err := d.readMeta(metaCount); err != nil {
+		return nil, err
+	} else if v != nil {
+		d.count.Store(int64(binary.BigEndian.Uint64(v)))
+	}
+	if v, err := d.readMeta(metaClock); err != nil {
+		return nil, err
+	} else if v != nil {
+		var h crdt.HLC
+		if err := crdt.Unmarshal(v, &h); err != nil {
+			return nil, fmt.Errorf("open db %s: clock: %w", name, err)
+		}
+		d.clock.Observe(h)
+	}
+	go d.run()
+	return d, nil
+}
+
+func (d *DB) readMeta(name string) ([]byte, error) {
+	v, err := d.store.Get(d.keys.meta(name))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open db %s: read %s: %w", d.name, name, err)
+	}
+	if name != metaClock && len(v) != 8 {
+		return nil, fmt.Errorf("open db %s: %s: corrupt value", d.name, name)
+	}
+	return v, nil
+}
+
+// Name is the database's name.
+func (d *DB) Name() string { return d.name }
+
+// close stops the writer after the group in flight; queued requests get
+// ErrClosed. It returns when the writer has stopped.
+func (d *DB) close() {
+	d.closeOnce.Do(func() { close(d.quit) })
+	<-d.done
+}
+
+func (d *DB) notifyCommit() {
+	d.mu.Lock()
+	close(d.mu.notify)
+	d.mu.notify = make(chan struct{})
+	d.mu.Unlock()
+}
+
+func (d *DB) waitChan() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mu.notify
+}

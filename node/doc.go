@@ -1,0 +1,36 @@
+// Package node is the barrel engine an application embeds: it opens a data
+// directory (identity key and Pebble store), its databases, and serves
+// documents, the changes feed and queries. Its exported API is the library's
+// face; httpapi and cmd/barrel-peer are thin layers over it.
+//
+// # Ownership
+//
+// Each database has one writer goroutine (DB.run) that alone mutates it. Put,
+// Patch, Delete and Bulk send a request to its bounded queue and wait; a full
+// queue answers ErrOverloaded at once. The writer takes every waiting request
+// (up to Config.MaxBatch), merges each write through crdt, adds the change,
+// its feed entry, the document state and the index delta to one batch,
+// commits it with one fsync (group commit), then answers every caller.
+// Readers (Get, List, Changes, Query) read the store directly and always see
+// every acknowledged write.
+//
+// A change received from a peer will take the same path as a local one: it
+// becomes a request of the writer loop, is merged by the same rules and gets
+// the next local sequence number in the feed.
+//
+// # Use
+//
+//	n, err := node.Open(ctx, node.Config{DataDir: dir})
+//	defer n.Close()
+//	_ = n.CreateDB(ctx, "places")
+//	db, _ := n.DB("places")
+//	res, _ := db.Put(ctx, "p1", map[string]any{"name": "Berlin"}, "")
+//	doc, _ := db.Get(ctx, "p1")
+//
+// # Limits
+//
+// A document whose changes arrive out of causal order is re-merged by
+// replaying its history, which costs time linear in its number of changes;
+// history compaction is what bounds it. Body maps returned by reads are the
+// caller's.
+package node

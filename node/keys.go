@@ -1,0 +1,52 @@
+package node
+
+import (
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/datastore/tuple"
+)
+
+// Key layout. Node-wide keys start with 0x00; a database's keys start with
+// 'd' and its 8-byte id, so dropping a database is one range delete and a
+// database recreated under the same name starts empty.
+//
+//	0x00 'c' name            -> catalog entry (dbMeta, CBOR)
+//	0x00 'n' "next_db"       -> next database id
+//	'd' dbid 'c' changeID    -> encoded change (signed, canonical CBOR)
+//	'd' dbid 'f' seq         -> feed entry: the change stored at local seq
+//	'd' dbid 's' docID       -> document record (seq + crdt.State)
+//	'd' dbid 'r' docID seq   -> change id: the document's history in local order
+//	'd' dbid 'i' path value docID -> nil: the automatic index
+//	'd' dbid 'm' name        -> database metadata (seq, doc count, hlc)
+const (
+	tagChange  = 'c'
+	tagFeed    = 'f'
+	tagDoc     = 's'
+	tagHistory = 'r'
+	tagIndex   = 'i'
+	tagMeta    = 'm'
+)
+
+func catalogKey(name string) []byte { return tuple.AppendString([]byte{0, 'c'}, name) }
+
+var (
+	catalogPrefix = []byte{0, 'c'}
+	nextDBKey     = []byte("\x00nnext_db")
+)
+
+type keys struct{ prefix []byte } // 'd' + dbid
+
+func newKeys(dbID uint64) keys { return keys{prefix: tuple.AppendUint64([]byte{'d'}, dbID)} }
+
+func (k keys) sub(tag byte) []byte {
+	b := make([]byte, 0, len(k.prefix)+48)
+	return append(append(b, k.prefix...), tag)
+}
+
+func (k keys) change(id crdt.ID) []byte { return append(k.sub(tagChange), id[:]...) }
+func (k keys) feed(seq uint64) []byte   { return tuple.AppendUint64(k.sub(tagFeed), seq) }
+func (k keys) doc(id string) []byte     { return tuple.AppendString(k.sub(tagDoc), id) }
+func (k keys) history(id string) []byte { return tuple.AppendString(k.sub(tagHistory), id) }
+func (k keys) index() []byte            { return k.sub(tagIndex) }
+func (k keys) meta(name string) []byte  { return append(k.sub(tagMeta), name...) }
+func (k keys) all() (lo, hi []byte)     { return k.prefix, datastore.PrefixEnd(k.prefix) }

@@ -1,0 +1,40 @@
+package node
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the node's collectors, registered on the node's registry.
+type metrics struct {
+	writes    *prometheus.CounterVec // by db, result
+	overloads *prometheus.CounterVec // by db
+	commit    prometheus.Histogram
+	groupSize prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_node_writes_total",
+			Help: "Document writes handled by the writer loops, by database and result.",
+		}, []string{"db", "result"}),
+		overloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_node_overload_total",
+			Help: "Write requests refused at once because the database's write queue was full.",
+		}, []string{"db"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "barrel_node_commit_seconds",
+			Help:    "Time to write and sync one group commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "barrel_node_group_changes",
+			Help:    "Changes written by one group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.writes, m.overloads, m.commit, m.groupSize} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,343 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/index"
+)
+
+// readState loads a document's state and local sequence; a document that
+// does not exist gives an empty state.
+func (d *DB) readState(id string) (*crdt.State, uint64, error) {
+	v, err := d.store.Get(d.keys.doc(id))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return crdt.NewState(), 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read document %s: %w", id, err)
+	}
+	if len(v) < 8 {
+		return nil, 0, fmt.Errorf("read document %s: corrupt record", id)
+	}
+	st, err := crdt.DecodeState(v[8:])
+	if err != nil {
+		return nil, 0, fmt.Errorf("read document %s: %w", id, err)
+	}
+	return st, binary.BigEndian.Uint64(v[:8]), nil
+}
+
+// readChange loads a stored change. ErrNotFound if this database lacks it.
+func (d *DB) readChange(id crdt.ID) (*crdt.Change, error) {
+	v, err := d.store.Get(d.keys.change(id))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, fmt.Errorf("change %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read change %s: %w", id, err)
+	}
+	c, err := crdt.Decode(v)
+	if err != nil {
+		return nil, fmt.Errorf("read change %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// historyIDs lists a document's change ids in local order.
+func (d *DB) historyIDs(doc string) ([]crdt.ID, error) {
+	prefix := d.keys.history(doc)
+	var ids []crdt.ID
+	err := d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
+		var id crdt.ID
+		if len(v) != len(id) {
+			return false, fmt.Errorf("history of %s: corrupt entry", doc)
+		}
+		copy(id[:], v)
+		ids = append(ids, id)
+		return true, nil
+	})
+	return ids, err
+}
+
+func (d *DB) checkOpen() error {
+	select {
+	case <-d.quit:
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
+// Info returns the database's document count and last sequence number.
+func (d *DB) Info(ctx context.Context) (DBInfo, error) {
+	if err := d.checkOpen(); err != nil {
+		return DBInfo{}, err
+	}
+	return DBInfo{Name: d.name, DocCount: d.count.Load(), UpdateSeq: d.seq.Load()}, nil
+}
+
+// Get reads a document with its revision, heads and conflicts. A deleted
+// document is returned with Deleted set; one that never existed gives
+// ErrNotFound.
+func (d *DB) Get(ctx context.Context, id string) (Document, error) {
+	if err := d.checkOpen(); err != nil {
+		return Document{}, err
+	}
+	st, seq, err := d.readState(id)
+	if err != nil {
+		return Document{}, err
+	}
+	if !st.Exists() {
+		return Document{}, fmt.Errorf("document %s: %w", id, ErrNotFound)
+	}
+	return render(id, st, seq), nil
+}
+
+func render(id string, st *crdt.State, seq uint64) Document {
+	doc := Document{ID: id, Rev: st.Last.String(), Deleted: st.Deleted, Seq: seq}
+	if !st.Deleted {
+		doc.Body = st.Body
+	}
+	for _, h := range st.Heads {
+		doc.Revs = append(doc.Revs, h.String())
+	}
+	for _, c := range st.Conflicts {
+		doc.Conflicts = append(doc.Conflicts, Conflict{Path: c.Path, Value: c.Value, Deleted: c.Deleted, Rev: c.Rev.String()})
+	}
+	return doc
+}
+
+// GetPath reads the value at a JSON pointer inside a live document.
+// ErrInvalid for a malformed pointer, ErrNotFound when the document or the
+// path does not exist.
+func (d *DB) GetPath(ctx context.Context, id, path string) (any, error) {
+	tokens, err := crdt.ParsePointer(path)
+	if err != nil {
+		return nil, invalid("path", "%v", err)
+	}
+	doc, err := d.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if doc.Deleted {
+		return nil, fmt.Errorf("document %s: %w", id, ErrNotFound)
+	}
+	v, ok := crdt.Lookup(doc.Body, tokens)
+	if !ok {
+		return nil, fmt.Errorf("path %s of %s: %w", path, id, ErrNotFound)
+	}
+	return v, nil
+}
+
+// List returns documents in id order: those with the prefix, after
+// StartAfter, at most Limit. Deleted documents only with o.Deleted.
+func (d *DB) List(ctx context.Context, o ListOptions) ([]DocSummary, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, err
+	}
+	limit, err := checkLimit(o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	base := d.keys.sub(tagDoc)
+	lo := tuple.AppendStringPrefix(slices.Clone(base), o.Prefix)
+	hi := datastore.PrefixEnd(lo)
+	if o.StartAfter != "" {
+		after := append(tuple.AppendString(slices.Clone(base), o.StartAfter), 0) // just past that id's key
+		if bytes.Compare(after, lo) > 0 {
+			lo = after
+		}
+	}
+	var out []DocSummary
+	err = d.store.Range(lo, hi, false, func(k, v []byte) (bool, error) {
+		id, _, err := tuple.ReadString(k[len(base):])
+		if err != nil {
+			return false, err
+		}
+		if len(v) < 8 {
+			return false, fmt.Errorf("list: document %s: corrupt record", id)
+		}
+		st, err := crdt.DecodeState(v[8:])
+		if err != nil {
+			return false, fmt.Errorf("list: %w", err)
+		}
+		if st.Deleted && !o.Deleted {
+			return true, nil
+		}
+		out = append(out, DocSummary{ID: id, Rev: st.Last.String(), Deleted: st.Deleted})
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+func checkLimit(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return DefaultListLimit, nil
+	case limit < 0 || limit > MaxListLimit:
+		return 0, invalid("query", "limit %d: want 1..%d", limit, MaxListLimit)
+	}
+	return limit, nil
+}
+
+// History returns a document's revisions, newest first by local sequence.
+func (d *DB) History(ctx context.Context, id string) ([]Revision, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, err
+	}
+	prefix := d.keys.history(id)
+	var revs []Revision
+	err := d.store.Range(prefix, datastore.PrefixEnd(prefix), true, func(k, v []byte) (bool, error) {
+		seq, _, err := tuple.ReadUint64(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		var cid crdt.ID
+		copy(cid[:], v)
+		c, err := d.readChange(cid)
+		if err != nil {
+			return false, err
+		}
+		r := Revision{Rev: cid.String(), Seq: seq, Ops: len(c.Ops), Time: time.Unix(0, c.Clock.Wall).UTC(), Author: peer.ID(c.Author).String()}
+		for _, p := range c.Parents {
+			r.Parents = append(r.Parents, p.String())
+		}
+		if c.Tx != nil {
+			r.Tx = c.Tx.ID
+		}
+		revs = append(revs, r)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(revs) == 0 {
+		return nil, fmt.Errorf("document %s: %w", id, ErrNotFound)
+	}
+	return revs, nil
+}
+
+// Changes returns up to limit feed entries after since, and the database's
+// last sequence number.
+func (d *DB) Changes(ctx context.Context, since uint64, limit int) ([]Change, uint64, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, 0, err
+	}
+	if limit == 0 {
+		limit = MaxListLimit
+	}
+	if limit < 0 || limit > MaxListLimit {
+		return nil, 0, invalid("query", "limit %d: want 1..%d", limit, MaxListLimit)
+	}
+	last := d.seq.Load()
+	base := d.keys.sub(tagFeed)
+	lo := tuple.AppendUint64(slices.Clone(base), since+1)
+	var out []Change
+	err := d.store.Range(lo, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
+		seq, _, err := tuple.ReadUint64(k[len(base):])
+		if err != nil {
+			return false, err
+		}
+		var e feedEntry
+		if err := crdt.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("feed entry %d: %w", seq, err)
+		}
+		out = append(out, Change{Seq: seq, ID: e.Doc, Rev: e.Rev.String(), Deleted: e.Deleted})
+		return len(out) < limit, nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if n := len(out); n > 0 && out[n-1].Seq > last {
+		last = out[n-1].Seq
+	}
+	return out, last, nil
+}
+
+// WaitChanges blocks until the database's sequence number passes since, or
+// ctx ends (returning its error).
+func (d *DB) WaitChanges(ctx context.Context, since uint64) error {
+	for {
+		ch := d.waitChan()
+		if d.seq.Load() > since {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-d.quit:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Query finds live documents by conditions on the automatic index of every
+// scalar leaf path. ErrInvalid for a malformed query.
+func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
+	if err := d.checkOpen(); err != nil {
+		return QueryResult{}, err
+	}
+	iq := index.Query{OrderBy: q.OrderBy, Desc: q.Desc, Limit: q.Limit, Cursor: q.Cursor}
+	for _, c := range q.Where {
+		v, err := crdt.Normalize(c.Value)
+		if err != nil {
+			return QueryResult{}, invalid("query", "%v", err)
+		}
+		iq.Where = append(iq.Where, index.Cond{Path: c.Path, Op: c.Op, Value: v})
+	}
+	states := map[string]*crdt.State{}
+	seqs := map[string]uint64{}
+	load := func(id string) (map[string]any, bool, error) {
+		st, seq, err := d.readState(id)
+		if err != nil {
+			return nil, false, err
+		}
+		if !st.Exists() || st.Deleted {
+			return nil, false, nil
+		}
+		states[id], seqs[id] = st, seq
+		return st.Body, true, nil
+	}
+	ids, cursor, err := index.Search(d.store, d.keys.index(), iq, load)
+	if err != nil {
+		if errors.Is(err, index.ErrBadQuery) {
+			return QueryResult{}, invalid("query", "%v", err)
+		}
+		return QueryResult{}, fmt.Errorf("query: %w", err)
+	}
+	res := QueryResult{Cursor: cursor, Docs: make([]Document, 0, len(ids))}
+	for _, id := range ids {
+		st, ok := states[id]
+		if !ok {
+			if _, _, err := load(id); err != nil {
+				return QueryResult{}, err
+			}
+			if st, ok = states[id]; !ok {
+				continue
+			}
+		}
+		res.Docs = append(res.Docs, render(id, st, seqs[id]))
+	}
+	return res, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
