@@ -33,6 +33,8 @@
 // AppendString, AppendUint64 and AppendValue build keys whose bytes.Compare
 // order is the order of the encoded tuples; ReadString, ReadUint64 and
 // ReadValue decode them and return an error (never panic) on malformed input.
+// They forward to package tuple, which index shares without depending on
+// the storage engine.
 //
 // # Use
 //

@@ -1,6 +1,10 @@
 package datastore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/barrel-db/barrel/datastore/tuple"
+)
 
 // ErrNotFound is returned by Get when the key does not exist.
 var ErrNotFound = errors.New("not found")
@@ -14,11 +18,11 @@ var ErrBatchDone = errors.New("batch already committed or closed")
 
 // ErrCorruptKey is returned by the Read functions (ReadString, ReadUint64,
 // ReadValue) when their input is not a valid encoding.
-var ErrCorruptKey = errors.New("corrupt key encoding")
+var ErrCorruptKey = tuple.ErrCorrupt
 
 // ErrBadValue is returned by AppendValue for values that are not JSON
 // scalars (or are NaN).
-var ErrBadValue = errors.New("not an indexable scalar")
+var ErrBadValue = tuple.ErrBadValue
 
 // ErrBadDurability is returned by ParseDurability for an unknown name.
 var ErrBadDurability = errors.New("unknown durability")

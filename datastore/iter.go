@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -122,14 +123,6 @@ func (s *Store) Range(lo, hi []byte, reverse bool, fn func(k, v []byte) (more bo
 
 // PrefixEnd returns the smallest key greater than every key that starts
 // with prefix, or nil (no upper bound) when there is none (prefix empty or
-// all 0xFF). It is the exclusive upper bound for a prefix scan.
-func PrefixEnd(prefix []byte) []byte {
-	for i := len(prefix) - 1; i >= 0; i-- {
-		if prefix[i] != 0xFF {
-			end := bytes.Clone(prefix[:i+1])
-			end[i]++
-			return end
-		}
-	}
-	return nil
-}
+// all 0xFF). It is the exclusive upper bound for a prefix scan
+// (tuple.PrefixEnd).
+func PrefixEnd(prefix []byte) []byte { return tuple.PrefixEnd(prefix) }

@@ -1,4 +1,4 @@
-package datastore
+package tuple
 
 import (
 	"encoding/binary"
@@ -45,7 +45,7 @@ func AppendStringPrefix(b []byte, s string) []byte {
 
 // ReadString decodes a string written by AppendString from the front of b
 // and returns the rest of b. Malformed input gives an error wrapping
-// ErrCorruptKey.
+// ErrCorrupt.
 func ReadString(b []byte) (s string, rest []byte, err error) {
 	// Fast path: no escaped zero bytes.
 	for i := 0; i < len(b); i++ {
@@ -53,7 +53,7 @@ func ReadString(b []byte) (s string, rest []byte, err error) {
 			continue
 		}
 		if i+1 >= len(b) {
-			return "", nil, fmt.Errorf("read string: truncated escape: %w", ErrCorruptKey)
+			return "", nil, fmt.Errorf("read string: truncated escape: %w", ErrCorrupt)
 		}
 		switch b[i+1] {
 		case 0x01:
@@ -61,10 +61,10 @@ func ReadString(b []byte) (s string, rest []byte, err error) {
 		case 0xFF:
 			return readEscapedString(b)
 		default:
-			return "", nil, fmt.Errorf("read string: bad escape 0x00 0x%02x: %w", b[i+1], ErrCorruptKey)
+			return "", nil, fmt.Errorf("read string: bad escape 0x00 0x%02x: %w", b[i+1], ErrCorrupt)
 		}
 	}
-	return "", nil, fmt.Errorf("read string: no terminator: %w", ErrCorruptKey)
+	return "", nil, fmt.Errorf("read string: no terminator: %w", ErrCorrupt)
 }
 
 func readEscapedString(b []byte) (string, []byte, error) {
@@ -75,7 +75,7 @@ func readEscapedString(b []byte) (string, []byte, error) {
 			continue
 		}
 		if i+1 >= len(b) {
-			return "", nil, fmt.Errorf("read string: truncated escape: %w", ErrCorruptKey)
+			return "", nil, fmt.Errorf("read string: truncated escape: %w", ErrCorrupt)
 		}
 		switch b[i+1] {
 		case 0x01:
@@ -84,10 +84,10 @@ func readEscapedString(b []byte) (string, []byte, error) {
 			out = append(out, 0)
 			i++
 		default:
-			return "", nil, fmt.Errorf("read string: bad escape 0x00 0x%02x: %w", b[i+1], ErrCorruptKey)
+			return "", nil, fmt.Errorf("read string: bad escape 0x00 0x%02x: %w", b[i+1], ErrCorrupt)
 		}
 	}
-	return "", nil, fmt.Errorf("read string: no terminator: %w", ErrCorruptKey)
+	return "", nil, fmt.Errorf("read string: no terminator: %w", ErrCorrupt)
 }
 
 // AppendUint64 appends v as 8 big-endian bytes, which order like the numbers.
@@ -96,10 +96,10 @@ func AppendUint64(b []byte, v uint64) []byte {
 }
 
 // ReadUint64 decodes 8 big-endian bytes from the front of b and returns the
-// rest. Fewer than 8 bytes give an error wrapping ErrCorruptKey.
+// rest. Fewer than 8 bytes give an error wrapping ErrCorrupt.
 func ReadUint64(b []byte) (v uint64, rest []byte, err error) {
 	if len(b) < 8 {
-		return 0, nil, fmt.Errorf("read uint64: %d bytes: %w", len(b), ErrCorruptKey)
+		return 0, nil, fmt.Errorf("read uint64: %d bytes: %w", len(b), ErrCorrupt)
 	}
 	return binary.BigEndian.Uint64(b), b[8:], nil
 }
@@ -154,10 +154,10 @@ func appendFloat(b []byte, f float64) []byte {
 
 // ReadValue decodes a value written by AppendValue from the front of b and
 // returns the rest. Numbers decode to int64 when integral and within ±2^53,
-// else to float64. Malformed input gives an error wrapping ErrCorruptKey.
+// else to float64. Malformed input gives an error wrapping ErrCorrupt.
 func ReadValue(b []byte) (v any, rest []byte, err error) {
 	if len(b) == 0 {
-		return nil, nil, fmt.Errorf("read value: empty: %w", ErrCorruptKey)
+		return nil, nil, fmt.Errorf("read value: empty: %w", ErrCorrupt)
 	}
 	switch b[0] {
 	case TagNull:
@@ -178,7 +178,7 @@ func ReadValue(b []byte) (v any, rest []byte, err error) {
 		}
 		f := math.Float64frombits(u)
 		if math.IsNaN(f) {
-			return nil, nil, fmt.Errorf("read number: NaN: %w", ErrCorruptKey)
+			return nil, nil, fmt.Errorf("read number: NaN: %w", ErrCorrupt)
 		}
 		if f == math.Trunc(f) && math.Abs(f) <= maxExactInt {
 			return int64(f), rest, nil
@@ -191,6 +191,22 @@ func ReadValue(b []byte) (v any, rest []byte, err error) {
 		}
 		return s, rest, nil
 	default:
-		return nil, nil, fmt.Errorf("read value: unknown tag 0x%02x: %w", b[0], ErrCorruptKey)
+		return nil, nil, fmt.Errorf("read value: unknown tag 0x%02x: %w", b[0], ErrCorrupt)
 	}
+}
+
+// PrefixEnd returns the smallest key greater than every key that starts
+// with prefix, or nil (no upper bound) when there is none (prefix empty or
+// all 0xFF). It is the exclusive upper bound of a prefix scan. prefix is not
+// modified.
+func PrefixEnd(prefix []byte) []byte {
+	for i := len(prefix) - 1; i >= 0; i-- {
+		if prefix[i] != 0xFF {
+			end := make([]byte, i+1)
+			copy(end, prefix)
+			end[i]++
+			return end
+		}
+	}
+	return nil
 }

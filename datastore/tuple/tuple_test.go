@@ -1,4 +1,4 @@
-package datastore
+package tuple
 
 import (
 	"bytes"
@@ -193,8 +193,8 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.read(tt.in); !errors.Is(err, ErrCorruptKey) {
-				t.Fatalf("got %v, want ErrCorruptKey", err)
+			if err := tt.read(tt.in); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("got %v, want ErrCorrupt", err)
 			}
 		})
 	}
