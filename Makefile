@@ -1,0 +1,42 @@
+# barrel: build, run, test. `make help` lists the targets.
+GO       ?= go
+BIN      := bin/barrel-peer
+DATA     ?= ./barrel-data
+FUZZTIME ?= 10s
+# Packages whose code runs goroutines: always tested with the race detector.
+RACE_PKGS := ./node/... ./datastore/... ./httpapi/...
+
+.PHONY: help build run test test-race fuzz bench lint fmt clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/barrel-peer
+	$(GO) build -o $(BIN) ./cmd/barrel-peer
+
+run: build ## run a peer with an embedded default store in $(DATA), HTTP on 127.0.0.1:7080
+	$(BIN) run --data $(DATA)
+
+test: lint ## everything CI runs: lint, all tests, race tests, short fuzzing
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+	$(MAKE) fuzz FUZZTIME=5s
+
+fuzz: ## run every fuzz target for $(FUZZTIME) each
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./crdt
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzReadValue$$' -fuzztime $(FUZZTIME) ./datastore/tuple
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePointer$$' -fuzztime $(FUZZTIME) ./index
+
+bench: build ## print the machine-readable benchmark lines (see docs/benchmarks.md)
+	$(BIN) bench
+
+lint: ## go vet and a gofmt check
+	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt: ## gofmt the tree
+	gofmt -w .
+
+clean: ## remove build output
+	rm -rf bin
