@@ -56,6 +56,9 @@ func Entries(doc map[string]any) []Entry {
 	slices.SortStableFunc(all, func(a, b enc) int { return bytes.Compare(a.key, b.key) })
 	// Keys are walked sorted, so "the first met" is deterministic.
 	all = slices.CompactFunc(all, func(a, b enc) bool { return bytes.Equal(a.key, b.key) })
+	if len(all) == 0 {
+		return nil
+	}
 	out := make([]Entry, len(all))
 	for i, a := range all {
 		out[i] = a.e
