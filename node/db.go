@@ -16,11 +16,14 @@ import (
 // writes go through the database's single writer goroutine, reads go to the
 // store directly.
 type DB struct {
-	name  string
-	node  *Node
-	store *datastore.Store
-	keys  keys
-	log   *slog.Logger
+	id      uint64
+	created int64
+	repl    replication
+	name    string
+	node    *Node
+	store   *datastore.Store
+	keys    keys
+	log     *slog.Logger
 
 	queue chan *request
 	quit  chan struct{}
@@ -31,6 +34,18 @@ type DB struct {
 
 	clock crdt.Clock // owned by the writer goroutine
 
+	digest struct { // guards the change-set digest announced to peers
+		sync.Mutex
+		xor   crdt.ID
+		count uint64
+	}
+
+	pendingTx struct { // received changes of incomplete transactions
+		sync.Mutex
+		byTx map[string][]*crdt.Change
+		n    int
+	}
+
 	mu struct { // guards notify
 		sync.Mutex
 		notify chan struct{} // closed and replaced after every commit
@@ -40,23 +55,28 @@ type DB struct {
 
 // Metadata keys of a database.
 const (
-	metaSeq   = "seq"
-	metaCount = "count"
-	metaClock = "hlc"
+	metaSeq    = "seq"
+	metaCount  = "count"
+	metaClock  = "hlc"
+	metaDigest = "digest" // XOR of every change id held (32 bytes) + count (8 bytes)
 )
 
-func openDB(n *Node, name string, id uint64) (*DB, error) {
+func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 	d := &DB{
-		name:  name,
-		node:  n,
-		store: n.store,
-		keys:  newKeys(id),
-		log:   n.log.With("db", name),
-		queue: make(chan *request, n.cfg.WriteQueue),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+		id:      m.ID,
+		created: m.Created,
+		name:    name,
+		node:    n,
+		store:   n.store,
+		keys:    newKeys(m.ID),
+		log:     n.log.With("db", name),
+		queue:   make(chan *request, n.cfg.WriteQueue),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	d.mu.notify = make(chan struct{})
+	r := m.Repl.replication()
+	d.repl.Store(&r)
 	if v, err := d.readMeta(metaSeq); err != nil {
 		return nil, err
 	} else if v != nil {
@@ -66,6 +86,15 @@ func openDB(n *Node, name string, id uint64) (*DB, error) {
 		return nil, err
 	} else if v != nil {
 		d.count.Store(int64(binary.BigEndian.Uint64(v)))
+	}
+	if v, err := d.readMeta(metaDigest); err != nil {
+		return nil, err
+	} else if v != nil {
+		copy(d.digest.xor[:], v[:32])
+		d.digest.count = binary.BigEndian.Uint64(v[32:])
+	}
+	if err := d.loadPending(); err != nil {
+		return nil, err
 	}
 	if v, err := d.readMeta(metaClock); err != nil {
 		return nil, err
@@ -88,10 +117,19 @@ func (d *DB) readMeta(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open db %s: read %s: %w", d.name, name, err)
 	}
-	if name != metaClock && len(v) != 8 {
+	if want := map[string]int{metaSeq: 8, metaCount: 8, metaDigest: 40}[name]; want != 0 && len(v) != want {
 		return nil, fmt.Errorf("open db %s: %s: corrupt value", d.name, name)
 	}
 	return v, nil
+}
+
+// Digest returns a digest of the set of changes the database holds (XOR of
+// their ids) and their number: two databases with the same changes have the
+// same digest, whatever order they arrived in.
+func (d *DB) Digest() (crdt.ID, uint64) {
+	d.digest.Lock()
+	defer d.digest.Unlock()
+	return d.digest.xor, d.digest.count
 }
 
 // Name is the database's name.

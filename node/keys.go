@@ -17,14 +17,18 @@ import (
 //	'd' dbid 's' docID       -> document record (seq + crdt.State)
 //	'd' dbid 'r' docID seq   -> change id: the document's history in local order
 //	'd' dbid 'i' path value docID -> nil: the automatic index
-//	'd' dbid 'm' name        -> database metadata (seq, doc count, hlc)
+//	'd' dbid 'm' name        -> database metadata (seq, doc count, hlc, digest)
+//	'd' dbid 'k' peerID      -> sync checkpoint: the peer's feed seq pulled up to
+//	'd' dbid 'p' txID changeID -> a received change whose transaction is incomplete
 const (
-	tagChange  = 'c'
-	tagFeed    = 'f'
-	tagDoc     = 's'
-	tagHistory = 'r'
-	tagIndex   = 'i'
-	tagMeta    = 'm'
+	tagCheckpoint = 'k'
+	tagPending    = 'p'
+	tagChange     = 'c'
+	tagFeed       = 'f'
+	tagDoc        = 's'
+	tagHistory    = 'r'
+	tagIndex      = 'i'
+	tagMeta       = 'm'
 )
 
 func catalogKey(name string) []byte { return tuple.AppendString([]byte{0, 'c'}, name) }
@@ -43,10 +47,14 @@ func (k keys) sub(tag byte) []byte {
 	return append(append(b, k.prefix...), tag)
 }
 
-func (k keys) change(id crdt.ID) []byte { return append(k.sub(tagChange), id[:]...) }
-func (k keys) feed(seq uint64) []byte   { return tuple.AppendUint64(k.sub(tagFeed), seq) }
-func (k keys) doc(id string) []byte     { return tuple.AppendString(k.sub(tagDoc), id) }
-func (k keys) history(id string) []byte { return tuple.AppendString(k.sub(tagHistory), id) }
-func (k keys) index() []byte            { return k.sub(tagIndex) }
-func (k keys) meta(name string) []byte  { return append(k.sub(tagMeta), name...) }
-func (k keys) all() (lo, hi []byte)     { return k.prefix, datastore.PrefixEnd(k.prefix) }
+func (k keys) change(id crdt.ID) []byte   { return append(k.sub(tagChange), id[:]...) }
+func (k keys) feed(seq uint64) []byte     { return tuple.AppendUint64(k.sub(tagFeed), seq) }
+func (k keys) doc(id string) []byte       { return tuple.AppendString(k.sub(tagDoc), id) }
+func (k keys) history(id string) []byte   { return tuple.AppendString(k.sub(tagHistory), id) }
+func (k keys) index() []byte              { return k.sub(tagIndex) }
+func (k keys) meta(name string) []byte    { return append(k.sub(tagMeta), name...) }
+func (k keys) checkpoint(p []byte) []byte { return append(k.sub(tagCheckpoint), p...) }
+func (k keys) pending(tx string, id crdt.ID) []byte {
+	return append(tuple.AppendString(k.sub(tagPending), tx), id[:]...)
+}
+func (k keys) all() (lo, hi []byte) { return k.prefix, datastore.PrefixEnd(k.prefix) }

@@ -47,6 +47,7 @@ type dbMeta struct {
 	_       struct{} `cbor:",toarray"`
 	ID      uint64
 	Created int64 // unix nanoseconds
+	Repl    *replMeta
 }
 
 // Open opens (creating if needed) the node in cfg.DataDir: its identity key,
@@ -95,7 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		if err := crdt.Unmarshal(v, &m); err != nil {
 			return false, fmt.Errorf("catalog entry %q: %w", name, err)
 		}
-		db, err := openDB(n, name, m.ID)
+		db, err := openDB(n, name, m)
 		if err != nil {
 			return false, err
 		}
@@ -166,7 +167,8 @@ func (n *Node) CreateDB(ctx context.Context, name string) error {
 	} else if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	meta, err := crdt.Marshal(&dbMeta{ID: next, Created: n.cfg.Now().UnixNano()})
+	m := &dbMeta{ID: next, Created: n.cfg.Now().UnixNano()}
+	meta, err := crdt.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
@@ -176,7 +178,7 @@ func (n *Node) CreateDB(ctx context.Context, name string) error {
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	db, err := openDB(n, name, next)
+	db, err := openDB(n, name, *m)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"errors"
 	"fmt"
 	"sync"
@@ -325,3 +326,5 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

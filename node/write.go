@@ -15,7 +15,9 @@ import (
 type request struct {
 	docs   []docWrite
 	atomic bool
-	reply  chan response // buffered 1
+	remote []*crdt.Change // changes received from a peer, parents first
+	unpend [][]byte       // pending-transaction keys the remote changes settle
+	reply  chan response  // buffered 1
 }
 
 type docWrite struct {
@@ -28,6 +30,7 @@ type docWrite struct {
 
 type response struct {
 	results []BulkResult
+	applied int // remote changes that were new
 	err     error
 }
 

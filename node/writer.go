@@ -13,6 +13,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/index"
+	bsync "github.com/barrel-db/barrel/sync"
 )
 
 // run is the database's writer loop: the only code that mutates it. It
@@ -91,7 +92,11 @@ type group struct {
 	count   int64
 	written int
 	hlc     crdt.HLC
+	digest  crdt.ID // XOR of all change ids held after this group
+	nchange uint64
 	start   time.Time
+
+	unpend [][]byte // pending-transaction keys to delete: their transaction is applied
 
 	committed chan struct{} // closed when the commit finished; err is then set
 	err       error
@@ -122,6 +127,9 @@ func (d *DB) newGroup(prev *group) *group {
 	}
 	if prev != nil {
 		g.seq, g.count = prev.seq, prev.count
+		g.digest, g.nchange = prev.digest, prev.nchange
+	} else {
+		g.digest, g.nchange = d.Digest()
 	}
 	return g
 }
@@ -140,6 +148,9 @@ func (d *DB) commit(g *group, reqs []*request, resps []response) {
 	if g.written > 0 {
 		d.seq.Store(g.seq)
 		d.count.Store(g.count)
+		d.digest.Lock()
+		d.digest.xor, d.digest.count = g.digest, g.nchange
+		d.digest.Unlock()
 		d.notifyCommit()
 		m := d.node.metrics
 		m.commit.Observe(time.Since(g.start).Seconds())
@@ -197,6 +208,11 @@ func (g *group) handleAll(reqs []*request) []response {
 		clear(inWave)
 	}
 	for ri, r := range reqs {
+		if r.remote != nil {
+			flush()
+			resps[ri] = g.applyRemote(r)
+			continue
+		}
 		var tx *crdt.Tx
 		if r.atomic {
 			tx = &crdt.Tx{ID: newTxID(), Count: uint32(len(r.docs))}
@@ -278,6 +294,75 @@ func sealAll(wave []*item, key crdt.Signer) {
 		}()
 	}
 	wg.Wait()
+}
+
+// applyRemote applies changes received from a peer, parents first,
+// skipping those already held. It stops at the first change whose parents
+// are missing (a *bsync.MissingError). An atomic request (one transaction)
+// is checked whole before any of it is applied.
+func (g *group) applyRemote(r *request) response {
+	var todo []*crdt.Change
+	known := map[crdt.ID]bool{}
+	var missing []crdt.ID
+	for _, c := range r.remote {
+		has, err := g.has(c.ID())
+		if err != nil {
+			return response{err: err}
+		}
+		if has || known[c.ID()] {
+			continue
+		}
+		for _, p := range c.Parents {
+			if known[p] {
+				continue
+			}
+			ok, err := g.has(p)
+			if err != nil {
+				return response{err: err}
+			}
+			if !ok {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) > 0 {
+			break
+		}
+		known[c.ID()] = true
+		todo = append(todo, c)
+	}
+	if len(missing) > 0 && r.atomic {
+		return response{err: &bsync.MissingError{IDs: missing}}
+	}
+	for _, c := range todo {
+		g.d.observeRemoteClock(c.Clock)
+		ent, err := g.load(c.Doc)
+		if err != nil {
+			return response{err: err}
+		}
+		if err := g.apply(&prepared{ent: ent, change: c}); err != nil {
+			return response{err: err}
+		}
+	}
+	g.unpend = append(g.unpend, r.unpend...)
+	resp := response{applied: len(todo)}
+	if len(missing) > 0 {
+		resp.err = &bsync.MissingError{IDs: missing}
+	}
+	return resp
+}
+
+// has reports whether the database holds a change, counting this group and
+// the one being committed.
+func (g *group) has(id crdt.ID) (bool, error) {
+	if _, ok := g.changes[id]; ok {
+		return true, nil
+	}
+	if g.prev != nil {
+		if _, ok := g.prev.changes[id]; ok {
+			return true, nil
+		}
+	}
+	return g.d.store.Has(g.d.keys.change(id))
 }
 
 // load returns a document's state as of this point of the group.
@@ -479,6 +564,10 @@ func (g *group) apply(p *prepared) error {
 	ent.added = append(ent.added, id)
 	g.changes[id] = c
 	g.written++
+	for i := range g.digest {
+		g.digest[i] ^= id[i]
+	}
+	g.nchange++
 	return nil
 }
 
@@ -515,6 +604,10 @@ func (g *group) finish() error {
 	g.batch.Set(d.keys.meta(metaSeq), binary.BigEndian.AppendUint64(nil, g.seq))
 	g.batch.Set(d.keys.meta(metaCount), binary.BigEndian.AppendUint64(nil, uint64(g.count)))
 	g.batch.Set(d.keys.meta(metaClock), hlc)
+	g.batch.Set(d.keys.meta(metaDigest), binary.BigEndian.AppendUint64(slices.Clone(g.digest[:]), g.nchange))
+	for _, k := range g.unpend {
+		g.batch.Delete(k)
+	}
 	return g.batch.Commit()
 }
 

@@ -1,0 +1,391 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/index"
+	bsync "github.com/barrel-db/barrel/sync"
+)
+
+// maxClockDrift bounds how far ahead of local time a received change's clock
+// may pull this node's HLC. A peer with a clock far in the future still
+// merges deterministically; it just does not drag every later local stamp.
+const maxClockDrift = time.Hour
+
+// maxPendingTx bounds the received changes a database keeps while waiting
+// for the rest of their transactions.
+const maxPendingTx = 100_000
+
+// syncStore is the node as the sync protocol sees it (bsync.Store).
+type syncStore struct{ n *Node }
+
+var _ bsync.Store = syncStore{}
+
+func (s syncStore) db(name string) (*DB, error) {
+	d, err := s.n.DB(name)
+	if errors.Is(err, ErrDBNotFound) {
+		return nil, bsync.ErrNoDB
+	}
+	return d, err
+}
+
+// Feed implements bsync.Store.
+func (s syncStore) Feed(ctx context.Context, db string, since uint64, limit int, f *bsync.Filter) ([]bsync.Entry, uint64, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return nil, 0, err
+	}
+	if limit <= 0 || limit > MaxListLimit {
+		limit = MaxListLimit
+	}
+	match, err := d.filterFunc(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	last := since
+	scanned := 0
+	var out []bsync.Entry
+	base := d.keys.sub(tagFeed)
+	lo := tuple.AppendUint64(slices.Clone(base), since+1)
+	err = d.store.Range(lo, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
+		seq, _, err := tuple.ReadUint64(k[len(base):])
+		if err != nil {
+			return false, err
+		}
+		var e feedEntry
+		if err := crdt.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("feed entry %d: %w", seq, err)
+		}
+		last = seq
+		scanned++
+		ok, err := match(e.Doc)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			out = append(out, bsync.Entry{Seq: seq, ID: e.Rev, Doc: e.Doc})
+		}
+		// A filter that skips most entries must not make one call scan the
+		// whole feed: stop after 10 pages' worth and report how far it got.
+		return len(out) < limit && scanned < 10*limit, nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, last, nil
+}
+
+// filterFunc compiles a partial-view filter into a document test on the
+// current body.
+func (d *DB) filterFunc(f *bsync.Filter) (func(doc string) (bool, error), error) {
+	if f == nil || (f.IDPrefix == "" && len(f.Where) == 0) {
+		return func(string) (bool, error) { return true, nil }, nil
+	}
+	conds := make([]index.Cond, len(f.Where))
+	for i, c := range f.Where {
+		v, err := crdt.Normalize(c.Value)
+		if err != nil {
+			return nil, invalid("query", "filter: %v", err)
+		}
+		conds[i] = index.Cond{Path: c.Path, Op: c.Op, Value: v}
+		if _, err := index.ParsePointer(c.Path); err != nil {
+			return nil, invalid("query", "filter: %v", err)
+		}
+	}
+	return func(doc string) (bool, error) {
+		if len(doc) < len(f.IDPrefix) || doc[:len(f.IDPrefix)] != f.IDPrefix {
+			return false, nil
+		}
+		if len(conds) == 0 {
+			return true, nil
+		}
+		st, _, err := d.readState(doc)
+		if err != nil {
+			return false, err
+		}
+		// A deleted document passes if it ever could: its tombstone must
+		// reach the view that holds it.
+		body := st.Body
+		for _, c := range conds {
+			if !index.Match(body, c) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}, nil
+}
+
+// Has implements bsync.Store.
+func (s syncStore) Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(ids))
+	for i, id := range ids {
+		if out[i], err = d.store.Has(d.keys.change(id)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Changes implements bsync.Store.
+func (s syncStore) Changes(ctx context.Context, db string, ids []crdt.ID) ([][]byte, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		v, err := d.store.Get(d.keys.change(id))
+		if err != nil {
+			return nil, fmt.Errorf("change %s: %w", id, err)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// Apply implements bsync.Store.
+func (s syncStore) Apply(ctx context.Context, db string, from peer.ID, changes []*crdt.Change) (int, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return 0, err
+	}
+	return d.ApplyChanges(ctx, changes)
+}
+
+// Checkpoint implements bsync.Store.
+func (s syncStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (uint64, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return 0, err
+	}
+	v, err := d.store.Get(d.keys.checkpoint([]byte(remote)))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil || len(v) != 8 {
+		return 0, fmt.Errorf("checkpoint of %s: corrupt or unreadable: %v", remote, err)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// SetCheckpoint implements bsync.Store.
+func (s syncStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID, seq uint64) error {
+	d, err := s.db(db)
+	if err != nil {
+		return err
+	}
+	b := d.store.NewBatch()
+	defer b.Close()
+	b.Set(d.keys.checkpoint([]byte(remote)), binary.BigEndian.AppendUint64(nil, seq))
+	return b.Commit()
+}
+
+// Databases implements bsync.Store.
+func (s syncStore) Databases(ctx context.Context) ([]bsync.Replicated, error) {
+	names, err := s.n.ListDBs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bsync.Replicated, 0, len(names))
+	for _, name := range names {
+		d, err := s.n.DB(name)
+		if err != nil {
+			continue // dropped meanwhile
+		}
+		r := d.Replication()
+		if r.Off {
+			continue
+		}
+		out = append(out, bsync.Replicated{DB: name, Filter: r.filter()})
+	}
+	return out, nil
+}
+
+// ApplyChanges verifies changes received from a peer (content id, database,
+// signature) and applies them through the writer loop, the same path as a
+// local write: parents first, skipping changes already held. The changes of
+// a transaction are applied together once all have arrived; until then they
+// are kept (durably) as pending. A change whose parents are missing gives a
+// *bsync.MissingError after the changes before it were applied. It returns
+// how many changes were new.
+func (d *DB) ApplyChanges(ctx context.Context, changes []*crdt.Change) (int, error) {
+	for _, c := range changes {
+		if c.DB != d.name {
+			return 0, invalid("change", "change %s is for database %q, not %q", c.ID(), c.DB, d.name)
+		}
+	}
+	if err := verifyAll(changes); err != nil {
+		return 0, err
+	}
+	partial := d.Replication().filter() != nil
+	applied := 0
+	var run []*crdt.Change
+	flushRun := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		n, err := d.submitRemote(ctx, &request{remote: run})
+		applied += n
+		run = nil
+		return err
+	}
+	for _, c := range changes {
+		if c.Tx == nil || c.Tx.Count == 1 || partial {
+			// A partial view holds only some documents of a transaction, so
+			// it applies the part it holds.
+			run = append(run, c)
+			continue
+		}
+		if err := flushRun(); err != nil {
+			return applied, err
+		}
+		group, unpend, err := d.addPending(c)
+		if err != nil {
+			return applied, err
+		}
+		if group == nil {
+			continue
+		}
+		n, err := d.submitRemote(ctx, &request{remote: group, atomic: true, unpend: unpend})
+		applied += n
+		if err != nil {
+			return applied, err
+		}
+		d.dropPending(c.Tx.ID)
+	}
+	return applied, flushRun()
+}
+
+func (d *DB) submitRemote(ctx context.Context, r *request) (int, error) {
+	r.reply = make(chan response, 1)
+	select {
+	case <-d.quit:
+		return 0, ErrClosed
+	default:
+	}
+	// Replication waits for room instead of failing: the puller is the one
+	// place where back-pressure should slow the sender, not drop its data.
+	select {
+	case d.queue <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-d.quit:
+		return 0, ErrClosed
+	}
+	select {
+	case resp := <-r.reply:
+		return resp.applied, resp.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// verifyAll checks every signature, on all cores: verification is the
+// CPU cost of receiving.
+func verifyAll(changes []*crdt.Change) error {
+	workers := min(runtime.GOMAXPROCS(0), len(changes))
+	errs := make([]error, len(changes))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(changes); i += workers {
+				errs[i] = changes[i].Verify(verifyChange)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return invalid("change", "%v", err)
+		}
+	}
+	return nil
+}
+
+// addPending keeps a received change of a transaction durably until the
+// whole transaction is here. It returns the complete group, in the order
+// the changes were received, and the pending keys to delete with it.
+func (d *DB) addPending(c *crdt.Change) ([]*crdt.Change, [][]byte, error) {
+	enc, err := c.Encode()
+	if err != nil {
+		return nil, nil, err
+	}
+	d.pendingTx.Lock()
+	defer d.pendingTx.Unlock()
+	group := d.pendingTx.byTx[c.Tx.ID]
+	if slices.ContainsFunc(group, func(x *crdt.Change) bool { return x.ID() == c.ID() }) {
+		return nil, nil, nil
+	}
+	if d.pendingTx.n >= maxPendingTx {
+		return nil, nil, fmt.Errorf("%w: %d changes wait for their transactions", ErrOverloaded, d.pendingTx.n)
+	}
+	b := d.store.NewBatch()
+	defer b.Close()
+	b.Set(d.keys.pending(c.Tx.ID, c.ID()), enc)
+	if err := b.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("keep pending change: %w", err)
+	}
+	group = append(group, c)
+	d.pendingTx.byTx[c.Tx.ID] = group
+	d.pendingTx.n++
+	if uint32(len(group)) < c.Tx.Count {
+		return nil, nil, nil
+	}
+	unpend := make([][]byte, len(group))
+	for i, x := range group {
+		unpend[i] = d.keys.pending(c.Tx.ID, x.ID())
+	}
+	return group, unpend, nil
+}
+
+func (d *DB) dropPending(tx string) {
+	d.pendingTx.Lock()
+	defer d.pendingTx.Unlock()
+	d.pendingTx.n -= len(d.pendingTx.byTx[tx])
+	delete(d.pendingTx.byTx, tx)
+}
+
+// loadPending reads the pending transaction changes kept before a restart.
+func (d *DB) loadPending() error {
+	d.pendingTx.byTx = map[string][]*crdt.Change{}
+	base := d.keys.sub(tagPending)
+	return d.store.Range(base, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
+		c, err := crdt.Decode(v)
+		if err != nil || c.Tx == nil {
+			return false, fmt.Errorf("pending change: corrupt: %v", err)
+		}
+		d.pendingTx.byTx[c.Tx.ID] = append(d.pendingTx.byTx[c.Tx.ID], c)
+		d.pendingTx.n++
+		return true, nil
+	})
+}
+
+// observeRemoteClock moves the HLC past a received stamp, unless the stamp
+// is implausibly far ahead of local time. Called by the writer goroutine.
+func (d *DB) observeRemoteClock(h crdt.HLC) {
+	if h.Wall-d.node.cfg.Now().UnixNano() > int64(maxClockDrift) {
+		return
+	}
+	d.clock.Observe(h)
+}
+
+var _ = bytes.Compare
