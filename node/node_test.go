@@ -2,9 +2,9 @@ package node
 
 import (
 	"context"
-	"log/slog"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 
