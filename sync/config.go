@@ -1,0 +1,120 @@
+package sync
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Config. A zero field means its default.
+const (
+	DefaultMaxFrameBytes    = 4 << 20
+	DefaultBatchSize        = 1000
+	DefaultMaxMissingRounds = 64
+	DefaultMaxPendingBytes  = 64 << 20
+	DefaultStreamTimeout    = 30 * time.Second
+	DefaultMaxStreams       = 64
+	DefaultMaxPulls         = 8
+	DefaultAntiEntropy      = 30 * time.Second
+	DefaultMaxQueued        = 4096
+
+	// MinFrameBytes is the smallest MaxFrameBytes a Config accepts.
+	MinFrameBytes = 64 << 10
+	// MaxBatchSize is the largest BatchSize a Config accepts (and the
+	// largest IDs or Want list a decoder accepts).
+	MaxBatchSize = 100_000
+)
+
+// Config configures the sync protocol: client, server and replicator share
+// it. node derives it from its own configuration. The zero value is valid.
+type Config struct {
+	// MaxFrameBytes bounds one frame's payload, in bytes, sent or received.
+	// Default 4 MiB; at least MinFrameBytes. A single change whose
+	// encoding (plus a few bytes of framing) exceeds it cannot be served.
+	MaxFrameBytes int
+	// BatchSize is the number of feed entries listed per IDs message and
+	// the most ids one Want may name. Default 1000, at most MaxBatchSize.
+	BatchSize int
+	// MaxMissingRounds bounds the Want rounds for missing parents in one
+	// pull. Default 64.
+	MaxMissingRounds int
+	// MaxPendingBytes bounds the bytes of fetched parents a client holds
+	// while resolving missing parents. Default 64 MiB.
+	MaxPendingBytes int
+	// StreamTimeout bounds every read and write on a stream. Default 30s.
+	StreamTimeout time.Duration
+	// MaxStreams bounds concurrent server sessions; more get Error{busy}.
+	// Default 64.
+	MaxStreams int
+	// MaxPulls bounds the replicator's concurrent pulls. Default 8.
+	MaxPulls int
+	// MaxQueued bounds the replicator's queued (peer, db) triggers; more
+	// are dropped (the anti-entropy tick retries them). Default 4096.
+	MaxQueued int
+	// AntiEntropy is the period of the replicator's pull of every connected
+	// peer. 0 means the default, 30s; negative disables it.
+	AntiEntropy time.Duration
+
+	// Logger receives the component's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil means they are not registered.
+	Registerer prometheus.Registerer
+	// Now reads the wall clock for status times; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate fills defaults and reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
+	def(&c.BatchSize, DefaultBatchSize)
+	def(&c.MaxMissingRounds, DefaultMaxMissingRounds)
+	def(&c.MaxPendingBytes, DefaultMaxPendingBytes)
+	def(&c.MaxStreams, DefaultMaxStreams)
+	def(&c.MaxPulls, DefaultMaxPulls)
+	def(&c.MaxQueued, DefaultMaxQueued)
+	if c.StreamTimeout == 0 {
+		c.StreamTimeout = DefaultStreamTimeout
+	}
+	if c.AntiEntropy == 0 {
+		c.AntiEntropy = DefaultAntiEntropy
+	}
+	if c.MaxFrameBytes < MinFrameBytes || c.MaxFrameBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("max frame bytes %d: want %d..%d", c.MaxFrameBytes, MinFrameBytes, 1<<30))
+	}
+	if c.BatchSize < 0 || c.BatchSize > MaxBatchSize {
+		errs = append(errs, fmt.Errorf("batch size %d: want 1..%d", c.BatchSize, MaxBatchSize))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max missing rounds", c.MaxMissingRounds},
+		{"max pending bytes", c.MaxPendingBytes},
+		{"max streams", c.MaxStreams},
+		{"max pulls", c.MaxPulls},
+		{"max queued", c.MaxQueued},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d: must not be negative", f.name, f.v))
+		}
+	}
+	if c.StreamTimeout < 0 {
+		errs = append(errs, fmt.Errorf("stream timeout %s: must not be negative", c.StreamTimeout))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,71 @@
+package sync
+
+import (
+	"bufio"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// conn frames messages on one stream. Every read and write has its own
+// deadline; every frame buffer is reserved from the stream's resource
+// scope while it lives. A conn is used by one goroutine.
+type conn struct {
+	s        network.Stream
+	r        *bufio.Reader
+	timeout  time.Duration
+	maxFrame int   // largest payload read or written
+	bytesIn  int64 // frame bytes read
+}
+
+func newConn(s network.Stream, timeout time.Duration, maxFrame int) *conn {
+	return &conn{s: s, r: bufio.NewReaderSize(s, 4096), timeout: timeout, maxFrame: maxFrame}
+}
+
+// read reads and decodes the next message. See decodeMessage.
+func (c *conn) read() (any, error) {
+	if err := c.s.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return nil, fmt.Errorf("set read deadline: %w", err)
+	}
+	p, err := readFrame(c.r, c.maxFrame, c.s.Scope())
+	if err != nil {
+		return nil, err
+	}
+	defer c.s.Scope().ReleaseMemory(len(p))
+	c.bytesIn += int64(len(p))
+	return decodeMessage(p)
+}
+
+// write encodes and sends one message. A message larger than the frame
+// limit is ErrFrameTooLarge (the caller's bug: senders split bodies).
+func (c *conn) write(t msgType, msg any) error {
+	f, err := encodeFrame(t, msg)
+	if err != nil {
+		return err
+	}
+	if len(f) > c.maxFrame+10 {
+		return fmt.Errorf("%w: message type %d of %d bytes exceeds %d", ErrFrameTooLarge, t, len(f), c.maxFrame)
+	}
+	scope := c.s.Scope()
+	if err := scope.ReserveMemory(len(f), network.ReservationPriorityHigh); err != nil {
+		return fmt.Errorf("reserve %d bytes for a frame: %w", len(f), err)
+	}
+	defer scope.ReleaseMemory(len(f))
+	if err := c.s.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	if _, err := c.s.Write(f); err != nil {
+		return fmt.Errorf("write message type %d: %w", t, err)
+	}
+	return nil
+}
+
+// writeError sends an Error message for err, best effort.
+func (c *conn) writeError(err error) {
+	text := err.Error()
+	if len(text) > maxErrorText {
+		text = text[:maxErrorText]
+	}
+	_ = c.write(msgError, &errorMsg{Code: codeOf(err), Text: text})
+}
