@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestBench runs every workload in-process with tiny sizes and checks that
+// each prints one well-formed line with its keys, and that the data dir is
+// removed. It checks shape, never speed.
+func TestBench(t *testing.T) {
+	parent := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--workloads", "all", "--data", parent,
+		"--n", "200", "--n-bulk", "2000", "--n-query", "2000", "--n-mem", "2000"}
+	if code := runMain(t.Context(), args, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr.String())
+	}
+
+	writeKeys := []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability"}
+	concurrentKeys := append(slices.Clone(writeKeys), "writers", "retries")
+	want := []struct {
+		workload string
+		n        int
+		keys     []string
+	}{
+		{"W1a", 200, writeKeys},
+		{"W1b", 200, concurrentKeys},
+		{"W1c", 2000, writeKeys},
+		{"W1d", 200, concurrentKeys},
+		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "rss_mb", "durability"}},
+		{"MEM", 2000, writeKeys},
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), stdout.String())
+	}
+	for i, w := range want {
+		t.Run(w.workload, func(t *testing.T) {
+			kv, keys := parseBenchLine(t, lines[i])
+			if !slices.Equal(keys, w.keys) {
+				t.Fatalf("got keys %v, want %v in %q", keys, w.keys, lines[i])
+			}
+			if kv["workload"] != w.workload || kv["n"] != strconv.Itoa(w.n) || kv["durability"] != "sync" {
+				t.Fatalf("got %q, want workload=%s n=%d durability=sync", lines[i], w.workload, w.n)
+			}
+			for _, k := range keys[1:] {
+				if k == "durability" {
+					continue
+				}
+				if _, err := strconv.ParseFloat(kv[k], 64); err != nil {
+					t.Errorf("%s=%q: not a number", k, kv[k])
+				}
+			}
+			if w.workload == "Q1" && kv["matches"] != "20" {
+				t.Errorf("got matches=%s, want 20 (1%% of 2000)", kv["matches"])
+			}
+		})
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 0 {
+		t.Errorf("data dir left behind: %v", left)
+	}
+}
+
+// parseBenchLine splits a line of key=value fields, failing on anything
+// else or on a repeated key.
+func parseBenchLine(t *testing.T, line string) (map[string]string, []string) {
+	t.Helper()
+	kv := map[string]string{}
+	var keys []string
+	for f := range strings.FieldsSeq(line) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			t.Fatalf("field %q of %q: want key=value", f, line)
+		}
+		if _, dup := kv[k]; dup {
+			t.Fatalf("key %q twice in %q", k, line)
+		}
+		kv[k] = v
+		keys = append(keys, k)
+	}
+	return kv, keys
+}
+
+func TestBenchUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown workload", []string{"--workloads", "W1a,W9"}, `unknown workload "W9"`},
+		{"no workload", []string{"--workloads", ","}, "no workload"},
+		{"bad sizes", []string{"--n", "0", "--writers", "-1"}, "--writers -1"},
+		{"bad durability", []string{"--durability", "maybe"}, "--durability"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := runMain(t.Context(), append([]string{"bench", "--data", t.TempDir()}, tt.args...), nil, &stdout, &stderr)
+			if code != exitUsage || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("got exit %d, stderr %q; want exit %d mentioning %q", code, stderr.String(), exitUsage, tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("got stdout %q, want none", stdout.String())
+			}
+		})
+	}
+}
+
+func TestBenchParseWorkloads(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"W1a,W1b,W1c,W1d,Q1", []string{"W1a", "W1b", "W1c", "W1d", "Q1"}},
+		{"all", benchWorkloads},
+		{"q1, w1a,Q1", []string{"Q1", "W1a"}},
+		{"MEM", []string{"MEM"}},
+	}
+	for _, tt := range tests {
+		got, err := parseWorkloads(tt.in)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("parseWorkloads(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestBenchDocs checks the generator: deterministic per seed and index,
+// about 200 bytes of JSON, and exactly 1% in the queried country.
+func TestBenchDocs(t *testing.T) {
+	g := docGen{seed: 7}
+	total, iceland := 0, 0
+	for i := range 1000 {
+		a, _ := json.Marshal(g.doc(i))
+		b, _ := json.Marshal(g.doc(i))
+		if !bytes.Equal(a, b) {
+			t.Fatalf("doc %d differs between calls: %s vs %s", i, a, b)
+		}
+		total += len(a)
+		if g.doc(i)["locations"].(map[string]any)["country"] == benchCountry {
+			iceland++
+		}
+	}
+	if avg := total / 1000; avg < 150 || avg > 250 {
+		t.Errorf("got average %d bytes, want about 200", avg)
+	}
+	if iceland != 10 {
+		t.Errorf("got %d of 1000 in %s, want 10", iceland, benchCountry)
+	}
+}
