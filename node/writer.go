@@ -55,6 +55,9 @@ func (d *DB) run() {
 		g := d.newGroup(inflight)
 		resps := g.handleAll(reqs)
 		g.hlc = d.clock.Last()
+		// g is prepared: it no longer reads its predecessor, and keeping the
+		// link would chain every group ever built into memory.
+		g.prev = nil
 		if inflight != nil {
 			<-inflight.committed
 			if inflight.err != nil {
