@@ -68,6 +68,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	} else {
 		po = &pebble.Options{}
 	}
+	tune(po)
 	d, err := dspebble.NewDatastore(dir,
 		dspebble.WithPebbleOpts(po),
 		dspebble.WithPebbleWriteOptions(wo),
@@ -184,4 +185,25 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// tune sets what the caller left unset to values for a write-heavy
+// document store: larger memtables (fewer, larger flushes) and a deeper L0
+// before compaction, which cut write amplification for small keys.
+func tune(po *pebble.Options) {
+	if po.MemTableSize == 0 {
+		po.MemTableSize = 64 << 20
+	}
+	if po.MemTableStopWritesThreshold == 0 {
+		po.MemTableStopWritesThreshold = 4
+	}
+	if po.L0CompactionThreshold == 0 {
+		po.L0CompactionThreshold = 8
+	}
+	if po.L0StopWritesThreshold == 0 {
+		po.L0StopWritesThreshold = 32
+	}
+	if po.LBaseMaxBytes == 0 {
+		po.LBaseMaxBytes = 256 << 20
+	}
 }
