@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,16 +62,17 @@ func serve(t testing.TB, h host.Host, store Store, cfg Config) *prometheus.Regis
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	// Run registers the handler from its own goroutine: wait for it.
-	waitFor(t, "handler registered", func() bool {
-		for _, p := range h.Mux().Protocols() {
-			if p == ProtocolID {
-				return true
-			}
-		}
-		return false
-	})
+	waitHandler(t, h)
 	return reg
+}
+
+// waitHandler waits until h serves ProtocolID (Run registers the handler
+// from its own goroutine).
+func waitHandler(t testing.TB, h host.Host) {
+	t.Helper()
+	waitFor(t, "handler registered", func() bool {
+		return slices.Contains(h.Mux().Protocols(), ProtocolID)
+	})
 }
 
 // sessions reads barrel_sync_sessions_total{role,result}.

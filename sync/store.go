@@ -18,11 +18,17 @@ type Store interface {
 	// are skipped but still advance last. last is the sequence number the
 	// listing reached (the db's last seq when the listing is complete).
 	// ErrNoDB when the db does not exist (or the peer may not read it).
+	//
+	// The server calls Feed again while it returns fewer than limit
+	// entries, and reports the end of the feed when a call makes no
+	// progress: no entries and last == since. So Feed may stop early (a
+	// filter that skips most entries) as long as last moves forward.
 	Feed(ctx context.Context, db string, since uint64, limit int, f *Filter) (entries []Entry, last uint64, err error)
 	// Has reports, for each id, whether db holds that change.
 	Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, error)
 	// Changes returns the stored encodings of the given changes of db, in
-	// the order asked. A missing id is an error.
+	// the order asked. A missing id is an error wrapping ErrNotFound. The
+	// server asks for at most 16 ids at a time.
 	Changes(ctx context.Context, db string, ids []crdt.ID) ([][]byte, error)
 	// Apply verifies (content id, signature) and applies changes received
 	// from a peer through the same write path as local writes. Changes are
@@ -79,5 +85,8 @@ type MissingError struct {
 }
 
 func (e *MissingError) Error() string {
+	if len(e.IDs) == 0 {
+		return "missing parent changes"
+	}
 	return fmt.Sprintf("%d missing parent changes (first %s)", len(e.IDs), e.IDs[0])
 }

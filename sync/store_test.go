@@ -31,8 +31,9 @@ type memStore struct {
 	}
 
 	// Test hooks, set before use; nil means none.
-	onApply   func(ctx context.Context, db string, changes []*crdt.Change) error
-	onChanges func(db string, ids []crdt.ID, bodies [][]byte) [][]byte
+	onApply      func(ctx context.Context, db string, changes []*crdt.Change) error
+	onChanges    func(db string, ids []crdt.ID, bodies [][]byte) [][]byte
+	onCheckpoint func()
 }
 
 type memDB struct {
@@ -75,7 +76,7 @@ func (s *memStore) dbLocked(db string) *memDB {
 }
 
 // put writes a change to doc on its current heads and returns it.
-func (s *memStore) put(t testing.TB, db, doc string, value any) *crdt.Change {
+func (s *memStore) put(t fataler, db, doc string, value any) *crdt.Change {
 	t.Helper()
 	s.mu.Lock()
 	parents := slices.Clone(s.dbLocked(db).heads[doc])
@@ -88,7 +89,7 @@ func (s *memStore) put(t testing.TB, db, doc string, value any) *crdt.Change {
 }
 
 // seal builds and signs a change without storing it.
-func (s *memStore) seal(t testing.TB, db, doc string, parents []crdt.ID, wall int64, value any) *crdt.Change {
+func (s *memStore) seal(t fataler, db, doc string, parents []crdt.ID, wall int64, value any) *crdt.Change {
 	t.Helper()
 	c := &crdt.Change{
 		DB: db, Doc: doc, Parents: parents,
@@ -261,6 +262,9 @@ func (s *memStore) Apply(ctx context.Context, db string, from peer.ID, changes [
 }
 
 func (s *memStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (uint64, error) {
+	if s.onCheckpoint != nil {
+		s.onCheckpoint()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mu.cps[db+"\x00"+string(remote)], nil
@@ -285,3 +289,9 @@ func (s *memStore) Databases(ctx context.Context) ([]Replicated, error) {
 }
 
 var _ Store = (*memStore)(nil)
+
+// fataler is the part of testing.TB (and rapid.T) the store helpers use.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}

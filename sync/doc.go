@@ -1,0 +1,58 @@
+// Package sync is barrel's replication protocol: a pull protocol over libp2p
+// streams (ProtocolID "/barrel/sync/1.0.0") with per-peer checkpoints.
+//
+// Importers name it bsync (it shares its name with the standard library's
+// sync, which this package itself imports under its own name).
+//
+// # What it owns
+//
+// Frames and messages on the wire (wire.go, conn.go), the server side of a
+// session (Server), the client side (Client.Pull), and the Replicator that
+// decides when to pull: on a new connection, on Trigger (an announcement
+// ahead of the checkpoint, from gossip), and on a periodic anti-entropy
+// tick. It does not store anything: the node implements Store (store.go)
+// and sync never imports node. It does not check signatures or permissions
+// to write: Store.Apply does. A Store may implement ReadAuthorizer to
+// refuse sessions of peers that may not read a database.
+//
+// # A session
+//
+// The client sends Hello{db, since: its checkpoint for this server,
+// filter}. The server lists up to BatchSize feed entries after since (IDs);
+// the client asks Has, requests the bodies it lacks (Want), checks every
+// body's content id against the id listed, applies them in feed order
+// (which is causal), then moves its checkpoint to the batch's Last and
+// asks for the next batch (Next) until the server says Done. Missing
+// parents reported by Apply (*MissingError) are fetched by id first. The
+// protocol is specified in docs/sync-protocol.md.
+//
+// # Use
+//
+//	r := bsync.New(host, store, bsync.Config{Logger: log, Registerer: reg})
+//	go r.Run(ctx)           // serves and pulls until ctx is done
+//	r.Trigger(peerID, "db") // e.g. on an announcement
+//	r.Status()              // per (peer, db) state for the HTTP API
+//
+// # Limits, stated honestly
+//
+//   - Every frame is at most Config.MaxFrameBytes (default 4 MiB), checked
+//     before allocating, and reserved from the stream's libp2p resource
+//     scope while it is read or written. A change whose encoding does not
+//     fit a frame cannot be served (the server answers too_large): the node
+//     must keep changes below the frame size, or raise it.
+//   - Every read and write has a deadline (Config.StreamTimeout); a peer
+//     that stops reading or sending is cut off. Sessions are bounded
+//     (Config.MaxStreams) and so are pulls (Config.MaxPulls) and queued
+//     triggers (Config.MaxQueued). A session's length is not bounded
+//     otherwise: a client that keeps asking keeps one session slot.
+//   - The server reads bodies 16 at a time from the Store; the client
+//     decodes and applies them one frame at a time. When Apply reports
+//     missing parents the client reads and drops the rest of the answer,
+//     fetches the parents, and asks again from the failed change: the
+//     stream is strictly request/answer, and holding the rest of the answer
+//     would make memory depend on the peer. Parents it fetches are held
+//     until applied, at most Config.MaxPendingBytes.
+//   - Ids are listed in full: a peer with mostly the same data still
+//     receives every id after its checkpoint once (range-based set
+//     reconciliation is future work). The checkpoint makes repeats cheap.
+package sync
