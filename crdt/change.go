@@ -14,7 +14,7 @@ import (
 
 // Limits on a change. Decode enforces them before allocating for what it reads.
 const (
-	MaxChangeBytes = 16 << 20 // encoded size of one change
+	MaxChangeBytes = 10 << 20 // encoded size of one change (a document body is at most 8 MiB over HTTP)
 	MaxOps         = 100_000  // operations in one change
 	MaxParents     = 1024     // parents of one change
 	MaxIDBytes     = 512      // database and document id length
