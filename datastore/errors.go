@@ -26,3 +26,6 @@ var ErrBadValue = tuple.ErrBadValue
 
 // ErrBadDurability is returned by ParseDurability for an unknown name.
 var ErrBadDurability = errors.New("unknown durability")
+
+// ErrNoIndex: Get on a batch made by NewWriteBatch.
+var ErrNoIndex = errors.New("batch has no index")

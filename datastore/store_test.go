@@ -409,3 +409,18 @@ func BenchmarkCommitSync(b *testing.B) {
 		})
 	}
 }
+
+func TestWriteBatch(t *testing.T) {
+	s := openTest(t, Config{})
+	b := s.NewWriteBatch()
+	b.Set([]byte("k"), []byte("v"))
+	if _, _, err := b.Get([]byte("k")); !errors.Is(err, ErrNoIndex) {
+		t.Fatalf("Get on a write batch: got %v, want ErrNoIndex", err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("after commit: %q, %v", v, err)
+	}
+}
