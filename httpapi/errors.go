@@ -33,6 +33,15 @@ type reqError struct {
 func (e *reqError) Error() string        { return e.reason }
 func (e *reqError) Is(target error) bool { return target == e.kind }
 
+// dialError is a failed Node.Connect. The node has no sentinel for "the
+// dial itself failed", so the handler marks every Connect error with this
+// type and errorStatus lets the node's own sentinels (bad address, no
+// network) win before treating the rest as a dial failure.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
 // badRequest returns an error matching errBadRequest with reason.
 func badRequest(reason string) error { return &reqError{kind: errBadRequest, reason: reason} }
 
@@ -64,6 +73,10 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusPreconditionFailed, "db_exists", err.Error(), false
 	case errors.Is(err, node.ErrOverloaded):
 		return http.StatusServiceUnavailable, "overloaded", err.Error(), false
+	case errors.Is(err, node.ErrNoNetwork):
+		return http.StatusServiceUnavailable, "no_network", err.Error(), false
+	case errors.As(err, new(*dialError)):
+		return http.StatusBadGateway, "dial_failed", err.Error(), false
 	default:
 		return http.StatusInternalServerError, "internal", "internal server error", true
 	}
@@ -89,7 +102,7 @@ func (s *server) writeErrorWith(w http.ResponseWriter, r *http.Request, err erro
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
 	}
-	if status == http.StatusServiceUnavailable {
+	if code == "overloaded" { // no_network is a 503 that retrying does not heal
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, errorBody{Error: code, Reason: reason, Results: results})

@@ -55,6 +55,11 @@ func (s *server) routes() {
 	m.HandleFunc("POST /dbs/{db}/query", s.handleQuery)
 	m.HandleFunc("GET /dbs/{db}/paths/{path...}", s.handlePaths)
 	m.HandleFunc("GET /dbs/{db}/changes", s.handleChanges)
+	m.HandleFunc("GET /dbs/{db}/replication", s.handleReplicationState)
+	m.HandleFunc("PUT /dbs/{db}/replication", s.handleSetReplication)
+
+	m.HandleFunc("GET /peers", s.handlePeers)
+	m.HandleFunc("POST /peers", s.handleConnect)
 }
 
 // ServeHTTP applies panic recovery, authentication and body limits, then
