@@ -15,10 +15,11 @@ import (
 // Config configures a node. It is data a user writes down (see
 // configs/barrel.yaml); the zero value of every field means its default.
 type Config struct {
-	DataDir    string // required: holds the identity key and the store
-	Durability string // "sync" (default): fsync before a write is acknowledged; "batch": no fsync
-	WriteQueue int    // capacity of each database's write queue, in requests; default 4096
-	MaxBatch   int    // most requests merged into one group commit; default 1024
+	DataDir    string     // required: holds the identity key and the store
+	Durability string     // "sync" (default): fsync before a write is acknowledged; "batch": no fsync
+	WriteQueue int        // capacity of each database's write queue, in requests; default 4096
+	MaxBatch   int        // most requests merged into one group commit; default 1024
+	P2P        *P2PConfig // the node as a libp2p peer; nil: no networking
 
 	// Not data: nil means the default.
 	Logger        *slog.Logger          // default slog.Default()
@@ -64,6 +65,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.P2P != nil {
+		if err := c.P2P.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

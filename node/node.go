@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,13 +28,15 @@ const Version = "0.1.0"
 // Node is an open barrel: one identity, one store, many databases. Its
 // methods are safe for concurrent use.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *datastore.Store
-	key     crypto.PrivKey
-	peerID  peer.ID
-	gather  prometheus.Gatherer
-	metrics *metrics
+	cfg        Config
+	log        *slog.Logger
+	store      *datastore.Store
+	key        crypto.PrivKey
+	peerID     peer.ID
+	gather     prometheus.Gatherer
+	registerer prometheus.Registerer
+	metrics    *metrics
+	net        atomic.Pointer[netParts] // nil without networking
 
 	mu struct { // guards the catalog of open databases
 		sync.Mutex
@@ -82,6 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	} else {
 		n.gather = prometheus.NewRegistry()
 	}
+	n.registerer = reg
 	if n.metrics, err = newMetrics(reg); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open node: metrics: %w", err)
@@ -107,6 +111,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("open node: %w", err)
 	}
+	if cfg.P2P != nil {
+		if err := n.startNetwork(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("open node: %w", err)
+		}
+	}
 	n.log.Info("node open", "peer", pid.String(), "dir", cfg.DataDir, "dbs", len(n.mu.dbs), "durability", cfg.Durability)
 	return n, nil
 }
@@ -119,6 +129,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.mu.closed = true
+	n.mu.Unlock()
+	n.stopNetwork() // no more received changes or announcements
+	n.mu.Lock()
 	dbs := n.mu.dbs
 	n.mu.dbs = nil
 	n.mu.Unlock()
@@ -130,7 +143,7 @@ func (n *Node) Close() error {
 
 // Info describes the node.
 func (n *Node) Info() Info {
-	return Info{PeerID: n.peerID.String(), Version: Version, Addrs: []string{}}
+	return Info{PeerID: n.peerID.String(), Version: Version, Addrs: n.Addrs()}
 }
 
 // PeerID is the node's libp2p identity.
@@ -184,6 +197,7 @@ func (n *Node) CreateDB(ctx context.Context, name string) error {
 	}
 	n.mu.dbs[name] = db
 	n.log.Info("database created", "db", name)
+	go n.joinNetwork(name) // not under n.mu: it triggers pulls that read the catalog
 	return nil
 }
 
@@ -202,6 +216,7 @@ func (n *Node) DropDB(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("drop %s: %w", name, ErrDBNotFound)
 	}
+	n.leaveNetwork(name)
 	db.close()
 	lo, hi := db.keys.all()
 	b := n.store.NewBatch()

@@ -152,6 +152,9 @@ func (s syncStore) Changes(ctx context.Context, db string, ids []crdt.ID) ([][]b
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
 		v, err := d.store.Get(d.keys.change(id))
+		if errors.Is(err, datastore.ErrNotFound) {
+			return nil, fmt.Errorf("change %s: %w", id, bsync.ErrNotFound)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("change %s: %w", id, err)
 		}

@@ -98,6 +98,13 @@ func (n *Node) SetReplication(ctx context.Context, name string, r Replication) e
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("set replication of %s: %w", name, err)
 	}
+	was := d.Replication()
 	d.repl.Store(&r)
+	switch {
+	case was.Off && !r.Off:
+		go n.joinNetwork(name)
+	case !was.Off && r.Off:
+		go n.leaveNetwork(name)
+	}
 	return nil
 }

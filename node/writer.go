@@ -120,7 +120,7 @@ func (d *DB) newGroup(prev *group) *group {
 	g := &group{
 		d:         d,
 		prev:      prev,
-		batch:     d.store.NewBatch(),
+		batch:     d.store.NewWriteBatch(),
 		docs:      map[string]*docEntry{},
 		changes:   map[crdt.ID]*crdt.Change{},
 		seq:       d.seq.Load(),
@@ -155,6 +155,7 @@ func (d *DB) commit(g *group, reqs []*request, resps []response) {
 		d.digest.xor, d.digest.count = g.digest, g.nchange
 		d.digest.Unlock()
 		d.notifyCommit()
+		d.announce()
 		m := d.node.metrics
 		m.commit.Observe(time.Since(g.start).Seconds())
 		m.groupSize.Observe(float64(g.written))

@@ -1,0 +1,141 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	connmgrimpl "github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// P2PConfig configures the node as a libp2p peer. Config.P2P nil means no
+// networking at all (an embedded, single-node barrel). Defaults are safe:
+// nothing dials a public address unless the user configured one: there is
+// no built-in bootstrap list, and NAT port mapping, hole punching and the
+// relay client are off unless enabled here.
+type P2PConfig struct {
+	// Listen addresses (multiaddrs). Default: TCP and QUIC on all
+	// interfaces, port 4001.
+	Listen []string
+	// Bootstrap peers (multiaddrs with /p2p/ID), dialed at start and
+	// redialed with backoff. Default: none.
+	Bootstrap []string
+	NoMDNS    bool // disable mDNS discovery on the LAN (on by default)
+	NoDHT     bool // disable the Kademlia DHT and its per-database rendezvous
+	// AllowPrivateAddrs lets the DHT keep private and loopback addresses
+	// (a LAN or a test on one machine). Default false: public internet rules.
+	AllowPrivateAddrs bool
+
+	NATPortMap   bool // UPnP/NAT-PMP port mapping; default off
+	HolePunching bool // DCUtR hole punching; default off
+	RelayClient  bool // dial through circuit relays; default off
+
+	ConnLow        int   // connection manager low water mark; default 64
+	ConnHigh       int   // high water mark; default 192
+	MaxMemoryBytes int64 // resource manager memory limit for libp2p; default 256 MiB
+	MaxFDs         int   // resource manager file descriptor limit; default 512
+
+	Debounce    time.Duration // after a commit, wait this long to announce heads; default 20ms
+	Heartbeat   time.Duration // re-announce heads this often; default 10s
+	AntiEntropy time.Duration // pull from every connected peer this often; default 30s
+	Rendezvous  time.Duration // DHT advertise and lookup interval; default 1m
+
+	// Not data. ConnectionGater, when set, vets every connection (tests
+	// use it to partition peers).
+	ConnectionGater connmgr.ConnectionGater
+}
+
+// DefaultListen is where a peer listens unless configured.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+
+func (c *P2PConfig) validate() error {
+	var errs []error
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	for _, a := range append(append([]string{}, c.Listen...), c.Bootstrap...) {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			errs = append(errs, fmt.Errorf("address %q: %w", a, err))
+		}
+	}
+	for _, a := range c.Bootstrap {
+		if m, err := multiaddr.NewMultiaddr(a); err == nil {
+			if _, err := m.ValueForProtocol(multiaddr.P_P2P); err != nil {
+				errs = append(errs, fmt.Errorf("bootstrap %q: needs a /p2p/PEERID part", a))
+			}
+		}
+	}
+	if c.ConnLow == 0 {
+		c.ConnLow = 64
+	}
+	if c.ConnHigh == 0 {
+		c.ConnHigh = 192
+	}
+	if c.ConnLow > c.ConnHigh {
+		errs = append(errs, fmt.Errorf("conn low %d above high %d", c.ConnLow, c.ConnHigh))
+	}
+	if c.MaxMemoryBytes == 0 {
+		c.MaxMemoryBytes = 256 << 20
+	}
+	if c.MaxFDs == 0 {
+		c.MaxFDs = 512
+	}
+	if c.Debounce == 0 {
+		c.Debounce = 20 * time.Millisecond
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.AntiEntropy == 0 {
+		c.AntiEntropy = 30 * time.Second
+	}
+	if c.Rendezvous == 0 {
+		c.Rendezvous = time.Minute
+	}
+	return errors.Join(errs...)
+}
+
+// newHost builds the libp2p host: the standard stack (TCP and QUIC, noise,
+// yamux, identify, ping) so other libp2p implementations can connect, with
+// the resource manager and connection manager bounded by the config.
+func newHost(key crypto.PrivKey, c *P2PConfig) (host.Host, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(c.MaxMemoryBytes, c.MaxFDs)))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	cm, err := connmgrimpl.NewConnManager(c.ConnLow, c.ConnHigh)
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(c.Listen...),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+	}
+	if c.ConnectionGater != nil {
+		opts = append(opts, libp2p.ConnectionGater(c.ConnectionGater))
+	}
+	if !c.RelayClient {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if c.NATPortMap {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if c.HolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	return h, nil
+}

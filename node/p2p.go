@@ -1,0 +1,310 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/discovery"
+	"github.com/barrel-db/barrel/gossip"
+	bsync "github.com/barrel-db/barrel/sync"
+)
+
+// netParts is the node's libp2p side, present when Config.P2P is set. The
+// node owns it: startNetwork starts its goroutines, stopNetwork stops them
+// and waits.
+type netParts struct {
+	host   host.Host
+	gossip *gossip.Gossip
+	repl   *bsync.Replicator
+	disc   *discovery.Discovery
+	cancel context.CancelFunc
+	group  *errgroup.Group
+}
+
+// Rendezvous is the DHT namespace under which peers holding a database
+// find each other.
+func Rendezvous(db string) string { return "barrel/db/" + db }
+
+func (n *Node) startNetwork() error {
+	cfg := n.cfg.P2P
+	h, err := newHost(n.key, cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fail := func(err error) error {
+		cancel()
+		h.Close()
+		return err
+	}
+	reg := n.registerer
+	g, err := gossip.New(ctx, h, gossip.Config{
+		Debounce:   cfg.Debounce,
+		Heartbeat:  cfg.Heartbeat,
+		Logger:     n.log.With("component", "gossip"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("gossip: %w", err))
+	}
+	scfg := bsync.Config{
+		// A frame must carry the largest change a node accepts.
+		MaxFrameBytes: crdt.MaxChangeBytes + 64<<10,
+		AntiEntropy:   cfg.AntiEntropy,
+		Logger:        n.log.With("component", "sync"),
+		Registerer:    reg,
+		Now:           n.cfg.Now,
+	}
+	if err := scfg.Validate(); err != nil {
+		return fail(fmt.Errorf("sync: %w", err))
+	}
+	repl := bsync.New(h, syncStore{n}, scfg)
+	var boot []multiaddr.Multiaddr
+	for _, a := range cfg.Bootstrap {
+		m, _ := multiaddr.NewMultiaddr(a) // validated
+		boot = append(boot, m)
+	}
+	disc, err := discovery.New(h, discovery.Config{
+		MDNS:              !cfg.NoMDNS,
+		DHT:               !cfg.NoDHT,
+		Bootstrap:         boot,
+		Rendezvous:        cfg.Rendezvous,
+		AllowPrivateAddrs: cfg.AllowPrivateAddrs,
+		Datastore:         n.store.Datastore("/p2p/known"),
+		Logger:            n.log.With("component", "discovery"),
+		Registerer:        reg,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("discovery: %w", err))
+	}
+	np := &netParts{host: h, gossip: g, repl: repl, disc: disc, cancel: cancel}
+	n.mu.Lock()
+	for name, d := range n.mu.dbs {
+		if d.Replication().Off {
+			continue
+		}
+		if err := g.Join(name); err != nil {
+			n.mu.Unlock()
+			return fail(fmt.Errorf("gossip join %s: %w", name, err))
+		}
+		disc.Advertise(Rendezvous(name))
+	}
+	n.mu.Unlock()
+	eg, ctx := errgroup.WithContext(ctx)
+	np.group = eg
+	eg.Go(func() error { return g.Run(ctx) })
+	eg.Go(func() error { return repl.Run(ctx) })
+	eg.Go(func() error { return disc.Run(ctx) })
+	eg.Go(func() error { return n.followAnnouncements(ctx, np) })
+	n.net.Store(np)
+	for _, a := range n.Info().Addrs {
+		n.log.Info("listening", "addr", a)
+	}
+	return nil
+}
+
+// stopNetwork stops every network goroutine and closes the host.
+func (n *Node) stopNetwork() {
+	np := n.net.Swap(nil)
+	if np == nil {
+		return
+	}
+	np.cancel()
+	if err := np.group.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		n.log.Warn("network stopped with an error", "err", err)
+	}
+	if err := np.host.Close(); err != nil {
+		n.log.Warn("close libp2p host", "err", err)
+	}
+}
+
+// followAnnouncements turns peers' head announcements into pulls: a peer
+// whose feed went past our checkpoint of it, holding a different change set
+// than ours, has something for us.
+func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
+	store := syncStore{n}
+	for {
+		var r gossip.Received
+		select {
+		case <-ctx.Done():
+			return nil
+		case r = <-np.gossip.Announcements():
+		}
+		d, err := n.DB(r.Ann.DB)
+		if err != nil || d.Replication().Off {
+			continue
+		}
+		xor, count := d.Digest()
+		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
+			continue // same change set
+		}
+		cp, err := store.Checkpoint(ctx, r.Ann.DB, r.From)
+		if err != nil || r.Ann.Seq > cp {
+			np.repl.Trigger(r.From, r.Ann.DB)
+		}
+	}
+}
+
+// announce tells peers about a database's new heads (after a commit).
+func (d *DB) announce() {
+	np := d.node.net.Load()
+	if np == nil || d.Replication().Off {
+		return
+	}
+	xor, count := d.Digest()
+	np.gossip.Notify(d.name, gossip.Announcement{DB: d.name, Seq: d.seq.Load(), Digest: xor[:], Changes: count})
+}
+
+// joinNetwork starts replicating a database (created, or replication on).
+func (n *Node) joinNetwork(name string) {
+	np := n.net.Load()
+	if np == nil {
+		return
+	}
+	if err := np.gossip.Join(name); err != nil {
+		n.log.Warn("gossip join", "db", name, "err", err)
+	}
+	np.disc.Advertise(Rendezvous(name))
+	for _, p := range np.host.Network().Peers() {
+		np.repl.Trigger(p, name)
+	}
+}
+
+// leaveNetwork stops announcing a database (dropped, or replication off).
+func (n *Node) leaveNetwork(name string) {
+	if np := n.net.Load(); np != nil {
+		if err := np.gossip.Leave(name); err != nil {
+			n.log.Debug("gossip leave", "db", name, "err", err)
+		}
+	}
+}
+
+// PeerInfo is a connected peer and the state of replication with it.
+type PeerInfo struct {
+	ID    string           `json:"id"`
+	Addrs []string         `json:"addresses"`
+	DBs   []PeerReplStatus `json:"dbs"`
+}
+
+// PeerReplStatus is the replication of one database with one peer.
+type PeerReplStatus struct {
+	Peer       string    `json:"peer,omitempty"`
+	DB         string    `json:"db"`
+	Running    bool      `json:"running"`
+	LastSync   time.Time `json:"last_sync,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	Checkpoint uint64    `json:"checkpoint"`
+	Pulled     int       `json:"last_pulled"`
+}
+
+func replStatus(s bsync.PeerDBStatus) PeerReplStatus {
+	return PeerReplStatus{Peer: s.Peer.String(), DB: s.DB, Running: s.Running, LastSync: s.LastSync,
+		LastError: s.LastError, Checkpoint: s.Checkpoint, Pulled: s.Last.Applied}
+}
+
+// ErrNoNetwork: a network call on a node opened without Config.P2P.
+var ErrNoNetwork = errors.New("networking is off")
+
+// Peers lists the connected peers, sorted by id, with replication state.
+func (n *Node) Peers() ([]PeerInfo, error) {
+	np := n.net.Load()
+	if np == nil {
+		return nil, ErrNoNetwork
+	}
+	byPeer := map[peer.ID][]PeerReplStatus{}
+	for _, s := range np.repl.Status() {
+		byPeer[s.Peer] = append(byPeer[s.Peer], replStatus(s))
+	}
+	var out []PeerInfo
+	for _, p := range np.host.Network().Peers() {
+		pi := PeerInfo{ID: p.String(), DBs: byPeer[p]}
+		for _, c := range np.host.Network().ConnsToPeer(p) {
+			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
+		}
+		for i := range pi.DBs {
+			pi.DBs[i].Peer = ""
+		}
+		sort.Slice(pi.DBs, func(i, j int) bool { return pi.DBs[i].DB < pi.DBs[j].DB })
+		if pi.DBs == nil {
+			pi.DBs = []PeerReplStatus{}
+		}
+		out = append(out, pi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Connect dials a peer by multiaddr (with /p2p/ID). It becomes a known peer,
+// redialed after restarts and disconnects, and replication with it starts.
+func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
+	np := n.net.Load()
+	if np == nil {
+		return "", ErrNoNetwork
+	}
+	m, err := multiaddr.NewMultiaddr(addr)
+	if err != nil {
+		return "", invalid("address", "%q: %v", addr, err)
+	}
+	if _, err := m.ValueForProtocol(multiaddr.P_P2P); err != nil {
+		return "", invalid("address", "%q: needs a /p2p/PEERID part", addr)
+	}
+	ai, err := np.disc.Connect(ctx, m)
+	if err != nil {
+		return "", fmt.Errorf("connect %s: %w", addr, err)
+	}
+	np.repl.TriggerAll(ai.ID)
+	return ai.ID.String(), nil
+}
+
+// ReplicationState is a database's replication setting and its state with
+// every peer it has synced with.
+type ReplicationState struct {
+	DB      string           `json:"db"`
+	Setting Replication      `json:"setting"`
+	Seq     uint64           `json:"update_seq"`
+	Peers   []PeerReplStatus `json:"peers"`
+}
+
+// ReplicationState reports a database's replication.
+func (n *Node) ReplicationState(name string) (ReplicationState, error) {
+	d, err := n.DB(name)
+	if err != nil {
+		return ReplicationState{}, err
+	}
+	st := ReplicationState{DB: name, Setting: d.Replication(), Seq: d.seq.Load(), Peers: []PeerReplStatus{}}
+	if np := n.net.Load(); np != nil {
+		for _, s := range np.repl.Status() {
+			if s.DB == name {
+				st.Peers = append(st.Peers, replStatus(s))
+			}
+		}
+	}
+	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Peer < st.Peers[j].Peer })
+	return st, nil
+}
+
+// Addrs returns the node's listen addresses with its peer id, for others
+// to dial; none without networking.
+func (n *Node) Addrs() []string {
+	np := n.net.Load()
+	if np == nil {
+		return []string{}
+	}
+	var out []string
+	for _, a := range np.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.peerID.String())
+	}
+	slices.Sort(out)
+	return out
+}
