@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 # Packages whose code runs goroutines: always tested with the race detector.
 RACE_PKGS := ./node/... ./datastore/... ./httpapi/...
 
-.PHONY: help build run test test-race fuzz bench lint fmt clean
+.PHONY: help build run test test-race fuzz bench lint fmt clean demo
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzReadValue$$' -fuzztime $(FUZZTIME) ./datastore/tuple
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePointer$$' -fuzztime $(FUZZTIME) ./index
+
+demo: build ## three peers on loopback: write, replicate, go offline, edit both sides, merge
+	BIN=$(BIN) bash scripts/demo.sh
 
 bench: build ## print the machine-readable benchmark lines (see docs/benchmarks.md)
 	$(BIN) bench
