@@ -60,10 +60,19 @@ func (d *Discovery) Run(ctx context.Context) (err error) {
 	d.h.Network().Notify(nb)
 	defer d.h.Network().StopNotify(nb)
 
+	// On return: stop the loops first, then close what they use.
 	var wg sync.WaitGroup
-	defer wg.Wait() // runs before the closes below: they were deferred later
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var closers []func() error
+	defer func() {
+		cancel()
+		wg.Wait()
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
+	}()
 
 	if d.cfg.DHT {
 		k, err := d.newDHT()
@@ -73,14 +82,15 @@ func (d *Discovery) Run(ctx context.Context) (err error) {
 		d.mu.Lock()
 		d.mu.dht = k
 		d.mu.Unlock()
-		defer func() {
+		closers = append(closers, func() error {
 			d.mu.Lock()
 			d.mu.dht = nil
 			d.mu.Unlock()
-			if cerr := k.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("close dht: %w", cerr))
+			if err := k.Close(); err != nil {
+				return fmt.Errorf("close dht: %w", err)
 			}
-		}()
+			return nil
+		})
 		wg.Go(func() { d.rendezvousLoop(ctx, k) })
 	}
 	if d.cfg.MDNS {
@@ -89,11 +99,12 @@ func (d *Discovery) Run(ctx context.Context) (err error) {
 		if err := svc.Start(); err != nil {
 			return fmt.Errorf("start mdns: %w", err)
 		}
-		defer func() {
-			if cerr := svc.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("close mdns: %w", cerr))
+		closers = append(closers, func() error {
+			if err := svc.Close(); err != nil {
+				return fmt.Errorf("close mdns: %w", err)
 			}
-		}()
+			return nil
+		})
 		wg.Go(func() {
 			for {
 				select {

@@ -34,6 +34,10 @@ type Received struct {
 	// From is the announcement's author (verified by its signature), not
 	// the peer that forwarded it.
 	From peer.ID
+	// Via is the connected peer that delivered the message: the author
+	// itself, or a peer forwarding it through the mesh. The author may not
+	// be connected to us; Via is.
+	Via peer.ID
 	// Ann is the announcement; the receiver owns its Digest.
 	Ann Announcement
 }

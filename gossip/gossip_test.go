@@ -104,13 +104,20 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 // failing the test after within.
 func receive(t *testing.T, g *Gossip, from peer.ID, within time.Duration, match func(Announcement) bool) Announcement {
 	t.Helper()
+	a, _ := receiveVia(t, g, from, within, match)
+	return a
+}
+
+// receiveVia is receive that also returns the delivering peer.
+func receiveVia(t *testing.T, g *Gossip, from peer.ID, within time.Duration, match func(Announcement) bool) (Announcement, peer.ID) {
+	t.Helper()
 	timer := time.NewTimer(within)
 	defer timer.Stop()
 	for {
 		select {
 		case r := <-g.Announcements():
 			if r.From == from && match(r.Ann) {
-				return r.Ann
+				return r.Ann, r.Via
 			}
 		case <-timer.C:
 			t.Fatalf("no matching announcement from %s within %v", from, within)
@@ -146,7 +153,10 @@ func TestLine(t *testing.T) {
 	want := Announcement{DB: "db", Seq: 42, Digest: digest(7), Changes: 40}
 	ga.Notify("db", want)
 	for name, g := range map[string]*Gossip{"B": gb, "C": gc} {
-		got := receive(t, g, ha.ID(), 20*time.Second, func(a Announcement) bool { return a.Seq == 42 })
+		got, via := receiveVia(t, g, ha.ID(), 20*time.Second, func(a Announcement) bool { return a.Seq == 42 })
+		if wantVia := map[string]peer.ID{"B": ha.ID(), "C": hb.ID()}[name]; via != wantVia {
+			t.Errorf("%s: got Via %s, want %s", name, via, wantVia)
+		}
 		if got.DB != want.DB || got.Changes != want.Changes || !bytes.Equal(got.Digest, want.Digest) {
 			t.Errorf("%s: got %+v, want %+v", name, got, want)
 		}

@@ -78,7 +78,7 @@ func (g *Gossip) read(ctx context.Context, sub *pubsub.Subscription, log *slog.L
 			continue
 		}
 		g.m.received.Inc()
-		g.deliver(Received{From: from, Ann: a})
+		g.deliver(Received{From: from, Via: msg.ReceivedFrom, Ann: a})
 	}
 }
 
