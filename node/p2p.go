@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/errgroup"
@@ -81,9 +82,12 @@ func (n *Node) startNetwork() error {
 		Bootstrap:         boot,
 		Rendezvous:        cfg.Rendezvous,
 		AllowPrivateAddrs: cfg.AllowPrivateAddrs,
-		Datastore:         n.store.Datastore("/p2p/known"),
-		Logger:            n.log.With("component", "discovery"),
-		Registerer:        reg,
+		// On a LAN libp2p may think the host unreachable and drop the DHT
+		// to client mode, where nobody answers queries.
+		DHTServer:  cfg.AllowPrivateAddrs,
+		Datastore:  n.store.Datastore("/p2p/known"),
+		Logger:     n.log.With("component", "discovery"),
+		Registerer: reg,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("discovery: %w", err))
@@ -108,6 +112,15 @@ func (n *Node) startNetwork() error {
 	eg.Go(func() error { return disc.Run(ctx) })
 	eg.Go(func() error { return n.followAnnouncements(ctx, np) })
 	n.net.Store(np)
+	n.mu.Lock()
+	dbs := make([]*DB, 0, len(n.mu.dbs))
+	for _, d := range n.mu.dbs {
+		dbs = append(dbs, d)
+	}
+	n.mu.Unlock()
+	for _, d := range dbs {
+		d.announce() // the heartbeat re-announces only what was announced once
+	}
 	for _, a := range n.Info().Addrs {
 		n.log.Info("listening", "addr", a)
 	}
@@ -149,6 +162,15 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
 			continue // same change set
 		}
+		// The author may be out of reach (the announcement came through
+		// the mesh): then pull from the connected peer that relayed it,
+		// which holds the changes or soon will.
+		if np.host.Network().Connectedness(r.From) != network.Connected {
+			if r.Via != "" && r.Via != n.peerID {
+				np.repl.Trigger(r.Via, r.Ann.DB)
+			}
+			continue
+		}
 		cp, err := store.Checkpoint(ctx, r.Ann.DB, r.From)
 		if err != nil || r.Ann.Seq > cp {
 			np.repl.Trigger(r.From, r.Ann.DB)
@@ -176,6 +198,9 @@ func (n *Node) joinNetwork(name string) {
 		n.log.Warn("gossip join", "db", name, "err", err)
 	}
 	np.disc.Advertise(Rendezvous(name))
+	if d, err := n.DB(name); err == nil {
+		d.announce()
+	}
 	for _, p := range np.host.Network().Peers() {
 		np.repl.Trigger(p, name)
 	}

@@ -69,10 +69,13 @@ type testNet struct {
 	part  *partition
 	dirs  []string
 	nodes []*Node
+	mod   func(i int, c *P2PConfig) // per-peer changes to the P2P config
 }
 
-func newTestNet(t *testing.T, k int) *testNet {
-	tn := &testNet{t: t, part: newPartition()}
+func newTestNet(t *testing.T, k int) *testNet { return newTestNetWith(t, k, nil) }
+
+func newTestNetWith(t *testing.T, k int, mod func(i int, c *P2PConfig)) *testNet {
+	tn := &testNet{t: t, part: newPartition(), mod: mod}
 	for i := range k {
 		tn.dirs = append(tn.dirs, t.TempDir())
 		tn.nodes = append(tn.nodes, nil)
@@ -91,19 +94,23 @@ func newTestNet(t *testing.T, k int) *testNet {
 func (tn *testNet) start(i int) *Node {
 	tn.t.Helper()
 	g := &gater{p: tn.part}
+	p2p := &P2PConfig{
+		Listen:          []string{"/ip4/127.0.0.1/tcp/0"},
+		NoMDNS:          true,
+		NoDHT:           true,
+		Debounce:        5 * time.Millisecond,
+		Heartbeat:       200 * time.Millisecond,
+		AntiEntropy:     300 * time.Millisecond,
+		ConnectionGater: g,
+	}
+	if tn.mod != nil {
+		tn.mod(i, p2p)
+	}
 	n, err := Open(context.Background(), Config{
 		DataDir:    tn.dirs[i],
 		Durability: "batch",
 		Logger:     discardLogger(),
-		P2P: &P2PConfig{
-			Listen:          []string{"/ip4/127.0.0.1/tcp/0"},
-			NoMDNS:          true,
-			NoDHT:           true,
-			Debounce:        5 * time.Millisecond,
-			Heartbeat:       200 * time.Millisecond,
-			AntiEntropy:     300 * time.Millisecond,
-			ConnectionGater: g,
-		},
+		P2P:        p2p,
 	})
 	if err != nil {
 		tn.t.Fatalf("open peer %d: %v", i, err)
@@ -277,6 +284,50 @@ func TestPartialViewPeer(t *testing.T) {
 			t.Fatalf("partial view holds %s", d.ID)
 		}
 	}
+}
+
+// TestDHTRendezvous: peers that know only one bootstrap peer find each
+// other through the DHT rendezvous of a database they share, and replicate.
+func TestDHTRendezvous(t *testing.T) {
+	var boot string
+	tn := newTestNetWith(t, 1, func(i int, c *P2PConfig) {
+		c.NoDHT, c.AllowPrivateAddrs = false, true
+		c.Rendezvous = 200 * time.Millisecond
+		if boot != "" {
+			c.Bootstrap = []string{boot}
+		}
+	})
+	boot = tn.nodes[0].Addrs()[0]
+	for i := 1; i <= 3; i++ {
+		tn.dirs = append(tn.dirs, t.TempDir())
+		tn.nodes = append(tn.nodes, nil)
+		tn.start(i)
+	}
+	tn.createDB("shared")
+	host := func(i int) interface {
+		Connectedness(peer.ID) network.Connectedness
+	} {
+		return tn.nodes[i].net.Load().host.Network()
+	}
+	waitFor(t, "peers 1..3 to find each other through the DHT", 20*time.Second, func() bool {
+		for i := 1; i <= 3; i++ {
+			for j := 1; j <= 3; j++ {
+				if i != j && host(i).Connectedness(tn.nodes[j].PeerID()) != network.Connected {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	mustPut(t, tn.db(3, "shared"), "hello", map[string]any{"from": 3}, "")
+	waitFor(t, "the write to reach every peer", 15*time.Second, func() bool {
+		for i := range 4 {
+			if _, err := tn.db(i, "shared").Get(t.Context(), "hello"); err != nil {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestOfflineReconciliation: two peers diverge while apart (disjoint edits,
