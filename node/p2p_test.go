@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,16 +50,21 @@ func (p *partition) allowed(a, b peer.ID) bool {
 // gater vets connections of one node against the partition.
 type gater struct {
 	p    *partition
-	self peer.ID
+	self atomic.Pointer[peer.ID] // set once the node is open
 }
 
-func (g *gater) InterceptPeerDial(p peer.ID) bool { return g.p.allowed(g.self, p) }
+func (g *gater) ok(p peer.ID) bool {
+	self := g.self.Load()
+	return self == nil || g.p.allowed(*self, p)
+}
+
+func (g *gater) InterceptPeerDial(p peer.ID) bool { return g.ok(p) }
 func (g *gater) InterceptAddrDial(p peer.ID, _ multiaddr.Multiaddr) bool {
-	return g.p.allowed(g.self, p)
+	return g.ok(p)
 }
 func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return g.p.allowed(g.self, p)
+	return g.ok(p)
 }
 func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
@@ -115,7 +121,8 @@ func (tn *testNet) start(i int) *Node {
 	if err != nil {
 		tn.t.Fatalf("open peer %d: %v", i, err)
 	}
-	g.self = n.PeerID()
+	self := n.PeerID()
+	g.self.Store(&self)
 	tn.nodes[i] = n
 	return n
 }
