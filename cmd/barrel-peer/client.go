@@ -157,3 +157,13 @@ func parseLiteral(s string) any {
 	}
 	return v
 }
+
+// apiCode is the error code of an API error ("not_found", "no_network"),
+// or "" when err is not one.
+func apiCode(err error) string {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return ""
+}

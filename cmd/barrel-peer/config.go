@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 // fileConfig is the daemon's configuration as written in the YAML file
@@ -22,6 +25,7 @@ type fileConfig struct {
 	Durability string     `koanf:"durability"`
 	WriteQueue int        `koanf:"write_queue"`
 	LogLevel   string     `koanf:"log_level"`
+	P2P        p2pConfig  `koanf:"p2p"`
 }
 
 // httpConfig is the http section of the configuration file.
@@ -29,6 +33,55 @@ type httpConfig struct {
 	Addr         string `koanf:"addr"`
 	Token        string `koanf:"token"`
 	MaxBodyBytes int64  `koanf:"max_body_bytes"`
+}
+
+// p2pConfig is the p2p section of the configuration file: the node as a
+// libp2p peer. Zero values mean node.P2PConfig's defaults; lists are nil
+// by default (rather than node.DefaultListen) because decoding a file's
+// list into a non-empty slice would keep the default's extra elements.
+type p2pConfig struct {
+	Off               bool          `koanf:"off"` // no networking at all
+	Listen            []string      `koanf:"listen"`
+	Bootstrap         []string      `koanf:"bootstrap"`
+	NoMDNS            bool          `koanf:"no_mdns"`
+	NoDHT             bool          `koanf:"no_dht"`
+	AllowPrivateAddrs bool          `koanf:"allow_private_addrs"`
+	NATPortMap        bool          `koanf:"nat_portmap"`
+	HolePunching      bool          `koanf:"hole_punching"`
+	RelayClient       bool          `koanf:"relay_client"`
+	ConnLow           int           `koanf:"conn_low"`
+	ConnHigh          int           `koanf:"conn_high"`
+	MaxMemoryBytes    int64         `koanf:"max_memory_bytes"`
+	MaxFDs            int           `koanf:"max_fds"`
+	Debounce          time.Duration `koanf:"debounce"`
+	Heartbeat         time.Duration `koanf:"heartbeat"`
+	AntiEntropy       time.Duration `koanf:"anti_entropy"`
+	Rendezvous        time.Duration `koanf:"rendezvous"`
+}
+
+// node returns the node's P2P configuration: nil when networking is off.
+func (c p2pConfig) node() *node.P2PConfig {
+	if c.Off {
+		return nil
+	}
+	return &node.P2PConfig{
+		Listen:            c.Listen,
+		Bootstrap:         c.Bootstrap,
+		NoMDNS:            c.NoMDNS,
+		NoDHT:             c.NoDHT,
+		AllowPrivateAddrs: c.AllowPrivateAddrs,
+		NATPortMap:        c.NATPortMap,
+		HolePunching:      c.HolePunching,
+		RelayClient:       c.RelayClient,
+		ConnLow:           c.ConnLow,
+		ConnHigh:          c.ConnHigh,
+		MaxMemoryBytes:    c.MaxMemoryBytes,
+		MaxFDs:            c.MaxFDs,
+		Debounce:          c.Debounce,
+		Heartbeat:         c.Heartbeat,
+		AntiEntropy:       c.AntiEntropy,
+		Rendezvous:        c.Rendezvous,
+	}
 }
 
 // defaultConfig returns the defaults: data in $XDG_DATA_HOME/barrel or
@@ -68,6 +121,8 @@ func loadConfig(path string, flags *pflag.FlagSet) (fileConfig, error) {
 			DecoderConfig: &mapstructure.DecoderConfig{
 				ErrorUnused:      true,
 				WeaklyTypedInput: false,
+				// Durations are written as Go durations: 30s, 1m30s.
+				DecodeHook: mapstructure.StringToTimeDurationHookFunc(),
 			},
 		})
 		if err != nil {
@@ -99,6 +154,28 @@ func applyFlags(cfg *fileConfig, flags *pflag.FlagSet) error {
 			cfg.WriteQueue, err = flags.GetInt("write-queue")
 		case "max-body-bytes":
 			cfg.HTTP.MaxBodyBytes, err = flags.GetInt64("max-body-bytes")
+		case "no-network":
+			cfg.P2P.Off = f.Value.String() == "true"
+		case "listen":
+			cfg.P2P.Listen, err = flags.GetStringArray("listen")
+		case "bootstrap":
+			cfg.P2P.Bootstrap, err = flags.GetStringArray("bootstrap")
+		case "no-mdns":
+			cfg.P2P.NoMDNS = f.Value.String() == "true"
+		case "no-dht":
+			cfg.P2P.NoDHT = f.Value.String() == "true"
+		case "allow-private-addrs":
+			cfg.P2P.AllowPrivateAddrs = f.Value.String() == "true"
+		case "nat-portmap":
+			cfg.P2P.NATPortMap = f.Value.String() == "true"
+		case "hole-punching":
+			cfg.P2P.HolePunching = f.Value.String() == "true"
+		case "relay-client":
+			cfg.P2P.RelayClient = f.Value.String() == "true"
+		case "anti-entropy":
+			cfg.P2P.AntiEntropy, err = flags.GetDuration("anti-entropy")
+		case "heartbeat":
+			cfg.P2P.Heartbeat, err = flags.GetDuration("heartbeat")
 		}
 	})
 	return err
@@ -127,6 +204,7 @@ func (c fileConfig) validate() error {
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.P2P.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -137,4 +215,27 @@ func (c fileConfig) level() (slog.Level, error) {
 		return l, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	return l, nil
+}
+
+// validate reports the p2p settings that are wrong whatever the node says;
+// the node checks the addresses themselves when it opens.
+func (c p2pConfig) validate() []error {
+	var errs []error
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"debounce", c.Debounce}, {"heartbeat", c.Heartbeat}, {"anti_entropy", c.AntiEntropy}, {"rendezvous", c.Rendezvous}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("p2p.%s %v: want >= 0", d.key, d.v))
+		}
+	}
+	for _, n := range []struct {
+		key string
+		v   int64
+	}{{"conn_low", int64(c.ConnLow)}, {"conn_high", int64(c.ConnHigh)}, {"max_memory_bytes", c.MaxMemoryBytes}, {"max_fds", int64(c.MaxFDs)}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("p2p.%s %d: want >= 0", n.key, n.v))
+		}
+	}
+	return errs
 }

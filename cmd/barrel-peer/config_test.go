@@ -3,8 +3,10 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -13,6 +15,14 @@ func TestLoadConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "barrel.yaml")
 	if err := os.WriteFile(file, []byte("data_dir: /from/file\nhttp:\n  addr: 127.0.0.1:9999\n  token: tok\nwrite_queue: 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p2pFile := filepath.Join(dir, "p2p.yaml")
+	if err := os.WriteFile(p2pFile, []byte("p2p:\n  listen: [/ip4/127.0.0.1/tcp/4101]\n  bootstrap:\n    - /ip4/10.0.0.1/tcp/4001/p2p/12D3KooWx\n  no_mdns: true\n  anti_entropy: 2s\n  heartbeat: 1m30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badDur := filepath.Join(dir, "baddur.yaml")
+	if err := os.WriteFile(badDur, []byte("p2p:\n  heartbeat: often\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
@@ -30,6 +40,16 @@ func TestLoadConfig(t *testing.T) {
 		{"defaults", "", nil, fileConfig{DataDir: "/xdg/barrel", HTTP: httpConfig{Addr: "127.0.0.1:7080"}, Durability: "sync", LogLevel: "info"}, ""},
 		{"file over defaults", file, nil, fileConfig{DataDir: "/from/file", HTTP: httpConfig{Addr: "127.0.0.1:9999", Token: "tok"}, Durability: "sync", WriteQueue: 7, LogLevel: "info"}, ""},
 		{"flags over file", file, []string{"--data", "/flag", "--write-queue", "9", "--durability", "batch"}, fileConfig{DataDir: "/flag", HTTP: httpConfig{Addr: "127.0.0.1:9999", Token: "tok"}, Durability: "batch", WriteQueue: 9, LogLevel: "info"}, ""},
+		{"p2p from file", p2pFile, nil, fileConfig{DataDir: "/xdg/barrel", HTTP: httpConfig{Addr: "127.0.0.1:7080"}, Durability: "sync", LogLevel: "info",
+			P2P: p2pConfig{Listen: []string{"/ip4/127.0.0.1/tcp/4101"}, Bootstrap: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWx"}, NoMDNS: true, AntiEntropy: 2 * time.Second, Heartbeat: 90 * time.Second}}, ""},
+		{"p2p flags over file", p2pFile, []string{"--listen", "/ip4/0.0.0.0/tcp/1", "--listen", "/ip4/0.0.0.0/udp/1/quic-v1", "--no-dht", "--heartbeat", "500ms", "--allow-private-addrs", "--nat-portmap", "--hole-punching", "--relay-client"},
+			fileConfig{DataDir: "/xdg/barrel", HTTP: httpConfig{Addr: "127.0.0.1:7080"}, Durability: "sync", LogLevel: "info",
+				P2P: p2pConfig{Listen: []string{"/ip4/0.0.0.0/tcp/1", "/ip4/0.0.0.0/udp/1/quic-v1"}, Bootstrap: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWx"}, NoMDNS: true, NoDHT: true,
+					AllowPrivateAddrs: true, NATPortMap: true, HolePunching: true, RelayClient: true, AntiEntropy: 2 * time.Second, Heartbeat: 500 * time.Millisecond}}, ""},
+		{"no network", "", []string{"--no-network", "--bootstrap", "/ip4/10.0.0.1/tcp/1/p2p/x"}, fileConfig{DataDir: "/xdg/barrel", HTTP: httpConfig{Addr: "127.0.0.1:7080"}, Durability: "sync", LogLevel: "info",
+			P2P: p2pConfig{Off: true, Bootstrap: []string{"/ip4/10.0.0.1/tcp/1/p2p/x"}}}, ""},
+		{"bad duration in file", badDur, nil, fileConfig{}, "heartbeat"},
+		{"negative anti-entropy", "", []string{"--anti-entropy", "-1s"}, fileConfig{}, "anti_entropy"},
 		{"unknown key", bad, nil, fileConfig{}, "data_dri"},
 		{"missing file", filepath.Join(dir, "none.yaml"), nil, fileConfig{}, "none.yaml"},
 		{"bad durability and level", "", []string{"--durability", "maybe", "--log-level", "loud"}, fileConfig{}, "durability"},
@@ -51,7 +71,7 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})

@@ -36,8 +36,11 @@ func TestE2EStartupErrors(t *testing.T) {
 		code   int
 	}{
 		{"data dir is a file", []string{"--data", notDir, "--http", "127.0.0.1:0"}, "data dir", 1},
-		{"address in use", []string{"--data", t.TempDir(), "--http", ln.Addr().String()}, "listen on", 1},
-		{"data dir in use", []string{"--data", busyDir, "--http", "127.0.0.1:0"}, "open node", 1},
+		{"address in use", []string{"--data", t.TempDir(), "--http", ln.Addr().String(), "--no-network"}, "listen on", 1},
+		{"data dir in use", []string{"--data", busyDir, "--http", "127.0.0.1:0", "--no-network"}, "open node", 1},
+		{"bad listen address", []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--listen", "not-a-multiaddr"}, "not-a-multiaddr", 1},
+		{"bootstrap without peer id", []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "/p2p/", 1},
+		{"p2p address file without network", []string{"--data", t.TempDir(), "--no-network", "--p2p-addr-file", filepath.Join(t.TempDir(), "p2p")}, "--no-network", 1},
 		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "none.yaml")}, "none.yaml", 1},
 		{"bad durability", []string{"--data", t.TempDir(), "--durability", "never"}, "durability", 1},
 		{"stray argument", []string{"extra"}, "unknown command", 2},

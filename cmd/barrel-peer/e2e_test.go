@@ -80,10 +80,17 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	}
 }
 
-// startPeer runs `barrel-peer run` on dataDir with extra flags and waits
-// until /healthz answers. The process is killed at cleanup; its stderr is
-// printed when the test failed.
+// startPeer runs `barrel-peer run --no-network` on dataDir with extra
+// flags and waits until /healthz answers. The process is killed at
+// cleanup; its stderr is printed when the test failed.
 func startPeer(t *testing.T, dataDir string, extra ...string) *peer {
+	t.Helper()
+	return launch(t, dataDir, append([]string{"--no-network"}, extra...))
+}
+
+// launch runs `barrel-peer run` on dataDir with extra flags, as startPeer,
+// leaving networking to the flags.
+func launch(t *testing.T, dataDir string, extra []string) *peer {
 	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	args := append([]string{"run", "--data", dataDir, "--http", "127.0.0.1:0", "--http-addr-file", addrFile}, extra...)

@@ -46,6 +46,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.putCmd(), a.getCmd(), a.patchCmd(), a.deleteCmd(),
 		a.queryCmd(), a.changesCmd(),
 		a.importCmd(), a.exportCmd(),
+		a.idCmd(), a.peersCmd(), a.connectCmd(), a.statusCmd(), a.replicateCmd(),
 		a.benchCmd(),
 	)
 	return root

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,17 +23,21 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func (a *app) runCmd() *cobra.Command {
-	var configPath, addrFile string
+	var configPath string
+	var files addrFiles
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the barrel daemon: open the data dir and serve the HTTP API",
+		Short: "Run the barrel daemon: open the data dir, join the network and serve the HTTP API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(configPath, cmd.Flags())
 			if err != nil {
 				return err
 			}
-			return a.serve(cmd.Context(), cfg, addrFile)
+			if files.p2p != "" && cfg.P2P.Off {
+				return errors.New("--p2p-addr-file needs networking, which --no-network (p2p.off) turns off")
+			}
+			return a.serve(cmd.Context(), cfg, files)
 		},
 	}
 	f := cmd.Flags()
@@ -43,13 +49,33 @@ func (a *app) runCmd() *cobra.Command {
 	f.String("durability", "", "sync (fsync before acknowledging, default) or batch")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.Int("write-queue", 0, "per-database write queue capacity (default 4096)")
-	f.StringVar(&addrFile, "http-addr-file", "", "write the bound HTTP address to this file once listening")
+	f.StringVar(&files.http, "http-addr-file", "", "write the bound HTTP address to this file once listening")
+
+	f.Bool("no-network", false, "no networking at all: a single-node barrel")
+	f.StringArray("listen", nil, "libp2p listen multiaddr, repeatable (default "+strings.Join(node.DefaultListen, " and ")+")")
+	f.StringArray("bootstrap", nil, "peer multiaddr with /p2p/ID to dial at start and redial, repeatable (default none)")
+	f.Bool("no-mdns", false, "disable mDNS discovery on the LAN")
+	f.Bool("no-dht", false, "disable the Kademlia DHT and its per-database rendezvous")
+	f.Bool("allow-private-addrs", false, "let the DHT keep private and loopback addresses (a LAN, or tests on one machine)")
+	f.Bool("nat-portmap", false, "map the listen port on the router (UPnP/NAT-PMP)")
+	f.Bool("hole-punching", false, "enable DCUtR hole punching")
+	f.Bool("relay-client", false, "dial peers through circuit relays")
+	f.Duration("anti-entropy", 0, "pull from every connected peer this often (default 30s)")
+	f.Duration("heartbeat", 0, "re-announce every database's heads this often (default 10s)")
+	f.StringVar(&files.p2p, "p2p-addr-file", "", "write the node's libp2p addresses with /p2p/ID, one per line, loopback IPv4 first, once listening")
 	return cmd
+}
+
+// addrFiles are the files the daemon writes its addresses to once it
+// listens, so scripts and tests can find a daemon started on port 0.
+type addrFiles struct {
+	http string // the bound HTTP address
+	p2p  string // the libp2p multiaddrs, one per line
 }
 
 // serve runs the daemon until ctx is done (SIGINT/SIGTERM), then shuts the
 // HTTP server down and closes the node.
-func (a *app) serve(ctx context.Context, cfg fileConfig, addrFile string) error {
+func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error {
 	level, _ := cfg.level() // validated
 	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 
@@ -60,6 +86,7 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, addrFile string) error 
 		DataDir:    cfg.DataDir,
 		Durability: cfg.Durability,
 		WriteQueue: cfg.WriteQueue,
+		P2P:        cfg.P2P.node(),
 		Logger:     log,
 	})
 	if err != nil {
@@ -98,9 +125,18 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, addrFile string) error 
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", addr, "peer", n.Info().PeerID, "data_dir", cfg.DataDir)
-	if addrFile != "" {
-		if err := writeFileAtomic(addrFile, []byte(addr+"\n")); err != nil {
+	log.Info("HTTP API listening", "addr", addr, "peer", n.Info().PeerID, "data_dir", cfg.DataDir)
+	// The p2p file comes first: a reader waiting for the HTTP file finds
+	// both.
+	if files.p2p != "" {
+		if err := writeFileAtomic(files.p2p, []byte(p2pAddrLines(n.Addrs()))); err != nil {
+			_ = srv.Close()
+			<-served
+			return fmt.Errorf("write p2p address file: %w", err)
+		}
+	}
+	if files.http != "" {
+		if err := writeFileAtomic(files.http, []byte(addr+"\n")); err != nil {
 			_ = srv.Close()
 			<-served
 			return fmt.Errorf("write address file: %w", err)
@@ -124,6 +160,30 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, addrFile string) error 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// p2pAddrLines returns addrs one per line, those on 127.0.0.1 first (TCP
+// before QUIC, as the node sorts them), so the first line is one a peer on
+// the same machine can dial.
+func p2pAddrLines(addrs []string) string {
+	addrs = slices.Clone(addrs)
+	slices.SortStableFunc(addrs, func(x, y string) int {
+		lx, ly := strings.HasPrefix(x, "/ip4/127.0.0.1/"), strings.HasPrefix(y, "/ip4/127.0.0.1/")
+		switch {
+		case lx == ly:
+			return 0
+		case lx:
+			return -1
+		default:
+			return 1
+		}
+	})
+	var b strings.Builder
+	for _, a := range addrs {
+		b.WriteString(a)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // isLoopback says whether a listen address only accepts local connections.
