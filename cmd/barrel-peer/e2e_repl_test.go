@@ -123,7 +123,9 @@ func (p *netPeer) waitPeers(t *testing.T, want ...*netPeer) {
 			}
 		}
 		return true
-	}, func() string { return fmt.Sprintf("%s to be connected to %v (connected: %v)", p.name, names(want), got) })
+	}, func() string {
+		return fmt.Sprintf("%s to be connected to %v (connected: %v)", p.name, names(want), got)
+	})
 }
 
 func names(ps []*netPeer) []string {
