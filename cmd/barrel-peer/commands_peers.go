@@ -283,10 +283,13 @@ func (a *app) replicateCmd() *cobra.Command {
 			if f.Changed("where") {
 				set.Where = conds
 			}
-			if err := c.do(cmd.Context(), http.MethodPut, p, set, &st); err != nil {
+			// A fresh value: decoding into st would keep the fields the
+			// answer omits (an emptied prefix or where).
+			var now replState
+			if err := c.do(cmd.Context(), http.MethodPut, p, set, &now); err != nil {
 				return err
 			}
-			return printJSON(a.stdout, st)
+			return printJSON(a.stdout, now)
 		},
 	}
 	f := cmd.Flags()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -85,6 +88,69 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.HTTP.Addr != "127.0.0.1:7080" || cfg.Durability != "sync" || cfg.HTTP.MaxBodyBytes != 8<<20 {
 		t.Fatalf("got %+v", cfg)
+	}
+	if !reflect.DeepEqual(cfg.P2P.Listen, node.DefaultListen) || cfg.P2P.Off || cfg.P2P.AntiEntropy != 30*time.Second || cfg.P2P.Heartbeat != 10*time.Second {
+		t.Fatalf("p2p section: got %+v, want the node's defaults", cfg.P2P)
+	}
+	// Every key the daemon reads is documented in the example.
+	raw, err := os.ReadFile("../../configs/barrel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys func(prefix string, typ reflect.Type)
+	keys = func(prefix string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			k := f.Tag.Get("koanf")
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+				keys(prefix+k+".", f.Type)
+				continue
+			}
+			if !strings.Contains(string(raw), "\n"+strings.Repeat("  ", strings.Count(prefix, "."))+k+":") {
+				t.Errorf("configs/barrel.yaml does not document %s%s", prefix, k)
+			}
+		}
+	}
+	keys("", reflect.TypeFor[fileConfig]())
+}
+
+func TestP2PConfigNode(t *testing.T) {
+	if got := (p2pConfig{Off: true, Listen: []string{"/ip4/127.0.0.1/tcp/1"}}).node(); got != nil {
+		t.Fatalf("off: got %+v, want nil (no networking)", got)
+	}
+	got := (p2pConfig{Listen: []string{"/ip4/127.0.0.1/tcp/1"}, NoDHT: true, AntiEntropy: time.Second}).node()
+	want := &node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/1"}, NoDHT: true, AntiEntropy: time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestP2PAddrLines(t *testing.T) {
+	in := []string{"/ip4/10.0.0.2/tcp/1/p2p/X", "/ip4/127.0.0.1/tcp/1/p2p/X", "/ip4/127.0.0.1/udp/1/quic-v1/p2p/X", "/ip6/::1/tcp/1/p2p/X"}
+	want := "/ip4/127.0.0.1/tcp/1/p2p/X\n/ip4/127.0.0.1/udp/1/quic-v1/p2p/X\n/ip4/10.0.0.2/tcp/1/p2p/X\n/ip6/::1/tcp/1/p2p/X\n"
+	if got := p2pAddrLines(in); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestParseCond(t *testing.T) {
+	tests := []struct {
+		in   string
+		want condJSON
+		err  bool
+	}{
+		{"/type == note", condJSON{Path: "/type", Op: "==", Value: "note"}, false},
+		{"type == note", condJSON{Path: "/type", Op: "==", Value: "note"}, false},
+		{"/n >= 3", condJSON{Path: "/n", Op: ">=", Value: json.Number("3")}, false},
+		{"/title == hello  world", condJSON{Path: "/title", Op: "==", Value: "hello  world"}, false},
+		{"/tag exists", condJSON{Path: "/tag", Op: "exists"}, false},
+		{"/type ==", condJSON{}, true},
+		{"/type", condJSON{}, true},
+	}
+	for _, tt := range tests {
+		got, err := parseCond(tt.in)
+		if (err != nil) != tt.err || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseCond(%q): got %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
 	}
 }
 

@@ -347,3 +347,66 @@ func TestE2EReplication(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EReplicationCLI checks the network commands against a daemon
+// without networking: exit codes, and replicate's read-modify-write.
+func TestE2EReplicationCLI(t *testing.T) {
+	p := startPeer(t, t.TempDir())
+	mustStatus(t, http.StatusCreated, http.MethodPut, p.url+"/dbs/docs", "")
+	setting := func(t *testing.T, args ...string) replSetting {
+		t.Helper()
+		r := cli(t, p.url, "", append([]string{"replicate", "docs"}, args...)...)
+		var st replState
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+			t.Fatalf("replicate %v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+		if st.DB != "docs" {
+			t.Fatalf("replicate %v: got db %q", args, st.DB)
+		}
+		return st.Setting
+	}
+	note := condJSON{Path: "/type", Op: "==", Value: "note"}
+	for _, tt := range []struct {
+		args []string
+		want replSetting
+	}{
+		{nil, replSetting{}},
+		{[]string{"--where", "type == note"}, replSetting{Where: []condJSON{note}}},
+		{[]string{"--id-prefix", "k-"}, replSetting{IDPrefix: "k-", Where: []condJSON{note}}},
+		{[]string{"--off"}, replSetting{Off: true, IDPrefix: "k-", Where: []condJSON{note}}},
+		{[]string{"--all"}, replSetting{Off: true}},
+		{[]string{"--on"}, replSetting{}},
+	} {
+		if got := setting(t, tt.args...); !reflect.DeepEqual(got, tt.want) {
+			t.Fatalf("replicate %v: got %+v, want %+v", tt.args, got, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"peers"}, exitFailed, "networking is off"},
+		{[]string{"connect", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"}, exitFailed, "networking is off"},
+		{[]string{"connect"}, exitUsage, "accepts 1 arg"},
+		{[]string{"replicate", "nope"}, exitNotFound, "not found"},
+		{[]string{"replicate", "docs", "--off", "--on"}, exitUsage, "contradict"},
+		{[]string{"replicate", "docs", "--where", "/type =="}, exitUsage, "PATH OP VALUE"},
+		{[]string{"replicate", "docs", "--all", "--id-prefix", "x"}, exitUsage, "--all"},
+	} {
+		r := cli(t, p.url, "", tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) {
+			t.Errorf("%v: got exit %d, stderr %q; want exit %d mentioning %q", tt.args, r.code, r.stderr, tt.code, tt.stderr)
+		}
+	}
+
+	r := cli(t, p.url, "", "status")
+	var s status
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &s) != nil || s.Network || s.Peers != 0 || len(s.DBs) != 1 || s.DBs[0].Name != "docs" {
+		t.Fatalf("status without network: exit %d, got %q, want network false and db docs", r.code, r.stdout)
+	}
+	if r := cli(t, p.url, "", "id"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.HasPrefix(r.stdout, s.PeerID) {
+		t.Fatalf("id without network: exit %d, got %q, want the peer id alone", r.code, r.stdout)
+	}
+}
