@@ -19,6 +19,7 @@ const (
 	MaxParents     = 1024     // parents of one change
 	MaxIDBytes     = 512      // database and document id length
 	MaxPathBytes   = 4096     // one JSON pointer
+	MaxProof       = 6        // Merkle proof length: groups of at most 2^6 changes share a signature
 )
 
 // ID is a change's content id: SHA-256 of its canonical encoding without the
@@ -100,7 +101,9 @@ type Change struct {
 	Author  []byte // the author's libp2p peer id (bytes)
 	Ops     []Op
 	Tx      *Tx
-	Sig     []byte // author's signature over ID
+	Sig     []byte // author's signature over SignedMessage
+	Proof   []ID   // Merkle path from ID to the signed root of its group (empty: Sig signs ID)
+	Leaf    uint32 // ID's position among the group's leaves
 
 	id ID // cached content id; set by Seal and Decode
 }
@@ -155,7 +158,7 @@ func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
 // unsignedBytes is the encoding the content id and the signature cover.
 func (c *Change) unsignedBytes() ([]byte, error) {
 	u := *c
-	u.Sig = nil
+	u.Sig, u.Proof, u.Leaf = nil, nil, 0
 	return encMode.Marshal(&u)
 }
 
@@ -222,7 +225,7 @@ func (c *Change) Verify(v Verifier) error {
 	if len(c.Sig) == 0 {
 		return fmt.Errorf("%w: change %s is unsigned", ErrBadSignature, c.id)
 	}
-	if err := v(c.Author, c.id[:], c.Sig); err != nil {
+	if err := v(c.Author, c.SignedMessage(), c.Sig); err != nil {
 		return fmt.Errorf("%w: change %s: %v", ErrBadSignature, c.id, err)
 	}
 	return nil
@@ -237,6 +240,9 @@ func (c *Change) validate() error {
 	}
 	if err := ValidateName("document id", c.Doc); err != nil {
 		return bad("%v", err)
+	}
+	if len(c.Proof) > MaxProof || c.Leaf>>len(c.Proof) != 0 {
+		return bad("malformed signature proof")
 	}
 	if len(c.Parents) > MaxParents {
 		return bad("%d parents exceed %d", len(c.Parents), MaxParents)

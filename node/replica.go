@@ -6,9 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -301,21 +299,25 @@ func (d *DB) submitRemote(ctx context.Context, r *request) (int, error) {
 }
 
 // verifyAll checks every signature, on all cores: verification is the
-// CPU cost of receiving.
+// CPU cost of receiving. Changes signed as one Merkle group share a signed
+// message, which is verified once.
 func verifyAll(changes []*crdt.Change) error {
-	workers := min(runtime.GOMAXPROCS(0), len(changes))
-	errs := make([]error, len(changes))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(changes); i += workers {
-				errs[i] = changes[i].Verify(verifyChange)
-			}
-		}()
+	type signed struct {
+		author, msg, sig string
 	}
-	wg.Wait()
+	first := map[signed]int{} // signed message -> index of its first change
+	var unique []int
+	for i, c := range changes {
+		k := signed{string(c.Author), string(c.SignedMessage()), string(c.Sig)}
+		if _, ok := first[k]; !ok {
+			first[k] = i
+			unique = append(unique, i)
+		}
+	}
+	errs := make([]error, len(unique))
+	parallel(len(unique), func(j int) {
+		errs[j] = changes[unique[j]].Verify(verifyChange)
+	})
 	for _, err := range errs {
 		if err != nil {
 			return invalid("change", "%v", err)

@@ -250,39 +250,76 @@ func (g *group) flush(reqs []*request, resps []response, wave []*item) {
 			resps[it.req].err = ErrTxAborted
 		}
 	}
+	// The documents of a wave are distinct, so their merges run in parallel;
+	// recording (sequence numbers, batch) stays in order.
+	ms := make([]*merged, len(wave))
+	parallel(len(wave), func(i int) {
+		it := wave[i]
+		if it.err != nil || resps[it.req].err != nil {
+			return
+		}
+		ms[i], it.err = g.merge(it.p)
+	})
 	for _, it := range wave {
+		if it.err != nil && reqs[it.req].atomic {
+			resps[it.req].err = ErrTxAborted // all or nothing, even on a storage error
+		}
+	}
+	for i, it := range wave {
 		res := &resps[it.req].results[it.doc]
 		switch {
 		case it.err != nil:
-			res.Error = it.err
+			res.Error = it.err // a storage error in merge fails only this write
 		case resps[it.req].err != nil: // an atomic request with a failed write
 			res.Error = ErrTxAborted
 		default:
-			if err := g.apply(it.p); err != nil {
-				res.Error = err // a storage error: the commit will fail the group
-				continue
-			}
+			g.record(ms[i])
 			res.Rev = it.p.change.ID().String()
 		}
 	}
 }
 
+// sealAll validates and hashes a wave's changes on every core, then signs
+// them in Merkle groups, one signature per group (crdt.SignGroup).
 func sealAll(wave []*item, key crdt.Signer) {
-	seal := func(it *item) {
+	parallel(len(wave), func(i int) {
+		it := wave[i]
 		if it.err != nil {
 			return
 		}
-		if err := it.p.change.Seal(key); err != nil {
+		if err := it.p.change.Seal(nil); err != nil {
 			if errors.Is(err, crdt.ErrInvalidChange) {
 				err = invalid("body", "%v", err)
 			}
 			it.err = err
 		}
+	})
+	var ok []*crdt.Change
+	var owners []*item
+	for _, it := range wave {
+		if it.err == nil {
+			ok = append(ok, it.p.change)
+			owners = append(owners, it)
+		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(wave))
+	const group = 1 << crdt.MaxProof
+	chunks := (len(ok) + group - 1) / group
+	parallel(chunks, func(i int) {
+		lo, hi := i*group, min((i+1)*group, len(ok))
+		if err := crdt.SignGroup(ok[lo:hi], key); err != nil {
+			for _, it := range owners[lo:hi] {
+				it.err = err
+			}
+		}
+	})
+}
+
+// parallel runs fn(0..n-1) on every core and returns when all are done.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
-		for _, it := range wave {
-			seal(it)
+		for i := range n {
+			fn(i)
 		}
 		return
 	}
@@ -292,8 +329,8 @@ func sealAll(wave []*item, key crdt.Signer) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(wave)); i = next.Add(1) - 1 {
-				seal(wave[i])
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				fn(int(i))
 			}
 		}()
 	}
@@ -513,6 +550,30 @@ func (g *group) stateAt(rev crdt.ID) (*crdt.State, error) {
 // writes to the group's batch: the change, the feed entry, the history
 // entry, the document state and the index delta.
 func (g *group) apply(p *prepared) error {
+	m, err := g.merge(p)
+	if err != nil {
+		return err
+	}
+	g.record(m)
+	return nil
+}
+
+// merged is a change merged into its document and encoded, ready for
+// record to give it a sequence number and add it to the batch.
+type merged struct {
+	p               *prepared
+	st              *crdt.State
+	enc, stEnc      []byte
+	feed            []byte
+	del, put        [][]byte
+	wasLive, isLive bool
+}
+
+// merge does the CPU work of applying a change: the CRDT merge (or replay),
+// the encodings and the index delta. It touches only its own document, so
+// merges of different documents run in parallel; it reads the group's maps
+// but does not write them.
+func (g *group) merge(p *prepared) (*merged, error) {
 	d, c, ent := g.d, p.change, p.ent
 	var oldBody map[string]any
 	if live := liveBody(ent.state); live != nil {
@@ -522,49 +583,57 @@ func (g *group) apply(p *prepared) error {
 	if !st.ApplyNext(c) {
 		all, err := g.docChanges(c.Doc, ent)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if st, err = crdt.Replay(append(all, c)); err != nil {
-			return fmt.Errorf("replay %s: %w", c.Doc, err)
+			return nil, fmt.Errorf("replay %s: %w", c.Doc, err)
 		}
 	}
-	enc, err := c.Encode()
-	if err != nil {
-		return fmt.Errorf("encode change: %w", err)
+	m := &merged{p: p, st: st, wasLive: oldBody != nil}
+	var err error
+	if m.enc, err = c.Encode(); err != nil {
+		return nil, fmt.Errorf("encode change: %w", err)
 	}
-	stEnc, err := st.Encode()
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+	if m.stEnc, err = st.Encode(); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
 	}
-	feed, err := crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted})
-	if err != nil {
-		return fmt.Errorf("encode feed entry: %w", err)
+	if m.feed, err = crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted}); err != nil {
+		return nil, fmt.Errorf("encode feed entry: %w", err)
 	}
 	newBody := liveBody(st)
-	del, put, err := index.Diff(d.keys.index(), c.Doc, oldBody, newBody)
-	if err != nil {
-		return fmt.Errorf("index %s: %w", c.Doc, err)
+	m.isLive = newBody != nil
+	if m.del, m.put, err = index.Diff(d.keys.index(), c.Doc, oldBody, newBody); err != nil {
+		return nil, fmt.Errorf("index %s: %w", c.Doc, err)
 	}
+	return m, nil
+}
+
+// record gives a merged change the next local sequence number and adds
+// everything it writes to the group's batch: the change, the feed entry,
+// the history entry, the document state and the index delta. Records run
+// one at a time, in order.
+func (g *group) record(m *merged) {
+	d, c, ent := g.d, m.p.change, m.p.ent
 	g.seq++
 	id := c.ID()
 	b := g.batch
-	b.Set(d.keys.change(id), enc)
-	b.Set(d.keys.feed(g.seq), feed)
+	b.Set(d.keys.change(id), m.enc)
+	b.Set(d.keys.feed(g.seq), m.feed)
 	b.Set(binary.BigEndian.AppendUint64(d.keys.history(c.Doc), g.seq), id[:])
-	b.Set(d.keys.doc(c.Doc), append(binary.BigEndian.AppendUint64(nil, g.seq), stEnc...))
-	for _, k := range del {
+	b.Set(d.keys.doc(c.Doc), append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.stEnc)), g.seq), m.stEnc...))
+	for _, k := range m.del {
 		b.Delete(k)
 	}
-	for _, k := range put {
+	for _, k := range m.put {
 		b.Set(k, nil)
 	}
 	switch {
-	case oldBody == nil && newBody != nil:
+	case !m.wasLive && m.isLive:
 		g.count++
-	case oldBody != nil && newBody == nil:
+	case m.wasLive && !m.isLive:
 		g.count--
 	}
-	ent.state = st
+	ent.state = m.st
 	ent.added = append(ent.added, id)
 	g.changes[id] = c
 	g.written++
@@ -572,7 +641,6 @@ func (g *group) apply(p *prepared) error {
 		g.digest[i] ^= id[i]
 	}
 	g.nchange++
-	return nil
 }
 
 // docChanges loads every change of a document: those in the store and those
