@@ -100,6 +100,7 @@ type group struct {
 	start   time.Time
 
 	unpend [][]byte // pending-transaction keys to delete: their transaction is applied
+	broken error    // set when the batch holds part of a failed request: commit nothing
 
 	committed chan struct{} // closed when the commit finished; err is then set
 	err       error
@@ -374,18 +375,41 @@ func (g *group) applyRemote(r *request) response {
 	if len(missing) > 0 && r.atomic {
 		return response{err: &bsync.MissingError{IDs: missing}}
 	}
-	for _, c := range todo {
-		g.d.observeRemoteClock(c.Clock)
-		ent, err := g.load(c.Doc)
-		if err != nil {
+	applied := len(todo)
+	// Waves of distinct documents merge in parallel, as local writes do;
+	// a change's parents are of its own document, so a wave holds no
+	// dependency.
+	for len(todo) > 0 {
+		seen := map[string]bool{}
+		var wave []*prepared
+		for _, c := range todo {
+			if seen[c.Doc] {
+				break
+			}
+			seen[c.Doc] = true
+			g.d.observeRemoteClock(c.Clock)
+			ent, err := g.load(c.Doc)
+			if err != nil {
+				return response{err: err}
+			}
+			wave = append(wave, &prepared{ent: ent, change: c})
+		}
+		todo = todo[len(wave):]
+		ms := make([]*merged, len(wave))
+		errs := make([]error, len(wave))
+		parallel(len(wave), func(i int) { ms[i], errs[i] = g.merge(wave[i]) })
+		if err := errors.Join(errs...); err != nil {
+			// Earlier waves are in the batch already: fail the whole group
+			// rather than commit part of a request.
+			g.broken = err
 			return response{err: err}
 		}
-		if err := g.apply(&prepared{ent: ent, change: c}); err != nil {
-			return response{err: err}
+		for _, m := range ms {
+			g.record(m)
 		}
 	}
 	g.unpend = append(g.unpend, r.unpend...)
-	resp := response{applied: len(todo)}
+	resp := response{applied: applied}
 	if len(missing) > 0 {
 		resp.err = &bsync.MissingError{IDs: missing}
 	}
@@ -665,6 +689,9 @@ func (g *group) docChanges(doc string, ent *docEntry) ([]*crdt.Change, error) {
 // finish writes the database metadata and commits the batch: one sync for
 // the whole group (DESIGN.md invariant 2: nothing is acknowledged before it).
 func (g *group) finish() error {
+	if g.broken != nil {
+		return g.broken
+	}
 	if g.written == 0 {
 		return nil
 	}
