@@ -34,10 +34,11 @@ start() {
 	local name=$1
 	shift
 	rm -f "$WORK/$name.http" "$WORK/$name.p2p"
+	local net=(--p2p-addr-file "$WORK/$name.p2p" --no-mdns --no-dht
+		--listen /ip4/127.0.0.1/tcp/0 --heartbeat 500ms --anti-entropy 1s)
+	[[ " $* " == *" --no-network "* ]] && net=()
 	"$BIN" run --data "$WORK/$name" --http 127.0.0.1:0 \
-		--http-addr-file "$WORK/$name.http" --p2p-addr-file "$WORK/$name.p2p" \
-		--no-mdns --no-dht --listen /ip4/127.0.0.1/tcp/0 \
-		--heartbeat 500ms --anti-entropy 1s "$@" 2>>"$WORK/$name.log" &
+		--http-addr-file "$WORK/$name.http" "${net[@]}" "$@" 2>>"$WORK/$name.log" &
 	PID[$name]=$!
 	wait_file "$WORK/$name.http"
 }
