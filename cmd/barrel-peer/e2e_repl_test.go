@@ -345,6 +345,11 @@ func TestE2EReplication(t *testing.T) {
 		if cs, _ := d["_conflicts"].([]any); len(cs) == 0 {
 			t.Fatalf("shared after the partition: got %v, want _conflicts", d)
 		}
+
+		// SIGTERM with live connections and replication: exit 0.
+		for _, p := range []*netPeer{c, b2, a} {
+			p.stop(t)
+		}
 	})
 }
 
