@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -105,6 +106,9 @@ type pull struct {
 	st      *Stats
 	rounds  int // Want rounds for missing parents so far
 	pending int // bytes of fetched parents held
+	// held counts fetched changes Apply found already held (written by
+	// the applier, read by the fetcher to stop skipping Has).
+	held atomic.Int64
 }
 
 func (ps *pull) run(ctx context.Context, since uint64, f *Filter) error {
@@ -117,38 +121,270 @@ func (ps *pull) run(ctx context.Context, since uint64, f *Filter) error {
 	if err != nil {
 		return err
 	}
-	cursor := since
 	for {
-		m, err := ps.read()
-		if err != nil {
+		missing, err := ps.pipeline(ctx, since, limit)
+		if err != nil || missing == nil {
 			return err
 		}
-		ids, ok := m.(*idsMsg)
-		if !ok {
-			return fmt.Errorf("%w: want ids, got %T", ErrBadRequest, m)
-		}
-		if len(ids.Entries) > limit || ids.Last < cursor || (len(ids.Entries) > 0 && ids.Entries[0].Seq <= cursor) {
-			return fmt.Errorf("%w: ids batch of %d after %d, last %d", ErrBadRequest, len(ids.Entries), cursor, ids.Last)
-		}
-		ps.st.Batches++
-		ps.st.IDs += len(ids.Entries)
-		if err := ps.batch(ctx, ids.Entries); err != nil {
+		// Apply reported missing parents and the stream is drained: fetch
+		// them, then list again from the checkpoint. The store's Has skips
+		// what the failed batch did apply, so only its rest is resent.
+		if err := ps.resolve(ctx, missing); err != nil {
 			return err
 		}
-		if ids.Last > cursor {
-			if err := ps.c.store.SetCheckpoint(ctx, ps.db, ps.peer, ids.Last); err != nil {
-				return fmt.Errorf("set checkpoint %d: %w", ids.Last, err)
-			}
-			cursor = ids.Last
-			ps.st.Checkpoint = cursor
-		}
-		if ids.Done {
-			return nil
-		}
-		if err := ps.cn.write(msgNext, &nextMsg{Since: cursor}); err != nil {
+		since = ps.st.Checkpoint
+		if err := ps.cn.write(msgNext, &nextMsg{Since: since}); err != nil {
 			return err
 		}
 	}
+}
+
+// work is what the fetcher hands the applier: a frame's changes in feed
+// order, or (end) the end of an IDs batch whose Last becomes the
+// checkpoint once everything before it is applied.
+type work struct {
+	changes []*crdt.Change
+	end     bool
+	last    uint64
+}
+
+// pipeline runs the session from the IDs batch answering a request for
+// entries after since (Hello or Next), until the server says Done, an
+// error, or Apply reports missing parents: then it returns their ids with
+// the stream drained of the answers still due, so the caller can ask for
+// more.
+//
+// Two goroutines overlap the stages. This one (the fetcher) owns the
+// stream: it reads an IDs batch, asks the store which ids it holds, sends
+// Want for the rest and, at once, Next for the batch after (the server
+// answers requests in order, so Bodies of this batch come before the next
+// IDs), then reads and checks the bodies and hands them over frame by
+// frame. The applier applies them in order and moves the checkpoint after
+// each batch's last frame. So while batch k is applied, batch k+1 is
+// listed, checked against the store and fetched. The hand-over channel
+// holds one frame: at most three frames of bodies are held at once (one
+// being applied, one handed over, one being decoded).
+//
+// Sending Next before the batch is applied was rejected at first because
+// Want indices refer to the last listed batch and the missing-parent retry
+// re-asked by index. The retry now lists the batch again from the
+// checkpoint instead, which needs no index of an older batch.
+func (ps *pull) pipeline(ctx context.Context, since uint64, limit int) ([]crdt.ID, error) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan work, 1)
+	applied := make(chan struct{})
+	var applyErr error
+	go func() {
+		defer close(applied)
+		applyErr = ps.applyAll(actx, queue)
+	}()
+	// finish stops the applier and waits for it; the fetcher's error, if
+	// any, wins over the applier's.
+	finish := func(err error) error {
+		if err != nil {
+			cancel()
+		}
+		close(queue)
+		<-applied
+		if err != nil {
+			return err
+		}
+		return applyErr
+	}
+	hand := func(w work) bool {
+		select {
+		case queue <- w:
+			return true
+		case <-applied:
+			return false
+		}
+	}
+
+	// The store's Has costs a lookup per listed id, nearly all of them
+	// misses while a fresh replica fills, and Apply skips held changes
+	// anyway. So after a batch of which nothing was held, the next is
+	// wanted whole without asking, until Apply reports held changes again:
+	// that resends at most the bodies of the batches in flight.
+	skipHas, heldSeen := false, int64(0)
+	cursor := since
+	for {
+		ids, err := ps.readIDs(cursor, limit)
+		if err != nil {
+			return nil, finish(err)
+		}
+		var lacking []uint32
+		if h := ps.held.Load(); skipHas && h == heldSeen {
+			lacking = allIndices(len(ids.Entries))
+		} else {
+			lacking, err = ps.lacking(ctx, ids.Entries)
+			if err != nil {
+				return nil, finish(err)
+			}
+			skipHas, heldSeen = len(ids.Entries) > 0 && len(lacking) == len(ids.Entries), h
+		}
+		if len(lacking) > 0 {
+			if err := ps.cn.write(msgWant, &wantMsg{Indices: lacking}); err != nil {
+				return nil, finish(err)
+			}
+		}
+		if !ids.Done {
+			if err := ps.cn.write(msgNext, &nextMsg{Since: ids.Last}); err != nil {
+				return nil, finish(err)
+			}
+		}
+		stopped := false
+		for got := 0; got < len(lacking); {
+			b, err := ps.readBodies(len(lacking) - got)
+			if err != nil {
+				return nil, finish(err)
+			}
+			if !stopped {
+				want := make([]crdt.ID, len(b.Changes))
+				for i := range want {
+					want[i] = crdt.ID(ids.Entries[lacking[got+i]].ID)
+				}
+				changes, err := decodeBodies(b.Changes, want)
+				if err != nil {
+					return nil, finish(err)
+				}
+				ps.st.Fetched += len(changes)
+				stopped = !hand(work{changes: changes})
+				if stopped && !isMissing(applyErr) {
+					return nil, finish(nil) // the stream is reset: no need to drain it
+				}
+			}
+			// Once the applier stopped, the rest of the answer is read
+			// and dropped: the stream is ordered.
+			got += len(b.Changes)
+		}
+		if !stopped {
+			stopped = !hand(work{end: true, last: ids.Last})
+			if stopped && !isMissing(applyErr) {
+				return nil, finish(nil)
+			}
+		}
+		if stopped || ids.Done {
+			err := finish(nil)
+			var me *MissingError
+			if !errors.As(err, &me) {
+				return nil, err
+			}
+			if len(me.IDs) == 0 {
+				return nil, fmt.Errorf("apply: %w", err)
+			}
+			if !ids.Done {
+				if _, err := ps.readIDs(ids.Last, limit); err != nil {
+					return nil, err
+				}
+			}
+			return me.IDs, nil
+		}
+		cursor = ids.Last
+	}
+}
+
+// applyAll applies the fetcher's work in order until the queue closes or
+// Apply fails. Invariant (DESIGN.md invariant 3): the checkpoint moves to
+// a batch's Last only after every frame of that batch was applied.
+func (ps *pull) applyAll(ctx context.Context, queue <-chan work) error {
+	for w := range queue {
+		if w.end {
+			if w.last <= ps.st.Checkpoint {
+				continue
+			}
+			if err := ps.c.store.SetCheckpoint(ctx, ps.db, ps.peer, w.last); err != nil {
+				return fmt.Errorf("set checkpoint %d: %w", w.last, err)
+			}
+			ps.st.Checkpoint = w.last
+			continue
+		}
+		n, err := ps.c.store.Apply(ctx, ps.db, ps.peer, w.changes)
+		ps.st.Applied += n
+		if err == nil && n < len(w.changes) {
+			ps.held.Add(int64(len(w.changes) - n))
+		}
+		var me *MissingError
+		switch {
+		case errors.As(err, &me):
+			return err
+		case err != nil:
+			return fmt.Errorf("apply: %w", err)
+		}
+	}
+	return nil
+}
+
+// isMissing reports whether err is a *MissingError.
+func isMissing(err error) bool {
+	var me *MissingError
+	return errors.As(err, &me)
+}
+
+// readIDs reads the IDs batch answering a request for entries after
+// cursor and checks it against the request.
+func (ps *pull) readIDs(cursor uint64, limit int) (*idsMsg, error) {
+	m, err := ps.read()
+	if err != nil {
+		return nil, err
+	}
+	ids, ok := m.(*idsMsg)
+	if !ok {
+		return nil, fmt.Errorf("%w: want ids, got %T", ErrBadRequest, m)
+	}
+	if len(ids.Entries) > limit || ids.Last < cursor || (len(ids.Entries) > 0 && ids.Entries[0].Seq <= cursor) {
+		return nil, fmt.Errorf("%w: ids batch of %d after %d, last %d", ErrBadRequest, len(ids.Entries), cursor, ids.Last)
+	}
+	ps.st.Batches++
+	ps.st.IDs += len(ids.Entries)
+	return ids, nil
+}
+
+// readBodies reads a Bodies frame of at most max bodies.
+func (ps *pull) readBodies(max int) (*bodiesMsg, error) {
+	m, err := ps.read()
+	if err != nil {
+		return nil, err
+	}
+	b, ok := m.(*bodiesMsg)
+	if !ok || len(b.Changes) > max {
+		return nil, fmt.Errorf("%w: want %d bodies, got %T", ErrBadRequest, max, m)
+	}
+	return b, nil
+}
+
+// allIndices returns 0, 1, ..., n-1.
+func allIndices(n int) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(i)
+	}
+	return out
+}
+
+// lacking returns the indices of the entries the store does not hold.
+func (ps *pull) lacking(ctx context.Context, entries []wireEntry) ([]uint32, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	ids := make([]crdt.ID, len(entries))
+	for i, e := range entries {
+		ids[i] = crdt.ID(e.ID)
+	}
+	has, err := ps.c.store.Has(ctx, ps.db, ids)
+	if err != nil {
+		return nil, fmt.Errorf("has: %w", err)
+	}
+	if len(has) != len(ids) {
+		return nil, fmt.Errorf("has: %d answers for %d ids", len(has), len(ids))
+	}
+	var out []uint32
+	for i, h := range has {
+		if !h {
+			out = append(out, uint32(i))
+		}
+	}
+	return out, nil
 }
 
 // read reads the next message; an Error message becomes a *RemoteError.
@@ -161,88 +397,6 @@ func (ps *pull) read() (any, error) {
 		return nil, &RemoteError{Code: e.Code, Text: e.Text}
 	}
 	return m, nil
-}
-
-// batch fetches and applies the entries this store lacks.
-func (ps *pull) batch(ctx context.Context, entries []wireEntry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	ids := make([]crdt.ID, len(entries))
-	for i, e := range entries {
-		ids[i] = crdt.ID(e.ID)
-	}
-	has, err := ps.c.store.Has(ctx, ps.db, ids)
-	if err != nil {
-		return fmt.Errorf("has: %w", err)
-	}
-	if len(has) != len(ids) {
-		return fmt.Errorf("has: %d answers for %d ids", len(has), len(ids))
-	}
-	var lacking []uint32
-	for i, h := range has {
-		if !h {
-			lacking = append(lacking, uint32(i))
-		}
-	}
-	for len(lacking) > 0 {
-		if err := ps.cn.write(msgWant, &wantMsg{Indices: lacking}); err != nil {
-			return err
-		}
-		// Bodies are applied frame by frame, so a batch never sits in
-		// memory whole. When Apply reports missing parents the rest of the
-		// answer is read and dropped (the stream is ordered: the parents
-		// can only be asked for after it), the parents are fetched, and
-		// the batch is asked for again from the change that failed. That
-		// resends bodies, but only on this rare path: the server lists in
-		// causal order, so parents normally come first or are held.
-		failedAt := -1
-		var missing []crdt.ID
-		for got := 0; got < len(lacking); {
-			m, err := ps.read()
-			if err != nil {
-				return err
-			}
-			b, ok := m.(*bodiesMsg)
-			if !ok || got+len(b.Changes) > len(lacking) {
-				return fmt.Errorf("%w: want %d bodies, got %T", ErrBadRequest, len(lacking)-got, m)
-			}
-			if failedAt >= 0 {
-				got += len(b.Changes)
-				continue
-			}
-			want := make([]crdt.ID, len(b.Changes))
-			for i := range want {
-				want[i] = ids[lacking[got+i]]
-			}
-			changes, err := decodeBodies(b.Changes, want)
-			if err != nil {
-				return err
-			}
-			ps.st.Fetched += len(changes)
-			n, err := ps.c.store.Apply(ctx, ps.db, ps.peer, changes)
-			ps.st.Applied += n
-			var me *MissingError
-			switch {
-			case errors.As(err, &me):
-				if len(me.IDs) == 0 {
-					return fmt.Errorf("apply: %w", err)
-				}
-				failedAt, missing = got+firstMissing(changes, me.IDs), me.IDs
-			case err != nil:
-				return fmt.Errorf("apply: %w", err)
-			}
-			got += len(b.Changes)
-		}
-		if failedAt < 0 {
-			return nil
-		}
-		if err := ps.resolve(ctx, missing); err != nil {
-			return err
-		}
-		lacking = lacking[failedAt:]
-	}
-	return nil
 }
 
 // resolve fetches missing parents by id, their own missing parents in
@@ -340,23 +494,6 @@ func decodeBodies(bodies [][]byte, want []crdt.ID) ([]*crdt.Change, error) {
 		out[i] = ch
 	}
 	return out, nil
-}
-
-// firstMissing returns the index of the first change with a parent in
-// missing (0 if none: then everything is retried).
-func firstMissing(changes []*crdt.Change, missing []crdt.ID) int {
-	set := make(map[crdt.ID]bool, len(missing))
-	for _, id := range missing {
-		set[id] = true
-	}
-	for i, c := range changes {
-		for _, p := range c.Parents {
-			if set[p] {
-				return i
-			}
-		}
-	}
-	return 0
 }
 
 // causalOrder sorts changes so that each comes after those of its parents

@@ -16,6 +16,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +31,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4"}
 
 // Fixed shape of the workloads.
 const (
@@ -40,6 +41,9 @@ const (
 	benchRSSEvery   = 10000 // MEM samples RSS after every this many documents
 	benchMatchEvery = 100   // document i is in Iceland when i%benchMatchEvery == 0 (1%)
 	benchCountry    = "Iceland"
+	benchW4Writes   = 100 // documents each peer writes while W4's peers are apart
+	benchLatencyGap = 5 * time.Millisecond
+	benchIDBytes    = 40 // an id on the wire (32 bytes) plus its sequence, as all_ids_bytes counts it
 )
 
 // benchConfig is one run of the bench command.
@@ -49,11 +53,14 @@ type benchConfig struct {
 	nBulk      int    // W1c documents
 	nQuery     int    // Q1 documents loaded
 	nMem       int    // MEM documents
+	nRepl      int    // W2, W4 documents held by the first peer
+	nLatency   int    // W3 documents written one by one
 	writers    int    // W1b, W1d concurrent writers
 	durability string // node.Config.Durability
 	seed       uint64
 	dataParent string // parent of the temporary data dir; "" is the system default
 	keep       bool
+	cpuProfile string // prefix of CPU profiles of the replication workloads' timed parts; "" none
 	// backoff is how long a writer waits after ErrOverloaded (or HTTP 503)
 	// before it retries.
 	backoff time.Duration
@@ -73,7 +80,13 @@ func (a *app) benchCmd() *cobra.Command {
 			"query on a nested field matching 1% of --n-query documents, run 50 times (median and\n" +
 			"p99 ms); MEM --n-mem documents by Bulk, reporting peak RSS. Documents are about 200\n" +
 			"bytes of JSON from an RNG seeded by --seed. rss_mb is the process's resident set at the\n" +
-			"end of the workload (its peak for MEM), -1 where /proc/self/status is unavailable.",
+			"end of the workload (its peak for MEM), -1 where /proc/self/status is unavailable.\n\n" +
+			"Replication workloads run two in-process peers on 127.0.0.1 (no mDNS, no DHT): W2 a fresh\n" +
+			"peer pulls --n-repl documents (seconds until it holds them all); W3 --n-latency Puts 5 ms\n" +
+			"apart, each timed until the other peer can read it (median and p99 ms); W4 two peers\n" +
+			"holding the same --n-repl documents each write 100 while apart and reconnect (seconds\n" +
+			"until both hold all, sync frame bytes received by both, and all_ids_bytes = n*40, what\n" +
+			"listing every id again would cost).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ws, err := parseWorkloads(workloads)
@@ -93,11 +106,14 @@ func (a *app) benchCmd() *cobra.Command {
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
 	f.IntVar(&c.nMem, "n-mem", 1000000, "documents written by MEM")
+	f.IntVar(&c.nRepl, "n-repl", 100000, "documents replicated by W2 and held by both peers of W4")
+	f.IntVar(&c.nLatency, "n-latency", 1000, "documents written one by one by W3")
 	f.IntVar(&c.writers, "writers", 64, "concurrent writers of W1b and W1d")
 	f.StringVar(&c.durability, "durability", "sync", "sync (fsync before acknowledging) or batch")
 	f.Uint64Var(&c.seed, "seed", 1, "seed of the document generator")
 	f.StringVar(&c.dataParent, "data", "", "parent directory of the temporary data dir (default the system temp dir)")
 	f.BoolVar(&c.keep, "keep", false, "keep the data dir instead of removing it at the end")
+	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed part of W2, W3 and W4 to PREFIX.<workload>.pprof")
 	return cmd
 }
 
@@ -131,7 +147,7 @@ func (c *benchConfig) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"n", c.n}, {"n-bulk", c.nBulk}, {"n-query", c.nQuery}, {"n-mem", c.nMem}, {"writers", c.writers}} {
+	}{{"n", c.n}, {"n-bulk", c.nBulk}, {"n-query", c.nQuery}, {"n-mem", c.nMem}, {"n-repl", c.nRepl}, {"n-latency", c.nLatency}, {"writers", c.writers}} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("--%s %d: must be positive", f.name, f.v))
 		}
@@ -187,6 +203,14 @@ type bench struct {
 func (b *bench) run(ctx context.Context) (line string, err error) {
 	runtime.GC()
 	debug.FreeOSMemory()
+	switch b.name {
+	case "W2":
+		return b.replicate(ctx)
+	case "W3":
+		return b.latency(ctx)
+	case "W4":
+		return b.reconnect(ctx)
+	}
 	n, err := node.Open(ctx, node.Config{DataDir: b.dir, Durability: b.c.durability, Logger: b.log})
 	if err != nil {
 		return "", err
@@ -196,7 +220,7 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 			err = fmt.Errorf("close node: %w", cerr)
 		}
 	}()
-	db := "bench"
+	db := benchDB
 	if err := n.CreateDB(ctx, db); err != nil {
 		return "", err
 	}
@@ -427,9 +451,6 @@ func (b *bench) query(ctx context.Context, d *node.DB) (string, error) {
 		}
 	}
 	slices.Sort(times)
-	ms := func(d time.Duration) string {
-		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64)
-	}
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(b.c.nQuery),
@@ -440,6 +461,11 @@ func (b *bench) query(ctx context.Context, d *node.DB) (string, error) {
 		"rss_mb=" + strconv.Itoa(rssMB()),
 		"durability=" + b.c.durability,
 	}, " "), nil
+}
+
+// ms formats a duration in milliseconds.
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64)
 }
 
 // percentile returns the nearest-rank p-quantile of sorted (with 50 runs,
@@ -534,6 +560,364 @@ func rssMB() int {
 			return -1
 		}
 		return kb / 1024
+	}
+	return -1
+}
+
+// profile starts the CPU profile of this workload when --cpuprofile is
+// set; stop ends it, keeping the first error in *err.
+func (b *bench) profile() (stop func(err *error), err error) {
+	if b.c.cpuProfile == "" {
+		return func(*error) {}, nil
+	}
+	f, err := os.Create(b.c.cpuProfile + "." + b.name + ".pprof")
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func(err *error) {
+		pprof.StopCPUProfile()
+		if cerr := f.Close(); cerr != nil && *err == nil {
+			*err = fmt.Errorf("cpu profile: %w", cerr)
+		}
+	}, nil
+}
+
+// benchDB is the database every workload uses.
+const benchDB = "bench"
+
+// openPeer opens a node in dir. With p2p it is a libp2p peer on a loopback
+// port with no mDNS and no DHT: it meets only the peers it is told to
+// connect to (and those it knew before a restart).
+func (b *bench) openPeer(ctx context.Context, dir string, p2p bool) (*node.Node, *node.DB, error) {
+	cfg := node.Config{DataDir: dir, Durability: b.c.durability, Logger: b.log}
+	if p2p {
+		cfg.P2P = &node.P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true}
+	}
+	n, err := node.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := n.DB(benchDB); err != nil {
+		if err := n.CreateDB(ctx, benchDB); err != nil {
+			n.Close()
+			return nil, nil, err
+		}
+	}
+	d, err := n.DB(benchDB)
+	if err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	return n, d, nil
+}
+
+// closePeer closes n, keeping the first error in *err.
+func closePeer(n *node.Node, err *error) {
+	if n == nil {
+		return
+	}
+	if cerr := n.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("close node: %w", cerr)
+	}
+}
+
+// connect dials b from a.
+func connect(ctx context.Context, a, b *node.Node) error {
+	addrs := b.Addrs()
+	if len(addrs) == 0 {
+		return errors.New("connect: peer has no address")
+	}
+	if _, err := a.Connect(ctx, addrs[0]); err != nil {
+		return err
+	}
+	return nil
+}
+
+// benchReplTimeout bounds every wait for replication: a bench that stalls
+// fails instead of hanging.
+const benchReplTimeout = 10 * time.Minute
+
+// waitCount waits until d holds at least want live documents.
+func waitCount(ctx context.Context, d *node.DB, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, benchReplTimeout)
+	defer cancel()
+	for {
+		// The writer stores the sequence before the count: read them in
+		// that order, and wait at most a few ms in case the count of the
+		// commit just seen lags.
+		before, err := d.Info(ctx)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.DocCount >= int64(want) {
+			return nil
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		err = d.WaitChanges(wctx, before.UpdateSeq)
+		wcancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("%d of %d documents: %w", info.DocCount, want, ctx.Err())
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+}
+
+// load writes documents [lo, hi) into d by Bulk.
+func (b *bench) load(ctx context.Context, d *node.DB, lo, hi int) error {
+	for i := lo; i < hi; i += benchBulkSize {
+		if err := b.bulkRange(ctx, d, i, min(i+benchBulkSize, hi)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// W2: peer A holds nRepl documents; a fresh peer B creates the database
+// and connects; timed from the dial until B holds them all.
+func (b *bench) replicate(ctx context.Context) (line string, err error) {
+	na, da, err := b.openPeer(ctx, b.dir+"/a", true)
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(na, &err)
+	if err := b.load(ctx, da, 0, b.c.nRepl); err != nil {
+		return "", err
+	}
+	nb, db, err := b.openPeer(ctx, b.dir+"/b", true)
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(nb, &err)
+	stop, err := b.profile()
+	if err != nil {
+		return "", err
+	}
+	defer stop(&err)
+	start := time.Now()
+	if err := connect(ctx, nb, na); err != nil {
+		return "", err
+	}
+	if err := waitCount(ctx, db, b.c.nRepl); err != nil {
+		return "", fmt.Errorf("replicate: %w", err)
+	}
+	return b.result(b.c.nRepl, time.Since(start), rssMB()), nil
+}
+
+// W3: two connected peers; A writes nLatency documents one by one, 5 ms
+// apart, each timed from the Put call until B can read it.
+func (b *bench) latency(ctx context.Context) (line string, err error) {
+	na, da, err := b.openPeer(ctx, b.dir+"/a", true)
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(na, &err)
+	nb, db, err := b.openPeer(ctx, b.dir+"/b", true)
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(nb, &err)
+	if err := connect(ctx, nb, na); err != nil {
+		return "", err
+	}
+	stop, err := b.profile()
+	if err != nil {
+		return "", err
+	}
+	defer stop(&err)
+	times := make([]time.Duration, b.c.nLatency)
+	for i := range times {
+		id := docID(i)
+		start := time.Now()
+		if _, err := da.Put(ctx, id, b.gen.doc(i), ""); err != nil {
+			return "", fmt.Errorf("put %s: %w", id, err)
+		}
+		if err := waitDoc(ctx, db, id); err != nil {
+			return "", err
+		}
+		times[i] = time.Since(start)
+		if err := wait(ctx, benchLatencyGap); err != nil {
+			return "", err
+		}
+	}
+	slices.Sort(times)
+	return strings.Join([]string{
+		"workload=" + b.name,
+		"n=" + strconv.Itoa(b.c.nLatency),
+		"median_ms=" + ms(percentile(times, 0.50)),
+		"p99_ms=" + ms(percentile(times, 0.99)),
+		"rss_mb=" + strconv.Itoa(rssMB()),
+		"durability=" + b.c.durability,
+	}, " "), nil
+}
+
+// waitDoc waits until d can read document id.
+func waitDoc(ctx context.Context, d *node.DB, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, benchReplTimeout)
+	defer cancel()
+	for {
+		// The sequence moves only after a commit is readable, so a miss
+		// followed by a wait past the sequence read before it cannot skip
+		// the commit that brings the document.
+		info, err := d.Info(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = d.Get(ctx, id)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, node.ErrNotFound) {
+			return fmt.Errorf("get %s: %w", id, err)
+		}
+		if err := d.WaitChanges(ctx, info.UpdateSeq); err != nil {
+			return fmt.Errorf("wait for %s: %w", id, err)
+		}
+	}
+}
+
+// W4: A and B hold the same nRepl documents (replicated from A to B, and
+// B's feed listed back to A, so both have checkpoints). B's node stops;
+// A writes 100 documents, B (reopened without networking) writes 100 of
+// its own; B reopens as a peer and dials A. Timed from B's reopen until
+// both hold nRepl+200; bytes are the sync frame bytes both peers' pulls
+// received meanwhile.
+func (b *bench) reconnect(ctx context.Context) (line string, err error) {
+	na, da, err := b.openPeer(ctx, b.dir+"/a", true)
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(na, &err)
+	if err := b.load(ctx, da, 0, b.c.nRepl); err != nil {
+		return "", err
+	}
+	dirB := b.dir + "/b"
+	nb, db, err := b.openPeer(ctx, dirB, true)
+	if err != nil {
+		return "", err
+	}
+	if err := connect(ctx, nb, na); err != nil {
+		closePeer(nb, &err)
+		return "", err
+	}
+	if err := waitCount(ctx, db, b.c.nRepl); err != nil {
+		closePeer(nb, &err)
+		return "", fmt.Errorf("first replication: %w", err)
+	}
+	if err := waitCheckpoint(ctx, na, nb, db); err != nil {
+		closePeer(nb, &err)
+		return "", err
+	}
+	if err := nb.Close(); err != nil {
+		return "", fmt.Errorf("close node: %w", err)
+	}
+
+	// Apart: each side writes documents the other lacks.
+	const lo = 1 << 30 // ids far from the first nRepl
+	if err := b.load(ctx, da, lo, lo+benchW4Writes); err != nil {
+		return "", err
+	}
+	nb, db, err = b.openPeer(ctx, dirB, false)
+	if err != nil {
+		return "", err
+	}
+	if err := b.load(ctx, db, lo+benchW4Writes, lo+2*benchW4Writes); err != nil {
+		closePeer(nb, &err)
+		return "", err
+	}
+	if err := nb.Close(); err != nil {
+		return "", fmt.Errorf("close node: %w", err)
+	}
+
+	bytesA := syncBytes(na)
+	want := b.c.nRepl + 2*benchW4Writes
+	stop, err := b.profile()
+	if err != nil {
+		return "", err
+	}
+	defer stop(&err)
+	start := time.Now()
+	nb, db, err = b.openPeer(ctx, dirB, true)
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(nb, &err)
+	if err := connect(ctx, nb, na); err != nil {
+		return "", err
+	}
+	if err := waitCount(ctx, db, want); err != nil {
+		return "", fmt.Errorf("catch up B: %w", err)
+	}
+	if err := waitCount(ctx, da, want); err != nil {
+		return "", fmt.Errorf("catch up A: %w", err)
+	}
+	elapsed := time.Since(start)
+	moved := syncBytes(na) - bytesA + syncBytes(nb)
+	return strings.Join([]string{
+		"workload=" + b.name,
+		"n=" + strconv.Itoa(b.c.nRepl),
+		"writes=" + strconv.Itoa(2*benchW4Writes),
+		"seconds=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 2, 64),
+		"bytes=" + strconv.FormatInt(moved, 10),
+		"all_ids_bytes=" + strconv.Itoa(b.c.nRepl*benchIDBytes),
+		"rss_mb=" + strconv.Itoa(rssMB()),
+		"durability=" + b.c.durability,
+	}, " "), nil
+}
+
+// waitCheckpoint makes a pull b's database and waits until a's checkpoint
+// of it reaches b's sequence: a has listed b's whole feed once, so a later
+// pull lists only what is new. (a's own pulls of b while b was still
+// catching up stopped short, and announcements of a change set a already
+// holds trigger none.)
+func waitCheckpoint(ctx context.Context, a, b *node.Node, d *node.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, benchReplTimeout)
+	defer cancel()
+	if err := connect(ctx, a, b); err != nil { // Connect pulls every database
+		return err
+	}
+	bid := b.PeerID().String()
+	for {
+		info, err := d.Info(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := a.ReplicationState(benchDB)
+		if err != nil {
+			return err
+		}
+		for _, p := range st.Peers {
+			if p.Peer == bid && !p.Running && p.Checkpoint >= info.UpdateSeq {
+				return nil
+			}
+		}
+		if err := wait(ctx, 10*time.Millisecond); err != nil {
+			return fmt.Errorf("checkpoint of %s: %w", bid, err)
+		}
+	}
+}
+
+// syncBytes reads a node's barrel_sync_bytes_received_total: the frame
+// bytes its pulls received (IDs and Bodies; the small requests it sent are
+// not counted). -1 if the metric is missing.
+func syncBytes(n *node.Node) int64 {
+	mfs, err := n.Gatherer().Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "barrel_sync_bytes_received_total" && len(mf.GetMetric()) == 1 {
+			return int64(mf.GetMetric()[0].GetCounter().GetValue())
+		}
 	}
 	return -1
 }

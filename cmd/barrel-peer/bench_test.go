@@ -17,7 +17,8 @@ func TestBench(t *testing.T) {
 	parent := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	args := []string{"bench", "--workloads", "all", "--data", parent,
-		"--n", "200", "--n-bulk", "2000", "--n-query", "2000", "--n-mem", "2000"}
+		"--n", "200", "--n-bulk", "2000", "--n-query", "2000", "--n-mem", "2000",
+		"--n-repl", "1500", "--n-latency", "20"}
 	if code := runMain(t.Context(), args, nil, &stdout, &stderr); code != exitOK {
 		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr.String())
 	}
@@ -35,6 +36,9 @@ func TestBench(t *testing.T) {
 		{"W1d", 200, concurrentKeys},
 		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "rss_mb", "durability"}},
 		{"MEM", 2000, writeKeys},
+		{"W2", 1500, writeKeys},
+		{"W3", 20, []string{"workload", "n", "median_ms", "p99_ms", "rss_mb", "durability"}},
+		{"W4", 1500, []string{"workload", "n", "writes", "seconds", "bytes", "all_ids_bytes", "rss_mb", "durability"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -59,6 +63,15 @@ func TestBench(t *testing.T) {
 			}
 			if w.workload == "Q1" && kv["matches"] != "20" {
 				t.Errorf("got matches=%s, want 20 (1%% of 2000)", kv["matches"])
+			}
+			if w.workload == "W4" {
+				// The catch-up moves the 200 new documents, not every id again.
+				if kv["writes"] != "200" || kv["all_ids_bytes"] != "60000" {
+					t.Errorf("got writes=%s all_ids_bytes=%s, want 200 and 60000", kv["writes"], kv["all_ids_bytes"])
+				}
+				if b, _ := strconv.Atoi(kv["bytes"]); b <= 0 {
+					t.Errorf("got bytes=%s, want the bytes the catch-up moved", kv["bytes"])
+				}
 			}
 		})
 	}
@@ -119,6 +132,7 @@ func TestBenchParseWorkloads(t *testing.T) {
 	}{
 		{"W1a,W1b,W1c,W1d,Q1", []string{"W1a", "W1b", "W1c", "W1d", "Q1"}},
 		{"all", benchWorkloads},
+		{"w2,W4", []string{"W2", "W4"}},
 		{"q1, w1a,Q1", []string{"Q1", "W1a"}},
 		{"MEM", []string{"MEM"}},
 	}
