@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dspebble "github.com/ipfs/go-ds-pebble"
@@ -205,5 +206,13 @@ func tune(po *pebble.Options) {
 	}
 	if po.LBaseMaxBytes == 0 {
 		po.LBaseMaxBytes = 256 << 20
+	}
+	// Bloom filters: replication asks "do I hold this change?" for every
+	// id a peer lists, mostly about keys that are absent; without filters
+	// each such Get reads sstable blocks.
+	for i := range po.Levels {
+		if po.Levels[i].FilterPolicy == nil {
+			po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
 	}
 }
