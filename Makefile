@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 # Packages whose code runs goroutines: always tested with the race detector.
 RACE_PKGS := ./node/... ./datastore/... ./httpapi/...
 
-.PHONY: help build run test test-race fuzz bench lint fmt clean demo
+.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -21,12 +21,16 @@ test: lint ## everything CI runs: lint, all tests, race tests, short fuzzing
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) lan-test
 
 fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./crdt
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzReadValue$$' -fuzztime $(FUZZTIME) ./datastore/tuple
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePointer$$' -fuzztime $(FUZZTIME) ./index
+
+lan-test: build ## mDNS discovery and a cut link across three network namespaces (root, iproute2)
+	BIN=$(BIN) bash scripts/lan-test.sh
 
 demo: build ## three peers on loopback: write, replicate, go offline, edit both sides, merge
 	BIN=$(BIN) bash scripts/demo.sh
