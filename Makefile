@@ -4,7 +4,7 @@ BIN      := bin/barrel-peer
 DATA     ?= ./barrel-data
 FUZZTIME ?= 10s
 # Packages whose code runs goroutines: always tested with the race detector.
-RACE_PKGS := ./node/... ./datastore/... ./httpapi/...
+RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/...
 
 .PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test
 
@@ -28,6 +28,8 @@ fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzReadValue$$' -fuzztime $(FUZZTIME) ./datastore/tuple
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePointer$$' -fuzztime $(FUZZTIME) ./index
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./sync
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAnnouncement$$' -fuzztime $(FUZZTIME) ./gossip
 
 lan-test: build ## mDNS discovery and a cut link across three network namespaces (root, iproute2)
 	BIN=$(BIN) bash scripts/lan-test.sh
