@@ -80,6 +80,25 @@ func (p *netPeer) put(t *testing.T, db, id, body string) string {
 	return rev
 }
 
+// ids lists the ids of db's documents on p.
+func (p *netPeer) ids(t *testing.T, db string) []string {
+	t.Helper()
+	r := mustStatus(t, http.StatusOK, http.MethodGet, p.url+"/dbs/"+db+"/docs?limit=1000", "")
+	var list struct {
+		Docs []struct {
+			ID string `json:"id"`
+		} `json:"docs"`
+	}
+	if err := json.Unmarshal(r.raw, &list); err != nil {
+		t.Fatalf("%s: decode listing %s: %v", p.name, r.raw, err)
+	}
+	ids := []string{}
+	for _, x := range list.Docs {
+		ids = append(ids, x.ID)
+	}
+	return ids
+}
+
 // waitDoc polls until p holds db/id and match accepts it.
 func (p *netPeer) waitDoc(t *testing.T, db, id string, match func(doc) bool) doc {
 	t.Helper()
@@ -282,36 +301,40 @@ func TestE2EReplication(t *testing.T) {
 	})
 
 	t.Run("partial view", func(t *testing.T) {
+		// D holds docs by id prefix and notes by a path condition. Both
+		// are set before D meets anyone, so every pull is filtered.
 		d := startNetPeer(t, "D", t.TempDir(), loop)
-		mustStatus(t, http.StatusCreated, http.MethodPut, d.url+"/dbs/"+db, "")
+		for _, name := range []string{db, "notes"} {
+			mustStatus(t, http.StatusCreated, http.MethodPut, d.url+"/dbs/"+name, "")
+		}
+		mustStatus(t, http.StatusCreated, http.MethodPut, a.url+"/dbs/notes", "")
 		if r := cli(t, d.url, "", "replicate", db, "--id-prefix", "keep-"); r.code != 0 || !strings.Contains(r.stdout, `"id_prefix": "keep-"`) {
 			t.Fatalf("replicate --id-prefix: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
-		// drop-1 is older than keep-1 in A's feed: once D holds keep-1 it
-		// has seen drop-1 and passed it over.
+		if r := cli(t, d.url, "", "replicate", "notes", "--where", "/type == note"); r.code != 0 || !strings.Contains(r.stdout, `"op": "=="`) {
+			t.Fatalf("replicate --where: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		// What D must not get comes first in A's feeds: once D holds the
+		// last matching document it has seen the others and passed them
+		// over.
 		a.put(t, db, "drop-1", `{"v":1}`)
 		a.put(t, db, "keep-1", `{"v":1}`)
+		a.put(t, "notes", "n1", `{"type":"todo"}`)
+		a.put(t, "notes", "n2", `{"type":"note"}`)
 		if r := cli(t, d.url, "", "connect", a.addr); r.code != 0 {
 			t.Fatalf("connect D to A: exit %d, stderr %q", r.code, r.stderr)
 		}
 		d.waitDoc(t, db, "keep-1", hasField("v", float64(1)))
+		d.waitDoc(t, "notes", "n2", hasField("type", "note"))
 		a.put(t, db, "keep-2", `{"v":2}`)
-		d.waitDoc(t, db, "keep-2", func(doc) bool { return true })
-		r := mustStatus(t, http.StatusOK, http.MethodGet, d.url+"/dbs/"+db+"/docs?limit=1000", "")
-		var list struct {
-			Docs []struct {
-				ID string `json:"id"`
-			} `json:"docs"`
-		}
-		if err := json.Unmarshal(r.raw, &list); err != nil {
-			t.Fatalf("decode listing %s: %v", r.raw, err)
-		}
-		var ids []string
-		for _, x := range list.Docs {
-			ids = append(ids, x.ID)
-		}
-		if !reflect.DeepEqual(ids, []string{"keep-1", "keep-2"}) {
-			t.Fatalf("documents on the partial view D: got %v, want [keep-1 keep-2]", ids)
+		a.put(t, "notes", "n3", `{"type":"todo"}`)
+		a.put(t, "notes", "n4", `{"type":"note"}`)
+		d.waitDoc(t, db, "keep-2", hasField("v", float64(2)))
+		d.waitDoc(t, "notes", "n4", hasField("type", "note"))
+		for name, want := range map[string][]string{db: {"keep-1", "keep-2"}, "notes": {"n2", "n4"}} {
+			if got := d.ids(t, name); !reflect.DeepEqual(got, want) {
+				t.Fatalf("documents of %s on the partial view D: got %v, want %v", name, got, want)
+			}
 		}
 		d.kill()
 	})
