@@ -74,7 +74,7 @@ func (s syncStore) Feed(ctx context.Context, db string, since uint64, limit int,
 			return false, err
 		}
 		if ok {
-			out = append(out, bsync.Entry{Seq: seq, ID: e.Rev, Doc: e.Doc})
+			out = append(out, bsync.Entry{Seq: seq, ID: e.Rev, Doc: e.Doc, From: peer.ID(e.From)})
 		}
 		// A filter that skips most entries must not make one call scan the
 		// whole feed: stop after 10 pages' worth and report how far it got.
@@ -167,7 +167,7 @@ func (s syncStore) Apply(ctx context.Context, db string, from peer.ID, changes [
 	if err != nil {
 		return 0, err
 	}
-	return d.ApplyChanges(ctx, changes)
+	return d.applyFrom(ctx, from, changes)
 }
 
 // Checkpoint implements bsync.Store.
@@ -227,6 +227,10 @@ func (s syncStore) Databases(ctx context.Context) ([]bsync.Replicated, error) {
 // *bsync.MissingError after the changes before it were applied. It returns
 // how many changes were new.
 func (d *DB) ApplyChanges(ctx context.Context, changes []*crdt.Change) (int, error) {
+	return d.applyFrom(ctx, "", changes)
+}
+
+func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change) (int, error) {
 	for _, c := range changes {
 		if c.DB != d.name {
 			return 0, invalid("change", "change %s is for database %q, not %q", c.ID(), c.DB, d.name)
@@ -242,7 +246,7 @@ func (d *DB) ApplyChanges(ctx context.Context, changes []*crdt.Change) (int, err
 		if len(run) == 0 {
 			return nil
 		}
-		n, err := d.submitRemote(ctx, &request{remote: run})
+		n, err := d.submitRemote(ctx, &request{remote: run, from: []byte(from)})
 		applied += n
 		run = nil
 		return err
@@ -264,7 +268,7 @@ func (d *DB) ApplyChanges(ctx context.Context, changes []*crdt.Change) (int, err
 		if group == nil {
 			continue
 		}
-		n, err := d.submitRemote(ctx, &request{remote: group, atomic: true, unpend: unpend})
+		n, err := d.submitRemote(ctx, &request{remote: group, atomic: true, unpend: unpend, from: []byte(from)})
 		applied += n
 		if err != nil {
 			return applied, err

@@ -16,6 +16,7 @@ type request struct {
 	docs   []docWrite
 	atomic bool
 	remote []*crdt.Change // changes received from a peer, parents first
+	from   []byte         // that peer
 	unpend [][]byte       // pending-transaction keys the remote changes settle
 	reply  chan response  // buffered 1
 }

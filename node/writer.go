@@ -115,6 +115,7 @@ type docEntry struct {
 type prepared struct {
 	ent    *docEntry
 	change *crdt.Change
+	from   []byte // the peer a received change came from; nil for local writes
 }
 
 func (d *DB) newGroup(prev *group) *group {
@@ -392,7 +393,7 @@ func (g *group) applyRemote(r *request) response {
 			if err != nil {
 				return response{err: err}
 			}
-			wave = append(wave, &prepared{ent: ent, change: c})
+			wave = append(wave, &prepared{ent: ent, change: c, from: r.from})
 		}
 		todo = todo[len(wave):]
 		ms := make([]*merged, len(wave))
@@ -621,7 +622,7 @@ func (g *group) merge(p *prepared) (*merged, error) {
 	if m.stEnc, err = st.Encode(); err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
-	if m.feed, err = crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted}); err != nil {
+	if m.feed, err = crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted, From: p.from}); err != nil {
 		return nil, fmt.Errorf("encode feed entry: %w", err)
 	}
 	newBody := liveBody(st)
@@ -716,6 +717,7 @@ type feedEntry struct {
 	Doc     string
 	Rev     crdt.ID
 	Deleted bool
+	From    []byte // the peer the change was received from; nil for local writes
 }
 
 func liveBody(st *crdt.State) map[string]any {

@@ -176,7 +176,7 @@ func (s *Server) session(ctx context.Context, c *conn, remote peer.ID) error {
 			return fmt.Errorf("authorize %s: %w", h.DB, err)
 		}
 	}
-	ss := &serverSession{s: s, c: c, db: h.DB, filter: h.Filter, limit: limit}
+	ss := &serverSession{s: s, c: c, db: h.DB, filter: h.Filter, limit: limit, remote: remote}
 	if err := ss.list(ctx, h.Since); err != nil {
 		return err
 	}
@@ -212,6 +212,7 @@ type serverSession struct {
 	db     string
 	filter *Filter
 	limit  int
+	remote peer.ID
 	batch  []crdt.ID
 }
 
@@ -233,6 +234,9 @@ func (ss *serverSession) list(ctx context.Context, since uint64) error {
 		for _, e := range es {
 			if e.Seq <= last || e.Seq > l || (len(entries) > 0 && e.Seq <= entries[len(entries)-1].Seq) {
 				return fmt.Errorf("feed of %s after %d: entry %d out of order", ss.db, last, e.Seq)
+			}
+			if e.From != "" && e.From == ss.remote {
+				continue // it came from this client
 			}
 			entries = append(entries, wireEntry{Seq: e.Seq, ID: wireID(e.ID)})
 		}

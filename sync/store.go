@@ -60,6 +60,11 @@ type Entry struct {
 	Seq uint64
 	ID  crdt.ID
 	Doc string
+	// From is the peer the store received the change from ("" for a local
+	// write). A server does not list a change back to the peer it came
+	// from: that peer holds it, and listing it would only make the peer
+	// check ids it has (an echo after every sync).
+	From peer.ID
 }
 
 // Filter selects the documents of a partial view: all of IDPrefix (if set)
