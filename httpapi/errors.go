@@ -33,15 +33,6 @@ type reqError struct {
 func (e *reqError) Error() string        { return e.reason }
 func (e *reqError) Is(target error) bool { return target == e.kind }
 
-// dialError is a failed Node.Connect. The node has no sentinel for "the
-// dial itself failed", so the handler marks every Connect error with this
-// type and errorStatus lets the node's own sentinels (bad address, no
-// network) win before treating the rest as a dial failure.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
 // badRequest returns an error matching errBadRequest with reason.
 func badRequest(reason string) error { return &reqError{kind: errBadRequest, reason: reason} }
 
@@ -75,7 +66,7 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusServiceUnavailable, "overloaded", err.Error(), false
 	case errors.Is(err, node.ErrNoNetwork):
 		return http.StatusServiceUnavailable, "no_network", err.Error(), false
-	case errors.As(err, new(*dialError)):
+	case errors.Is(err, node.ErrDialFailed):
 		return http.StatusBadGateway, "dial_failed", err.Error(), false
 	default:
 		return http.StatusInternalServerError, "internal", "internal server error", true

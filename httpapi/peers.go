@@ -61,7 +61,7 @@ func (s *server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	id, err := s.n.Connect(ctx, addr)
 	if err != nil {
-		s.writeError(w, r, &dialError{err: err})
+		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})

@@ -45,6 +45,15 @@ type cond struct {
 // number or string. Tags of one class share their high nibble.
 func class(tag byte) byte { return tag & 0xF0 }
 
+// Validate reports why a condition is malformed (bad pointer, unknown op,
+// a value of the wrong kind), as Search would; nil if it is well formed.
+func (c Cond) Validate() error {
+	if _, err := compile(c); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	return nil
+}
+
 func compile(c Cond) (cond, error) {
 	if c.Path == "" {
 		return cond{}, fmt.Errorf("condition on the root: path must name a field")

@@ -41,3 +41,10 @@ func invalid(what, format string, args ...any) error {
 
 // ErrInvalidConfig: Config.Validate found contradictions.
 var ErrInvalidConfig = errors.New("invalid config")
+
+var (
+	// ErrNoNetwork: a network call on a node opened without Config.P2P.
+	ErrNoNetwork = errors.New("networking is off")
+	// ErrDialFailed: Connect could not reach the peer.
+	ErrDialFailed = errors.New("dial failed")
+)

@@ -45,6 +45,8 @@ type P2PConfig struct {
 	Heartbeat   time.Duration // re-announce heads this often; default 10s
 	AntiEntropy time.Duration // pull from every connected peer this often; default 30s
 	Rendezvous  time.Duration // DHT advertise and lookup interval; default 1m
+	RedialMin   time.Duration // first redial delay for a lost known peer; default 1s
+	RedialMax   time.Duration // longest redial delay (exponential backoff); default 5m
 
 	// Not data. ConnectionGater, when set, vets every connection (tests
 	// use it to partition peers).
@@ -97,6 +99,15 @@ func (c *P2PConfig) validate() error {
 	}
 	if c.Rendezvous == 0 {
 		c.Rendezvous = time.Minute
+	}
+	if c.RedialMin == 0 {
+		c.RedialMin = time.Second
+	}
+	if c.RedialMax == 0 {
+		c.RedialMax = 5 * time.Minute
+	}
+	if c.RedialMin > c.RedialMax {
+		errs = append(errs, fmt.Errorf("redial min %v above max %v", c.RedialMin, c.RedialMax))
 	}
 	return errors.Join(errs...)
 }

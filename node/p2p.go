@@ -81,6 +81,7 @@ func (n *Node) startNetwork() error {
 		DHT:               !cfg.NoDHT,
 		Bootstrap:         boot,
 		Rendezvous:        cfg.Rendezvous,
+		Backoff:           struct{ Min, Max time.Duration }{cfg.RedialMin, cfg.RedialMax},
 		AllowPrivateAddrs: cfg.AllowPrivateAddrs,
 		// On a LAN libp2p may think the host unreachable and drop the DHT
 		// to client mode, where nobody answers queries.
@@ -238,9 +239,6 @@ func replStatus(s bsync.PeerDBStatus) PeerReplStatus {
 		LastError: s.LastError, Checkpoint: s.Checkpoint, Pulled: s.Last.Applied}
 }
 
-// ErrNoNetwork: a network call on a node opened without Config.P2P.
-var ErrNoNetwork = errors.New("networking is off")
-
 // Peers lists the connected peers, sorted by id, with replication state.
 func (n *Node) Peers() ([]PeerInfo, error) {
 	np := n.net.Load()
@@ -285,8 +283,11 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 		return "", invalid("address", "%q: needs a /p2p/PEERID part", addr)
 	}
 	ai, err := np.disc.Connect(ctx, m)
+	if errors.Is(err, discovery.ErrSelf) {
+		return "", invalid("address", "%q is this node's own", addr)
+	}
 	if err != nil {
-		return "", fmt.Errorf("connect %s: %w", addr, err)
+		return "", fmt.Errorf("connect %s: %w: %w", addr, ErrDialFailed, err)
 	}
 	np.repl.TriggerAll(ai.ID)
 	return ai.ID.String(), nil

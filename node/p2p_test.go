@@ -494,3 +494,38 @@ func chaos(t *testing.T, seed uint64) {
 		}
 	}
 }
+
+func TestNetworkInputErrors(t *testing.T) {
+	tn := newTestNet(t, 1)
+	tn.createDB("db")
+	n := tn.nodes[0]
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"filter with an unknown op", n.SetReplication(ctx, "db", Replication{Where: []Cond{{Path: "/x", Op: "~", Value: 1}}}), ErrInvalid},
+		{"filter with a bad path", n.SetReplication(ctx, "db", Replication{Where: []Cond{{Path: "x", Op: "==", Value: 1}}}), ErrInvalid},
+		{"filter on a missing db", n.SetReplication(ctx, "nope", Replication{}), ErrDBNotFound},
+		{"connect to self", func() error { _, err := n.Connect(ctx, n.Addrs()[0]); return err }(), ErrInvalid},
+		{"connect without /p2p", func() error { _, err := n.Connect(ctx, "/ip4/127.0.0.1/tcp/1"); return err }(), ErrInvalid},
+		{"connect to nobody", func() error {
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := n.Connect(c, "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDQqJMxZW2dQh8toc6Ra2i9FY13ZYB5zShCZsnvZy7X5T")
+			return err
+		}(), ErrDialFailed},
+	} {
+		if !errors.Is(tc.err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.err, tc.want)
+		}
+	}
+	if r := tn.db(0, "db").Replication(); r.IDPrefix != "" || len(r.Where) != 0 {
+		t.Errorf("a rejected setting was stored: %+v", r)
+	}
+	offline := openTestNode(t, t.TempDir(), nil)
+	if _, err := offline.Peers(); !errors.Is(err, ErrNoNetwork) {
+		t.Errorf("peers without networking: %v", err)
+	}
+}

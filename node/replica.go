@@ -99,7 +99,7 @@ func (d *DB) filterFunc(f *bsync.Filter) (func(doc string) (bool, error), error)
 			return nil, invalid("query", "filter: %v", err)
 		}
 		conds[i] = index.Cond{Path: c.Path, Op: c.Op, Value: v}
-		if _, err := index.ParsePointer(c.Path); err != nil {
+		if err := conds[i].Validate(); err != nil {
 			return nil, invalid("query", "filter: %v", err)
 		}
 	}
