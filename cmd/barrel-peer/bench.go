@@ -861,7 +861,17 @@ func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 		return "", fmt.Errorf("catch up A: %w", err)
 	}
 	elapsed := time.Since(start)
+	// A pull counts its bytes when its session ends, which can be just after
+	// the documents became readable: wait for the count to settle.
 	moved := syncBytes(na) - bytesA + syncBytes(nb)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		now := syncBytes(na) - bytesA + syncBytes(nb)
+		if now == moved && moved > 0 {
+			break
+		}
+		moved = now
+	}
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(b.c.nRepl),
