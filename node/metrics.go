@@ -38,3 +38,35 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// lagCollector reports, per database, the largest replication lag over the
+// peers it syncs with: feed entries announced beyond our checkpoint. It is
+// computed when scraped, from the replicator's status.
+type lagCollector struct {
+	n    *Node
+	desc *prometheus.Desc
+}
+
+func newLagCollector(n *Node) *lagCollector {
+	return &lagCollector{n: n, desc: prometheus.NewDesc("barrel_sync_lag_changes",
+		"Largest number of feed entries a peer announced beyond this node's checkpoint of it, per database.",
+		[]string{"db"}, nil)}
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	np := c.n.net.Load()
+	if np == nil {
+		return
+	}
+	worst := map[string]uint64{}
+	for _, s := range np.repl.Status() {
+		if l := np.lag(s.Peer, s.DB, s.Checkpoint); l >= worst[s.DB] {
+			worst[s.DB] = l
+		}
+	}
+	for db, l := range worst {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l), db)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -31,6 +32,27 @@ type netParts struct {
 	disc   *discovery.Discovery
 	cancel context.CancelFunc
 	group  *errgroup.Group
+
+	announced struct { // the latest feed seq each peer announced, per database
+		sync.Mutex
+		seq map[peerDB]uint64
+	}
+}
+
+type peerDB struct {
+	peer peer.ID
+	db   string
+}
+
+// lag is how many feed entries a peer announced beyond our checkpoint of
+// it (0 when unknown or caught up).
+func (np *netParts) lag(p peer.ID, db string, checkpoint uint64) uint64 {
+	np.announced.Lock()
+	defer np.announced.Unlock()
+	if seq := np.announced.seq[peerDB{p, db}]; seq > checkpoint {
+		return seq - checkpoint
+	}
+	return 0
 }
 
 // Rendezvous is the DHT namespace under which peers holding a database
@@ -93,7 +115,11 @@ func (n *Node) startNetwork() error {
 	if err != nil {
 		return fail(fmt.Errorf("discovery: %w", err))
 	}
+	if err := reg.Register(newLagCollector(n)); err != nil {
+		return fail(fmt.Errorf("metrics: %w", err))
+	}
 	np := &netParts{host: h, gossip: g, repl: repl, disc: disc, cancel: cancel}
+	np.announced.seq = map[peerDB]uint64{}
 	n.mu.Lock()
 	for name, d := range n.mu.dbs {
 		if d.Replication().Off {
@@ -159,6 +185,11 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 		if err != nil || d.Replication().Off {
 			continue
 		}
+		np.announced.Lock()
+		if len(np.announced.seq) < maxAnnounced {
+			np.announced.seq[peerDB{r.From, r.Ann.DB}] = r.Ann.Seq
+		}
+		np.announced.Unlock()
 		xor, count := d.Digest()
 		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
 			continue // same change set
@@ -178,6 +209,10 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 		}
 	}
 }
+
+// maxAnnounced bounds the (peer, database) pairs whose announced sequence
+// is remembered for lag reporting.
+const maxAnnounced = 100_000
 
 // announce tells peers about a database's new heads (after a commit).
 func (d *DB) announce() {
@@ -231,12 +266,15 @@ type PeerReplStatus struct {
 	LastSync   time.Time `json:"last_sync,omitzero"`
 	LastError  string    `json:"last_error,omitempty"`
 	Checkpoint uint64    `json:"checkpoint"`
+	Lag        uint64    `json:"lag"` // feed entries the peer announced beyond the checkpoint
 	Pulled     int       `json:"last_pulled"`
+	Bytes      int64     `json:"last_bytes"`
 }
 
-func replStatus(s bsync.PeerDBStatus) PeerReplStatus {
+func (np *netParts) replStatus(s bsync.PeerDBStatus) PeerReplStatus {
 	return PeerReplStatus{Peer: s.Peer.String(), DB: s.DB, Running: s.Running, LastSync: s.LastSync,
-		LastError: s.LastError, Checkpoint: s.Checkpoint, Pulled: s.Last.Applied}
+		LastError: s.LastError, Checkpoint: s.Checkpoint, Lag: np.lag(s.Peer, s.DB, s.Checkpoint),
+		Pulled: s.Last.Applied, Bytes: s.Last.Bytes}
 }
 
 // Peers lists the connected peers, sorted by id, with replication state.
@@ -247,7 +285,7 @@ func (n *Node) Peers() ([]PeerInfo, error) {
 	}
 	byPeer := map[peer.ID][]PeerReplStatus{}
 	for _, s := range np.repl.Status() {
-		byPeer[s.Peer] = append(byPeer[s.Peer], replStatus(s))
+		byPeer[s.Peer] = append(byPeer[s.Peer], np.replStatus(s))
 	}
 	var out []PeerInfo
 	for _, p := range np.host.Network().Peers() {
@@ -312,7 +350,7 @@ func (n *Node) ReplicationState(name string) (ReplicationState, error) {
 	if np := n.net.Load(); np != nil {
 		for _, s := range np.repl.Status() {
 			if s.DB == name {
-				st.Peers = append(st.Peers, replStatus(s))
+				st.Peers = append(st.Peers, np.replStatus(s))
 			}
 		}
 	}

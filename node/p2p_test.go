@@ -261,6 +261,30 @@ func TestReplicationTransitive(t *testing.T) {
 	}
 	waitFor(t, "convergence", 10*time.Second, func() bool { return tn.converged("db") })
 	tn.sameDocs("db")
+	waitFor(t, "B's view of its peers to settle", 10*time.Second, func() bool {
+		st, err := tn.nodes[1].ReplicationState("db")
+		if err != nil || len(st.Peers) != 2 {
+			return false
+		}
+		for _, p := range st.Peers {
+			if p.Lag != 0 || p.LastSync.IsZero() || p.LastError != "" {
+				return false
+			}
+		}
+		return true
+	})
+	peers, err := tn.nodes[1].Peers()
+	if err != nil || len(peers) != 2 || len(peers[0].DBs) != 1 || len(peers[0].Addrs) == 0 {
+		t.Fatalf("B's peers: %+v, %v", peers, err)
+	}
+	mfs, _ := tn.nodes[1].Gatherer().Gather()
+	found := false
+	for _, mf := range mfs {
+		found = found || mf.GetName() == "barrel_sync_lag_changes"
+	}
+	if !found {
+		t.Error("no barrel_sync_lag_changes metric")
+	}
 }
 
 func TestPartialViewPeer(t *testing.T) {
