@@ -133,3 +133,32 @@ func TestMergePatch(t *testing.T) {
 		t.Errorf("merge patch (-want +got):\n%s", diff)
 	}
 }
+
+// TestDecodeView: a view reads like the full state for everything a reader
+// uses.
+func TestDecodeView(t *testing.T) {
+	a, b := newReplica(0), newReplica(1)
+	base := a.write(t, 1, nil, []Op{{Kind: OpSet, Path: "/f", Value: "base"}, {Kind: OpAdd, Path: "/s", Value: "x"}})
+	b.receive(t, base)
+	ca := a.write(t, 10, nil, []Op{{Kind: OpSet, Path: "/f", Value: "a"}})
+	b.write(t, 20, nil, []Op{{Kind: OpSet, Path: "/f", Value: "b"}})
+	b.receive(t, ca)
+	enc, _ := b.state.Encode()
+	v, err := DecodeView(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _ := DecodeState(enc)
+	if diff := cmp.Diff(full.Body, v.Body); diff != "" {
+		t.Errorf("body (-full +view):\n%s", diff)
+	}
+	if diff := cmp.Diff(full.Conflicts, v.Conflicts, cmp.AllowUnexported(Conflict{})); diff != "" || len(v.Conflicts) != 1 {
+		t.Errorf("conflicts (-full +view):\n%s", diff)
+	}
+	if v.Last != full.Last || v.Count != full.Count || len(v.Heads) != len(full.Heads) || v.Deleted != full.Deleted {
+		t.Errorf("view header differs: %+v vs %+v", v, full)
+	}
+	if _, err := DecodeView(enc[:len(enc)-3]); err == nil {
+		t.Error("truncated state decoded")
+	}
+}

@@ -16,14 +16,14 @@ import (
 )
 
 // DefaultCacheBytes is the block cache size used when Config.CacheBytes is 0.
-const DefaultCacheBytes = 64 << 20
+const DefaultCacheBytes = 128 << 20
 
 // Config configures Open. The zero value is a valid, durable configuration.
 type Config struct {
 	// Durability says whether Commit fsyncs. Zero value: DurabilitySync.
 	Durability Durability
 	// CacheBytes is the size of Pebble's block cache in bytes.
-	// 0 means DefaultCacheBytes (64 MiB). Ignored when PebbleOptions.Cache is set.
+	// 0 means DefaultCacheBytes (128 MiB). Ignored when PebbleOptions.Cache is set.
 	CacheBytes int64
 	// PebbleOptions are passed to Pebble (copied first; the caller's value is
 	// not modified). nil means Pebble's defaults. Tests set FS to
@@ -193,7 +193,7 @@ func (s *Store) Close() error {
 // before compaction, which cut write amplification for small keys.
 func tune(po *pebble.Options) {
 	if po.MemTableSize == 0 {
-		po.MemTableSize = 64 << 20
+		po.MemTableSize = 32 << 20
 	}
 	if po.MemTableStopWritesThreshold == 0 {
 		po.MemTableStopWritesThreshold = 4

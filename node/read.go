@@ -18,9 +18,18 @@ import (
 	"github.com/barrel-db/barrel/index"
 )
 
-// readState loads a document's state and local sequence; a document that
-// does not exist gives an empty state.
+// readView loads what readers need of a document (crdt.DecodeView: no
+// merge bookkeeping); a document that does not exist gives an empty state.
+func (d *DB) readView(id string) (*crdt.State, uint64, error) {
+	return d.read(id, crdt.DecodeView)
+}
+
+// readState loads a document's full state, for the writer.
 func (d *DB) readState(id string) (*crdt.State, uint64, error) {
+	return d.read(id, crdt.DecodeState)
+}
+
+func (d *DB) read(id string, decode func([]byte) (*crdt.State, error)) (*crdt.State, uint64, error) {
 	v, err := d.store.Get(d.keys.doc(id))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return crdt.NewState(), 0, nil
@@ -31,7 +40,7 @@ func (d *DB) readState(id string) (*crdt.State, uint64, error) {
 	if len(v) < 8 {
 		return nil, 0, fmt.Errorf("read document %s: corrupt record", id)
 	}
-	st, err := crdt.DecodeState(v[8:])
+	st, err := decode(v[8:])
 	if err != nil {
 		return nil, 0, fmt.Errorf("read document %s: %w", id, err)
 	}
@@ -94,7 +103,7 @@ func (d *DB) Get(ctx context.Context, id string) (Document, error) {
 	if err := d.checkOpen(); err != nil {
 		return Document{}, err
 	}
-	st, seq, err := d.readState(id)
+	st, seq, err := d.readView(id)
 	if err != nil {
 		return Document{}, err
 	}
@@ -168,7 +177,7 @@ func (d *DB) List(ctx context.Context, o ListOptions) ([]DocSummary, error) {
 		if len(v) < 8 {
 			return false, fmt.Errorf("list: document %s: corrupt record", id)
 		}
-		st, err := crdt.DecodeState(v[8:])
+		st, err := crdt.DecodeView(v[8:])
 		if err != nil {
 			return false, fmt.Errorf("list: %w", err)
 		}
@@ -300,7 +309,7 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 	states := map[string]*crdt.State{}
 	seqs := map[string]uint64{}
 	load := func(id string) (map[string]any, bool, error) {
-		st, seq, err := d.readState(id)
+		st, seq, err := d.readView(id)
 		if err != nil {
 			return nil, false, err
 		}

@@ -110,7 +110,7 @@ func (d *DB) filterFunc(f *bsync.Filter) (func(doc string) (bool, error), error)
 		if len(conds) == 0 {
 			return true, nil
 		}
-		st, _, err := d.readState(doc)
+		st, _, err := d.readView(doc)
 		if err != nil {
 			return false, err
 		}
