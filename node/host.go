@@ -41,7 +41,7 @@ type P2PConfig struct {
 	MaxMemoryBytes int64 // resource manager memory limit for libp2p; default 256 MiB
 	MaxFDs         int   // resource manager file descriptor limit; default 512
 
-	Debounce    time.Duration // after a commit, wait this long to announce heads; default 20ms
+	Debounce    time.Duration // after a commit, wait this long to announce heads; default 5ms
 	Heartbeat   time.Duration // re-announce heads this often; default 10s
 	AntiEntropy time.Duration // pull from every connected peer this often; default 30s
 	Rendezvous  time.Duration // DHT advertise and lookup interval; default 1m
@@ -89,7 +89,7 @@ func (c *P2PConfig) validate() error {
 		c.MaxFDs = 512
 	}
 	if c.Debounce == 0 {
-		c.Debounce = 20 * time.Millisecond
+		c.Debounce = 5 * time.Millisecond
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 10 * time.Second
