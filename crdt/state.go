@@ -61,18 +61,8 @@ func DecodeState(data []byte) (*State, error) {
 	if err := decMode.Unmarshal(data, s); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
-	body, err := Normalize(s.Body)
-	if err != nil {
-		return nil, fmt.Errorf("decode state body: %w", err)
-	}
-	s.Body, _ = body.(map[string]any)
-	if s.Body == nil {
-		s.Body = map[string]any{}
-	}
-	for i := range s.Conflicts {
-		if s.Conflicts[i].Value, err = Normalize(s.Conflicts[i].Value); err != nil {
-			return nil, fmt.Errorf("decode state conflict: %w", err)
-		}
+	if err := s.normalizeValues(); err != nil {
+		return nil, err
 	}
 	if s.Writers == nil {
 		s.Writers = map[string]Writer{}
@@ -407,9 +397,18 @@ func DecodeView(data []byte) (*State, error) {
 			return nil, fmt.Errorf("decode state field %d: %w", f.i, err)
 		}
 	}
+	if err := s.normalizeValues(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// normalizeValues turns decoded CBOR values (uint64, map[any]any...) of the
+// body and the conflicts into normalized JSON values.
+func (s *State) normalizeValues() error {
 	body, err := Normalize(s.Body)
 	if err != nil {
-		return nil, fmt.Errorf("decode state body: %w", err)
+		return fmt.Errorf("decode state body: %w", err)
 	}
 	s.Body, _ = body.(map[string]any)
 	if s.Body == nil {
@@ -417,8 +416,8 @@ func DecodeView(data []byte) (*State, error) {
 	}
 	for i := range s.Conflicts {
 		if s.Conflicts[i].Value, err = Normalize(s.Conflicts[i].Value); err != nil {
-			return nil, fmt.Errorf("decode state conflict: %w", err)
+			return fmt.Errorf("decode state conflict: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
