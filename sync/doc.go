@@ -19,12 +19,13 @@
 //
 // The client sends Hello{db, since: its checkpoint for this server,
 // filter}. The server lists up to BatchSize feed entries after since (IDs);
-// the client asks Has, requests the bodies it lacks (Want), checks every
-// body's content id against the id listed, applies them in feed order
-// (which is causal), then moves its checkpoint to the batch's Last and
-// asks for the next batch (Next) until the server says Done. Missing
-// parents reported by Apply (*MissingError) are fetched by id first. The
-// protocol is specified in docs/sync-protocol.md.
+// the client asks Has, requests the bodies it lacks (Want) and at once the
+// next batch (Next), checks every body's content id against the id listed,
+// and applies them in feed order (which is causal) in a second goroutine
+// while it fetches the next batch; the checkpoint moves to a batch's Last
+// once the whole batch is applied. Missing parents reported by Apply
+// (*MissingError) are fetched by id, then the batch is listed again from
+// the checkpoint. The protocol is specified in docs/sync-protocol.md.
 //
 // # Use
 //
@@ -46,12 +47,13 @@
 //     triggers (Config.MaxQueued). A session's length is not bounded
 //     otherwise: a client that keeps asking keeps one session slot.
 //   - The server reads bodies 16 at a time from the Store; the client
-//     decodes and applies them one frame at a time. When Apply reports
-//     missing parents the client reads and drops the rest of the answer,
-//     fetches the parents, and asks again from the failed change: the
-//     stream is strictly request/answer, and holding the rest of the answer
-//     would make memory depend on the peer. Parents it fetches are held
-//     until applied, at most Config.MaxPendingBytes.
+//     decodes and applies them one frame at a time, holding at most three
+//     frames (one applied, one handed over, one decoded). When Apply
+//     reports missing parents the client reads and drops the answers still
+//     due, fetches the parents, and lists the batch again from its
+//     checkpoint: holding the rest would make memory depend on the peer.
+//     Parents it fetches are held until applied, at most
+//     Config.MaxPendingBytes.
 //   - Ids are listed in full: a peer with mostly the same data still
 //     receives every id after its checkpoint once (range-based set
 //     reconciliation is future work). The checkpoint makes repeats cheap.
