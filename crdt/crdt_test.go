@@ -326,3 +326,38 @@ func TestDiffAppliesToNew(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayWalkMatchesBitsets: the parent walk used for long histories
+// gives the same states as the ancestor bit matrix.
+func TestReplayWalkMatchesBitsets(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		reps := []*replica{newReplica(0), newReplica(1), newReplica(2)}
+		var all []*Change
+		for i := rapid.IntRange(1, 40).Draw(t, "n"); i > 0; i-- {
+			r := reps[rapid.IntRange(0, 2).Draw(t, "who")]
+			if rapid.IntRange(0, 3).Draw(t, "sync") == 0 && len(all) > 0 {
+				for _, c := range all {
+					r.receive(t, c)
+				}
+			}
+			op := genOp(t)
+			all = append(all, r.write(t, int64(rapid.IntRange(0, 100).Draw(t, "wall")), nil, []Op{op}))
+		}
+		bits, err := Replay(all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved := bitsetLimit
+		bitsetLimit = 0
+		walked, err := Replay(all)
+		bitsetLimit = saved
+		if err != nil {
+			t.Fatal(err)
+		}
+		b1, _ := bits.Encode()
+		b2, _ := walked.Encode()
+		if !bytes.Equal(b1, b2) {
+			t.Fatalf("walk and bitsets disagree")
+		}
+	})
+}

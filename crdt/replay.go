@@ -5,6 +5,14 @@ import (
 	"fmt"
 )
 
+// bitsetLimit is the largest history replayed with an ancestor bit matrix
+// (n²/8 bytes: 8 MiB at 8192 changes). Longer histories answer "did this
+// change see that one?" by walking parents instead, so a document with a
+// huge history, or a peer sending one, cannot make a replay's memory grow
+// quadratically (DESIGN.md invariant 4). A variable so tests can force the
+// walk.
+var bitsetLimit = 8192
+
 // Replay computes a document's state from all of its changes, in any order
 // and with duplicates. Every parent of every change must be among them
 // (ErrMissingParent otherwise). The result depends only on the set of changes.
@@ -18,11 +26,17 @@ func Replay(changes []*Change) (*State, error) {
 	for i, c := range order {
 		pos[c.id] = i
 	}
+	s := NewState()
+	if n > bitsetLimit {
+		for i, c := range order {
+			s.apply(c, walker(order, pos, i))
+		}
+		return s, nil
+	}
 	// anc[i] is the set of positions of i's ancestors. A parent always comes
 	// before its child in replay order, so one pass fills it.
 	words := (n + 63) / 64
 	anc := make([][]uint64, n)
-	s := NewState()
 	for i, c := range order {
 		bits := make([]uint64, words)
 		for _, p := range c.Parents {
@@ -39,6 +53,35 @@ func Replay(changes []*Change) (*State, error) {
 		})
 	}
 	return s, nil
+}
+
+// walker answers whether a change is an ancestor of order[i] by walking
+// parents from it, never below the target's position (an ancestor always
+// comes earlier in replay order).
+func walker(order []*Change, pos map[ID]int, i int) func(ID) bool {
+	return func(id ID) bool {
+		target, ok := pos[id]
+		if !ok || target >= i {
+			return false
+		}
+		seen := map[int]bool{}
+		stack := []int{i}
+		for len(stack) > 0 {
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, p := range order[k].Parents {
+				j := pos[p]
+				if j == target {
+					return true
+				}
+				if j > target && !seen[j] {
+					seen[j] = true
+					stack = append(stack, j)
+				}
+			}
+		}
+		return false
+	}
 }
 
 // ReplayOrder returns the changes, deduplicated, in replay order: a
