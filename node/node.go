@@ -163,6 +163,14 @@ func validDBName(name string) error {
 
 // CreateDB creates an empty database. ErrDBExists if it exists.
 func (n *Node) CreateDB(ctx context.Context, name string) error {
+	if err := n.createDB(name); err != nil {
+		return err
+	}
+	n.joinNetwork(name) // after n.mu is released: it reads the catalog
+	return nil
+}
+
+func (n *Node) createDB(name string) error {
 	if err := validDBName(name); err != nil {
 		return err
 	}
@@ -197,7 +205,6 @@ func (n *Node) CreateDB(ctx context.Context, name string) error {
 	}
 	n.mu.dbs[name] = db
 	n.log.Info("database created", "db", name)
-	go n.joinNetwork(name) // not under n.mu: it triggers pulls that read the catalog
 	return nil
 }
 

@@ -86,25 +86,35 @@ func (n *Node) SetReplication(ctx context.Context, name string, r Replication) e
 		}
 		r.Where[i].Value = v
 	}
+	was, err := n.storeReplication(d, r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case was.Off && !r.Off:
+		n.joinNetwork(name)
+	case !was.Off && r.Off:
+		n.leaveNetwork(name)
+	}
+	return nil
+}
+
+// storeReplication persists and installs a setting; it returns the old one.
+func (n *Node) storeReplication(d *DB, r Replication) (Replication, error) {
+	name := d.name
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	meta, err := crdt.Marshal(&dbMeta{ID: d.id, Created: d.created, Repl: r.meta()})
 	if err != nil {
-		return fmt.Errorf("set replication of %s: %w", name, err)
+		return Replication{}, fmt.Errorf("set replication of %s: %w", name, err)
 	}
 	b := n.store.NewBatch()
 	defer b.Close()
 	b.Set(catalogKey(name), meta)
 	if err := b.Commit(); err != nil {
-		return fmt.Errorf("set replication of %s: %w", name, err)
+		return Replication{}, fmt.Errorf("set replication of %s: %w", name, err)
 	}
 	was := d.Replication()
 	d.repl.Store(&r)
-	switch {
-	case was.Off && !r.Off:
-		go n.joinNetwork(name)
-	case !was.Off && r.Off:
-		go n.leaveNetwork(name)
-	}
-	return nil
+	return was, nil
 }
