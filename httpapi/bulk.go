@@ -111,27 +111,24 @@ func bulkResults(rs []node.BulkResult) []bulkResult {
 	return out
 }
 
-func (s *server) handleBulk(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleBulk(w http.ResponseWriter, r *http.Request) error {
 	m, err := decodeObject(r.Body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ops, atomic, err := bulkRequest(m)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	rs, err := d.Bulk(r.Context(), ops, atomic)
 	results := bulkResults(rs)
 	if err != nil {
-		s.writeErrorWith(w, r, fmt.Errorf("bulk of %d docs: %w", len(ops), err), results)
-		return
+		return &bulkError{err: fmt.Errorf("bulk of %d docs: %w", len(ops), err), results: results}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	return nil
 }

@@ -41,33 +41,28 @@ func newChangesPage(cs []node.Change, since, nodeLast uint64) changesPage {
 	return changesPage{Results: cs, LastSeq: last}
 }
 
-func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) error {
 	since, err := intParam(r, "since", 0, 0, math.MaxInt64)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	limit, err := intParam(r, "limit", defaultChangesLimit, 1, maxChangesLimit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	timeoutMS, err := intParam(r, "timeout", s.cfg.LongpollTimeout.Milliseconds(), 0, math.MaxInt64/int64(time.Millisecond))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	feed := r.URL.Query().Get("feed")
 	switch feed {
 	case "", "normal", "longpoll", "sse":
 	default:
-		s.writeError(w, r, badRequest("feed must be normal, longpoll or sse"))
-		return
+		return badRequest("feed must be normal, longpoll or sse")
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if feed == "sse" {
 		if id := r.Header.Get("Last-Event-ID"); id != "" && r.URL.Query().Get("since") == "" {
@@ -75,13 +70,11 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 				since = int64(n)
 			}
 		}
-		s.streamChanges(w, r, d, uint64(since), int(limit))
-		return
+		return s.streamChanges(w, r, d, uint64(since), int(limit))
 	}
 	cs, last, err := d.Changes(r.Context(), uint64(since), int(limit))
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("changes since %d: %w", since, err))
-		return
+		return fmt.Errorf("changes since %d: %w", since, err)
 	}
 	if feed == "longpoll" && len(cs) == 0 {
 		timeout := min(time.Duration(timeoutMS)*time.Millisecond, s.cfg.LongpollTimeout)
@@ -92,31 +85,39 @@ func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) {
 		case err == nil:
 			cs, last, err = d.Changes(r.Context(), uint64(since), int(limit))
 			if err != nil {
-				s.writeError(w, r, fmt.Errorf("changes since %d: %w", since, err))
-				return
+				return fmt.Errorf("changes since %d: %w", since, err)
 			}
 		case ctx.Err() != nil && r.Context().Err() == nil:
 			// The wait timed out: answer with no changes.
 		default:
-			s.writeError(w, r, fmt.Errorf("wait for changes since %d: %w", since, err))
-			return
+			return fmt.Errorf("wait for changes since %d: %w", since, err)
 		}
 	}
 	writeJSON(w, http.StatusOK, newChangesPage(cs, uint64(since), last))
+	return nil
 }
 
 // streamChanges serves feed=sse: every change after since as an event
 // (id: SEQ, data: JSON change), flushed one by one, and a comment line every
 // SSEHeartbeat while idle, until the client goes away or the server shuts
-// down.
-func (s *server) streamChanges(w http.ResponseWriter, r *http.Request, d *node.DB, since uint64, limit int) {
-	ctx := r.Context()
+// down. It returns an error only when the first read of the feed fails,
+// before anything is written; sendChanges, which writes the stream, cannot.
+func (s *server) streamChanges(w http.ResponseWriter, r *http.Request, d *node.DB, since uint64, limit int) error {
 	// Check the database once before committing to a 200 stream.
-	cs, _, err := d.Changes(ctx, since, limit)
+	cs, _, err := d.Changes(r.Context(), since, limit)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("changes since %d: %w", since, err))
-		return
+		return fmt.Errorf("changes since %d: %w", since, err)
 	}
+	s.sendChanges(w, r, d, since, cs, limit)
+	return nil
+}
+
+// sendChanges writes the event stream, starting with cs, the first page
+// after since. It returns nothing on purpose: once the 200 and the
+// event-stream headers are sent no error status can follow, so a failure is
+// logged (or, when the client left, ignored) and ends the stream.
+func (s *server) sendChanges(w http.ResponseWriter, r *http.Request, d *node.DB, since uint64, cs []node.Change, limit int) {
+	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -161,12 +162,13 @@ func (s *server) streamChanges(w http.ResponseWriter, r *http.Request, d *node.D
 				continue
 			}
 		}
-		cs, _, err = d.Changes(ctx, since, limit)
+		next, _, err := d.Changes(ctx, since, limit)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "changes stream stopped", "db", r.PathValue("db"), "seq", since, "err", err)
 			}
 			return
 		}
+		cs = next
 	}
 }

@@ -5,54 +5,55 @@ import (
 	"net/http"
 )
 
-func (s *server) handleRoot(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleRoot(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, s.n.Info())
+	return nil
 }
 
-func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, okBody)
+	return nil
 }
 
-func (s *server) handleListDBs(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleListDBs(w http.ResponseWriter, r *http.Request) error {
 	names, err := s.n.ListDBs(r.Context())
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("list databases: %w", err))
-		return
+		return fmt.Errorf("list databases: %w", err)
 	}
 	if names == nil {
 		names = []string{}
 	}
 	writeJSON(w, http.StatusOK, names)
+	return nil
 }
 
-func (s *server) handleCreateDB(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleCreateDB(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("db")
 	if err := s.n.CreateDB(r.Context(), name); err != nil {
-		s.writeError(w, r, fmt.Errorf("create database %q: %w", name, err))
-		return
+		return fmt.Errorf("create database %q: %w", name, err)
 	}
 	writeJSON(w, http.StatusCreated, okBody)
+	return nil
 }
 
-func (s *server) handleDBInfo(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleDBInfo(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	info, err := d.Info(r.Context())
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("database info: %w", err))
-		return
+		return fmt.Errorf("database info: %w", err)
 	}
 	writeJSON(w, http.StatusOK, info)
+	return nil
 }
 
-func (s *server) handleDropDB(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleDropDB(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("db")
 	if err := s.n.DropDB(r.Context(), name); err != nil {
-		s.writeError(w, r, fmt.Errorf("drop database %q: %w", name, err))
-		return
+		return fmt.Errorf("drop database %q: %w", name, err)
 	}
 	writeJSON(w, http.StatusOK, okBody)
+	return nil
 }

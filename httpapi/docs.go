@@ -45,29 +45,26 @@ func putBody(id, qrev string, m map[string]any) (map[string]any, string, error) 
 	return body, rev, nil
 }
 
-func (s *server) handlePut(w http.ResponseWriter, r *http.Request) {
+func (s *server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	m, err := decodeObject(r.Body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	body, rev, err := putBody(id, r.URL.Query().Get("rev"), m)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := d.Put(r.Context(), id, body, rev)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("put %q: %w", id, err))
-		return
+		return fmt.Errorf("put %q: %w", id, err)
 	}
 	writeJSON(w, http.StatusCreated, res)
+	return nil
 }
 
 // renderDoc returns the JSON shape of a document: its body fields plus _id
@@ -104,61 +101,54 @@ func historyRevs(h []node.Revision) []string {
 	return revs
 }
 
-func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleGet(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	conflicts, err := boolParam(r, "conflicts")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	withRevs, err := boolParam(r, "revs")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	doc, err := d.Get(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("get %q: %w", id, err))
-		return
+		return fmt.Errorf("get %q: %w", id, err)
 	}
 	if doc.Deleted {
-		s.writeError(w, r, errDeleted)
-		return
+		return errDeleted
 	}
 	var revs []string
 	if withRevs {
 		h, err := d.History(r.Context(), id)
 		if err != nil {
-			s.writeError(w, r, fmt.Errorf("history of %q: %w", id, err))
-			return
+			return fmt.Errorf("history of %q: %w", id, err)
 		}
 		revs = historyRevs(h)
 	}
 	writeJSON(w, http.StatusOK, renderDoc(doc, conflicts, revs))
+	return nil
 }
 
-func (s *server) handleGetPath(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleGetPath(w http.ResponseWriter, r *http.Request) error {
 	id, path := r.PathValue("id"), r.PathValue("path")
 	if path == "" {
-		s.handleGet(w, r)
-		return
+		return s.handleGet(w, r)
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	v, err := d.GetPath(r.Context(), id, "/"+path)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("get %q path /%s: %w", id, path, err))
-		return
+		return fmt.Errorf("get %q path /%s: %w", id, path, err)
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 // patchFromBody converts a PATCH body to a node.Patch. Reserved keys are
@@ -232,44 +222,40 @@ func setOps(key string, v any) (map[string][]any, error) {
 	return out, nil
 }
 
-func (s *server) handlePatch(w http.ResponseWriter, r *http.Request) {
+func (s *server) handlePatch(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	m, err := decodeObject(r.Body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	p, err := patchFromBody(id, r.URL.Query().Get("rev"), m)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := d.Patch(r.Context(), id, p)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("patch %q: %w", id, err))
-		return
+		return fmt.Errorf("patch %q: %w", id, err)
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
-func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := d.Delete(r.Context(), id, r.URL.Query().Get("rev"))
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("delete %q: %w", id, err))
-		return
+		return fmt.Errorf("delete %q: %w", id, err)
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // listPage is the answer of GET /dbs/{db}/docs.
@@ -278,16 +264,14 @@ type listPage struct {
 	Next string            `json:"next,omitempty"`
 }
 
-func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) error {
 	limit, err := intParam(r, "limit", defaultListLimit, 1, maxListLimit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	// Ask for one more than the page to learn whether a next page exists.
@@ -297,8 +281,7 @@ func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) {
 		Limit:      int(limit) + 1,
 	})
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("list documents: %w", err))
-		return
+		return fmt.Errorf("list documents: %w", err)
 	}
 	page := listPage{Docs: rows}
 	if len(rows) > int(limit) {
@@ -309,4 +292,5 @@ func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) {
 		page.Docs = []node.DocSummary{}
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }

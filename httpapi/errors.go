@@ -81,13 +81,19 @@ type errorBody struct {
 	Results []bulkResult `json:"results,omitempty"`
 }
 
-// writeError writes err as a JSON error response, logging unexpected errors.
-func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	s.writeErrorWith(w, r, err, nil)
+// bulkError is a failed bulk request carrying the per-document outcomes
+// its error body reports. It unwraps to the error errorStatus maps.
+type bulkError struct {
+	err     error
+	results []bulkResult
 }
 
-// writeErrorWith is writeError with per-document bulk results in the body.
-func (s *server) writeErrorWith(w http.ResponseWriter, r *http.Request, err error, results []bulkResult) {
+func (e *bulkError) Error() string { return e.err.Error() }
+func (e *bulkError) Unwrap() error { return e.err }
+
+// writeError writes err as a JSON error response, logging unexpected errors.
+// The bulk results of a *bulkError go into the body.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, reason, internal := errorStatus(err)
 	if internal {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
@@ -96,5 +102,10 @@ func (s *server) writeErrorWith(w http.ResponseWriter, r *http.Request, err erro
 	if code == "overloaded" { // no_network is a 503 that retrying does not heal
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, errorBody{Error: code, Reason: reason, Results: results})
+	body := errorBody{Error: code, Reason: reason}
+	var be *bulkError
+	if errors.As(err, &be) {
+		body.Results = be.results
+	}
+	writeJSON(w, status, body)
 }

@@ -18,90 +18,87 @@ type peerList struct {
 	Peers []node.PeerInfo `json:"peers"`
 }
 
-func (s *server) handlePeers(w http.ResponseWriter, r *http.Request) {
+func (s *server) handlePeers(w http.ResponseWriter, r *http.Request) error {
 	peers, err := s.n.Peers()
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("list peers: %w", err))
-		return
+		return fmt.Errorf("list peers: %w", err)
 	}
 	if peers == nil {
 		peers = []node.PeerInfo{}
 	}
 	writeJSON(w, http.StatusOK, peerList{Peers: peers})
+	return nil
 }
 
 // handleConnect dials {"addr": MULTIADDR}. A bad address is 400; an
 // address that does not lead to the peer it names is 502 dial_failed.
-func (s *server) handleConnect(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	m, err := decodeObject(r.Body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
+	addr, err := connectAddr(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), dialTimeout)
+	defer cancel()
+	id, err := s.n.Connect(ctx, addr)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	return nil
+}
+
+// connectAddr parses {"addr": MULTIADDR}; unknown fields are rejected.
+func connectAddr(m map[string]any) (string, error) {
 	var addr string
 	for k, v := range m {
 		switch k {
 		case "addr":
 			a, ok := v.(string)
 			if !ok {
-				s.writeError(w, r, badRequest("addr must be a string"))
-				return
+				return "", badRequest("addr must be a string")
 			}
 			addr = a
 		default:
-			s.writeError(w, r, badRequest(fmt.Sprintf("unknown field %q", k)))
-			return
+			return "", badRequest(fmt.Sprintf("unknown field %q", k))
 		}
 	}
 	if addr == "" {
-		s.writeError(w, r, badRequest("addr is required: a multiaddr with /p2p/PEERID"))
-		return
+		return "", badRequest("addr is required: a multiaddr with /p2p/PEERID")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), dialTimeout)
-	defer cancel()
-	id, err := s.n.Connect(ctx, addr)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	return addr, nil
 }
 
-func (s *server) handleReplicationState(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleReplicationState(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("db")
 	st, err := s.n.ReplicationState(name)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("replication of %q: %w", name, err))
-		return
+		return fmt.Errorf("replication of %q: %w", name, err)
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // handleSetReplication replaces a database's replication setting with
 // {"off": bool, "id_prefix": "...", "where": [{"path","op","value"}]}
 // (absent fields are their zero value) and answers the new state.
-func (s *server) handleSetReplication(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleSetReplication(w http.ResponseWriter, r *http.Request) error {
 	m, err := decodeObject(r.Body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	rp, err := replicationFromBody(m)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	name := r.PathValue("db")
 	if err := s.n.SetReplication(r.Context(), name, rp); err != nil {
-		s.writeError(w, r, fmt.Errorf("set replication of %q: %w", name, err))
-		return
+		return fmt.Errorf("set replication of %q: %w", name, err)
 	}
-	st, err := s.n.ReplicationState(name)
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("replication of %q: %w", name, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	return s.handleReplicationState(w, r)
 }
 
 // replicationFromBody parses a replication setting; unknown fields are

@@ -97,32 +97,29 @@ type queryPage struct {
 	Cursor string           `json:"cursor,omitempty"`
 }
 
-func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 	m, err := decodeObject(r.Body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	q, err := queryFromBody(m)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := d.Query(r.Context(), q)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("query: %w", err))
-		return
+		return fmt.Errorf("query: %w", err)
 	}
 	page := queryPage{Docs: make([]map[string]any, 0, len(res.Docs)), Cursor: res.Cursor}
 	for _, doc := range res.Docs {
 		page.Docs = append(page.Docs, renderDoc(doc, false, nil))
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }
 
 // pathValue splits "a/b/VALUE" into the JSON pointer "/a/b" and the value.
@@ -162,21 +159,18 @@ type idsPage struct {
 	Cursor string   `json:"cursor,omitempty"`
 }
 
-func (s *server) handlePaths(w http.ResponseWriter, r *http.Request) {
+func (s *server) handlePaths(w http.ResponseWriter, r *http.Request) error {
 	path, value, err := pathValue(r.PathValue("path"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	limit, err := intParam(r, "limit", 0, 0, maxQueryLimit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	d, err := s.db(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := d.Query(r.Context(), node.Query{
 		Where:  []node.Cond{{Path: path, Op: "==", Value: value}},
@@ -184,12 +178,12 @@ func (s *server) handlePaths(w http.ResponseWriter, r *http.Request) {
 		Cursor: r.URL.Query().Get("cursor"),
 	})
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("query %s == %v: %w", path, value, err))
-		return
+		return fmt.Errorf("query %s == %v: %w", path, value, err)
 	}
 	page := idsPage{IDs: make([]string, 0, len(res.Docs)), Cursor: res.Cursor}
 	for _, doc := range res.Docs {
 		page.IDs = append(page.IDs, doc.ID)
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }

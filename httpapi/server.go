@@ -34,32 +34,50 @@ func New(n *node.Node, cfg Config) http.Handler {
 }
 
 func (s *server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /{$}", s.handleRoot)
-	m.HandleFunc("GET /healthz", s.handleHealth)
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.n.Gatherer(), promhttp.HandlerOpts{}))
+	s.route("GET /{$}", s.handleRoot)
+	s.route("GET /healthz", s.handleHealth)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.n.Gatherer(), promhttp.HandlerOpts{}))
 
-	m.HandleFunc("GET /dbs", s.handleListDBs)
-	m.HandleFunc("PUT /dbs/{db}", s.handleCreateDB)
-	m.HandleFunc("GET /dbs/{db}", s.handleDBInfo)
-	m.HandleFunc("DELETE /dbs/{db}", s.handleDropDB)
+	s.route("GET /dbs", s.handleListDBs)
+	s.route("PUT /dbs/{db}", s.handleCreateDB)
+	s.route("GET /dbs/{db}", s.handleDBInfo)
+	s.route("DELETE /dbs/{db}", s.handleDropDB)
 
-	m.HandleFunc("GET /dbs/{db}/docs", s.handleListDocs)
-	m.HandleFunc("PUT /dbs/{db}/docs/{id}", s.handlePut)
-	m.HandleFunc("GET /dbs/{db}/docs/{id}", s.handleGet)
-	m.HandleFunc("GET /dbs/{db}/docs/{id}/{path...}", s.handleGetPath)
-	m.HandleFunc("PATCH /dbs/{db}/docs/{id}", s.handlePatch)
-	m.HandleFunc("DELETE /dbs/{db}/docs/{id}", s.handleDelete)
+	s.route("GET /dbs/{db}/docs", s.handleListDocs)
+	s.route("PUT /dbs/{db}/docs/{id}", s.handlePut)
+	s.route("GET /dbs/{db}/docs/{id}", s.handleGet)
+	s.route("GET /dbs/{db}/docs/{id}/{path...}", s.handleGetPath)
+	s.route("PATCH /dbs/{db}/docs/{id}", s.handlePatch)
+	s.route("DELETE /dbs/{db}/docs/{id}", s.handleDelete)
 
-	m.HandleFunc("POST /dbs/{db}/bulk", s.handleBulk)
-	m.HandleFunc("POST /dbs/{db}/query", s.handleQuery)
-	m.HandleFunc("GET /dbs/{db}/paths/{path...}", s.handlePaths)
-	m.HandleFunc("GET /dbs/{db}/changes", s.handleChanges)
-	m.HandleFunc("GET /dbs/{db}/replication", s.handleReplicationState)
-	m.HandleFunc("PUT /dbs/{db}/replication", s.handleSetReplication)
+	s.route("POST /dbs/{db}/bulk", s.handleBulk)
+	s.route("POST /dbs/{db}/query", s.handleQuery)
+	s.route("GET /dbs/{db}/paths/{path...}", s.handlePaths)
+	s.route("GET /dbs/{db}/changes", s.handleChanges)
+	s.route("GET /dbs/{db}/replication", s.handleReplicationState)
+	s.route("PUT /dbs/{db}/replication", s.handleSetReplication)
 
-	m.HandleFunc("GET /peers", s.handlePeers)
-	m.HandleFunc("POST /peers", s.handleConnect)
+	s.route("GET /peers", s.handlePeers)
+	s.route("POST /peers", s.handleConnect)
+}
+
+// handlerFunc is the shape of every route handler: it writes its answer on
+// success and returns its error unwritten, for route to write.
+//
+// Invariant: a handler returns a non-nil error only while it has written
+// nothing to w. A handler that has begun its response (the SSE stream of
+// changes) deals with later errors itself and returns nil, since a status
+// can no longer be sent.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route registers h for pattern. The error h returns is written once, here,
+// through writeError and so through errorStatus.
+func (s *server) route(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
 }
 
 // ServeHTTP applies panic recovery, authentication and body limits, then

@@ -40,21 +40,27 @@ func (a *app) putCmd() *cobra.Command {
 		Short: "Create or replace a document (JSON from the argument or standard input)",
 		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			body, err := a.jsonArg(args, 2)
-			if err != nil {
-				return err
-			}
-			var res map[string]any
-			if err := c.do(cmd.Context(), http.MethodPut, segs("dbs", args[0], "docs", args[1]), body, &res); err != nil {
-				return err
-			}
-			return printJSON(a.stdout, res)
+			return a.sendDoc(cmd, http.MethodPut, args)
 		},
 	}
+}
+
+// sendDoc sends the document JSON of args[2] (or standard input) with
+// method to document args[1] of database args[0] and prints the answer.
+func (a *app) sendDoc(cmd *cobra.Command, method string, args []string) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	body, err := a.jsonArg(args, 2)
+	if err != nil {
+		return err
+	}
+	var res map[string]any
+	if err := c.do(cmd.Context(), method, segs("dbs", args[0], "docs", args[1]), body, &res); err != nil {
+		return err
+	}
+	return printJSON(a.stdout, res)
 }
 
 func (a *app) getCmd() *cobra.Command {
@@ -102,19 +108,7 @@ func (a *app) patchCmd() *cobra.Command {
 		Short: `Patch a document: a JSON merge patch, plus "_incr", "_add", "_remove" and "_rev"`,
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			body, err := a.jsonArg(args, 2)
-			if err != nil {
-				return err
-			}
-			var res map[string]any
-			if err := c.do(cmd.Context(), http.MethodPatch, segs("dbs", args[0], "docs", args[1]), body, &res); err != nil {
-				return err
-			}
-			return printJSON(a.stdout, res)
+			return a.sendDoc(cmd, http.MethodPatch, args)
 		},
 	}
 }
