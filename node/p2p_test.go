@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -13,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+
+	bsync "github.com/barrel-db/barrel/sync"
 )
 
 // partition is the test's switchboard: which pairs of peers may connect.
@@ -552,4 +557,55 @@ func TestNetworkInputErrors(t *testing.T) {
 	if _, err := offline.Peers(); !errors.Is(err, ErrNoNetwork) {
 		t.Errorf("peers without networking: %v", err)
 	}
+}
+
+// TestHostileSyncPeer: a peer that sends garbage, oversized frames or
+// nothing at all on the sync protocol gets its streams reset or timed out,
+// and the node keeps replicating with everyone else.
+func TestHostileSyncPeer(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.createDB("db")
+	target := tn.nodes[0]
+	evil, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evil.Close()
+	ctx := t.Context()
+	ai := peer.AddrInfo{ID: target.PeerID(), Addrs: target.net.Load().host.Addrs()}
+	if err := evil.Connect(ctx, ai); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"garbage", []byte("\x05hello this is not cbor at all")},
+		{"oversized length", binary.AppendUvarint(nil, 1<<40)},
+		{"length without body", binary.AppendUvarint(nil, 1<<20)},
+		{"zero length", []byte{0}},
+	} {
+		s, err := evil.NewStream(ctx, target.PeerID(), bsync.ProtocolID)
+		if err != nil {
+			t.Fatalf("%s: open stream: %v", tc.name, err)
+		}
+		s.SetDeadline(time.Now().Add(5 * time.Second))
+		s.Write(tc.data)
+		s.CloseWrite()
+		// The node answers with an error frame and/or resets the stream; it
+		// must not leave it hanging until our deadline.
+		start := time.Now()
+		_, err = io.ReadAll(s)
+		if os.IsTimeout(err) || time.Since(start) > 4*time.Second {
+			t.Errorf("%s: the node kept the stream open (%v)", tc.name, err)
+		}
+		s.Close()
+	}
+	// The node still replicates.
+	tn.connect(1, 0)
+	mustPut(t, tn.db(1, "db"), "after-attack", map[string]any{"ok": true}, "")
+	waitFor(t, "replication after the hostile streams", 15*time.Second, func() bool {
+		_, err := tn.db(0, "db").Get(ctx, "after-attack")
+		return err == nil
+	})
 }
