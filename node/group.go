@@ -1,0 +1,126 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+)
+
+// group is the state of one group commit: the batch and the documents and
+// changes it has touched, so later writes in the group read earlier ones.
+type group struct {
+	d       *DB
+	prev    *group // the group being committed while this one is prepared, or nil
+	batch   *datastore.Batch
+	docs    map[string]*docEntry
+	changes map[crdt.ID]*crdt.Change
+	seq     uint64
+	count   int64
+	written int
+	hlc     crdt.HLC
+	digest  crdt.ID // XOR of all change ids held after this group
+	nchange uint64
+	start   time.Time
+
+	unpend [][]byte // pending-transaction keys to delete: their transaction is applied
+	broken error    // set when the batch holds part of a failed request: commit nothing
+
+	committed chan struct{} // closed when the commit finished; err is then set
+	err       error
+}
+
+type docEntry struct {
+	state *crdt.State
+	added []crdt.ID // changes of this document not yet in the store
+}
+
+func (d *DB) newGroup(prev *group) *group {
+	g := &group{
+		d:         d,
+		prev:      prev,
+		batch:     d.store.NewWriteBatch(),
+		docs:      map[string]*docEntry{},
+		changes:   map[crdt.ID]*crdt.Change{},
+		seq:       d.seq.Load(),
+		count:     d.count.Load(),
+		start:     time.Now(),
+		committed: make(chan struct{}),
+	}
+	if prev != nil {
+		g.seq, g.count = prev.seq, prev.count
+		g.digest, g.nchange = prev.digest, prev.nchange
+	} else {
+		g.digest, g.nchange = d.Digest()
+	}
+	return g
+}
+
+// load returns a document's state as of this point of the group.
+func (g *group) load(id string) (*docEntry, error) {
+	if e, ok := g.docs[id]; ok {
+		return e, nil
+	}
+	if g.prev != nil {
+		if pe, ok := g.prev.docs[id]; ok {
+			e := &docEntry{state: pe.state, added: slices.Clone(pe.added)}
+			g.docs[id] = e
+			return e, nil
+		}
+	}
+	st, _, err := g.d.readState(id)
+	if err != nil {
+		return nil, err
+	}
+	e := &docEntry{state: st}
+	g.docs[id] = e
+	return e, nil
+}
+
+// change returns a change of this database from the group or the store.
+func (g *group) change(id crdt.ID) (*crdt.Change, error) {
+	if c, ok := g.changes[id]; ok {
+		return c, nil
+	}
+	if g.prev != nil {
+		if c, ok := g.prev.changes[id]; ok {
+			return c, nil
+		}
+	}
+	return g.d.readChange(id)
+}
+
+// has reports whether the database holds a change, counting this group and
+// the one being committed.
+func (g *group) has(id crdt.ID) (bool, error) {
+	if _, ok := g.changes[id]; ok {
+		return true, nil
+	}
+	if g.prev != nil {
+		if _, ok := g.prev.changes[id]; ok {
+			return true, nil
+		}
+	}
+	return g.d.store.Has(g.d.keys.change(id))
+}
+
+// docChanges loads every change of a document: those in the store and those
+// written earlier in this group.
+func (g *group) docChanges(doc string, ent *docEntry) ([]*crdt.Change, error) {
+	ids, err := g.d.historyIDs(doc)
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, ent.added...)
+	out := make([]*crdt.Change, 0, len(ids))
+	for _, id := range ids {
+		c, err := g.change(id)
+		if err != nil {
+			return nil, fmt.Errorf("load change %s of %s: %w", id, doc, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -1,0 +1,275 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/barrel-db/barrel/crdt"
+)
+
+// item is one document write of a group on its way through prepare, seal
+// and apply.
+type item struct {
+	req, doc int
+	p        *prepared
+	err      error
+}
+
+// handleAll runs every request of the group and returns their responses.
+//
+// Writes go in waves: each write is prepared in order (it needs the state
+// left by the writes before it), then the wave's changes are sealed (CBOR,
+// SHA-256, ed25519: most of a write's CPU) in parallel on every core, then
+// applied in order. A wave ends where a document repeats, because that
+// write's parents are the id of the earlier one. An atomic request lies
+// within one wave, so it can be dropped whole if any of its writes fails.
+func (g *group) handleAll(reqs []*request) []response {
+	resps := make([]response, len(reqs))
+	for i, r := range reqs {
+		resps[i].results = make([]BulkResult, len(r.docs))
+		for j, w := range r.docs {
+			resps[i].results[j].ID = w.id
+		}
+	}
+	var wave []*item
+	inWave := map[string]bool{}
+	flush := func() {
+		g.flush(reqs, resps, wave)
+		wave = wave[:0]
+		clear(inWave)
+	}
+	for ri, r := range reqs {
+		if r.remote != nil {
+			flush()
+			resps[ri] = g.applyRemote(r)
+			continue
+		}
+		var tx *crdt.Tx
+		if r.atomic {
+			tx = &crdt.Tx{ID: newTxID(), Count: uint32(len(r.docs))}
+			for _, w := range r.docs {
+				if inWave[w.id] {
+					flush()
+					break
+				}
+			}
+		}
+		for di, w := range r.docs {
+			if inWave[w.id] {
+				flush()
+			}
+			it := &item{req: ri, doc: di}
+			it.p, it.err = g.prepare(w, tx)
+			wave = append(wave, it)
+			inWave[w.id] = true
+		}
+	}
+	flush()
+	return resps
+}
+
+// flush seals a wave's changes in parallel, drops atomic requests with a
+// failed write, and applies the rest in order.
+func (g *group) flush(reqs []*request, resps []response, wave []*item) {
+	sealAll(wave, g.d.node.key)
+	for _, it := range wave {
+		if it.err != nil && reqs[it.req].atomic {
+			resps[it.req].err = ErrTxAborted
+		}
+	}
+	// The documents of a wave are distinct, so their merges run in parallel;
+	// recording (sequence numbers, batch) stays in order.
+	ms := make([]*merged, len(wave))
+	parallel(len(wave), func(i int) {
+		it := wave[i]
+		if it.err != nil || resps[it.req].err != nil {
+			return
+		}
+		ms[i], it.err = g.merge(it.p)
+	})
+	for _, it := range wave {
+		if it.err != nil && reqs[it.req].atomic {
+			resps[it.req].err = ErrTxAborted // all or nothing, even on a storage error
+		}
+	}
+	for i, it := range wave {
+		res := &resps[it.req].results[it.doc]
+		switch {
+		case it.err != nil:
+			res.Error = it.err // a storage error in merge fails only this write
+		case resps[it.req].err != nil: // an atomic request with a failed write
+			res.Error = ErrTxAborted
+		default:
+			g.record(ms[i])
+			res.Rev = it.p.change.ID().String()
+		}
+	}
+}
+
+// sealAll validates and hashes a wave's changes on every core, then signs
+// them in Merkle groups, one signature per group (crdt.SignGroup).
+func sealAll(wave []*item, key crdt.Signer) {
+	parallel(len(wave), func(i int) {
+		it := wave[i]
+		if it.err != nil {
+			return
+		}
+		if err := it.p.change.Seal(nil); err != nil {
+			if errors.Is(err, crdt.ErrInvalidChange) {
+				err = invalid("body", "%v", err)
+			}
+			it.err = err
+		}
+	})
+	var ok []*crdt.Change
+	var owners []*item
+	for _, it := range wave {
+		if it.err == nil {
+			ok = append(ok, it.p.change)
+			owners = append(owners, it)
+		}
+	}
+	const group = 1 << crdt.MaxProof
+	chunks := (len(ok) + group - 1) / group
+	parallel(chunks, func(i int) {
+		lo, hi := i*group, min((i+1)*group, len(ok))
+		if err := crdt.SignGroup(ok[lo:hi], key); err != nil {
+			for _, it := range owners[lo:hi] {
+				it.err = err
+			}
+		}
+	})
+}
+
+// parallel runs fn(0..n-1) on every core and returns when all are done.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				fn(int(i))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// prepare builds the change for one write; flush seals and applies it.
+func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
+	if err := crdt.ValidateName("doc id", w.id); err != nil {
+		return nil, invalid("doc id", "%v", err)
+	}
+	ent, err := g.load(w.id)
+	if err != nil {
+		return nil, err
+	}
+	st := ent.state
+	base, parents := st, st.Heads
+	if w.rev != "" {
+		rid, err := crdt.ParseID(w.rev)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", w.rev, ErrRevMismatch)
+		}
+		c, err := g.change(rid)
+		if errors.Is(err, ErrNotFound) || (err == nil && c.Doc != w.id) {
+			return nil, fmt.Errorf("document %s has no revision %s: %w", w.id, w.rev, ErrRevMismatch)
+		}
+		if err != nil {
+			return nil, err
+		}
+		// The current revision stands for the merged document the caller
+		// read: its base is every head. An older revision is the state as of
+		// that change.
+		if rid != st.Last {
+			if base, err = g.stateAt(rid); err != nil {
+				return nil, err
+			}
+			parents = []crdt.ID{rid}
+		}
+	}
+	baseBody := base.Body
+	if base.Deleted || !base.Exists() {
+		baseBody = map[string]any{}
+	}
+	var ops []crdt.Op
+	switch {
+	case w.del:
+		if !st.Exists() || (st.Deleted && w.rev == "") {
+			return nil, fmt.Errorf("document %s: %w", w.id, ErrNotFound)
+		}
+		ops = []crdt.Op{{Kind: crdt.OpDeleteDoc}}
+	case w.patch != nil:
+		if !st.Exists() || (st.Deleted && w.rev == "") {
+			return nil, fmt.Errorf("document %s: %w", w.id, ErrNotFound)
+		}
+		ops = patchOps(baseBody, w.patch)
+	default:
+		ops = crdt.Diff(baseBody, w.body, func(p string) bool { _, ok := base.Sets[p]; return ok })
+	}
+	c := &crdt.Change{
+		DB:      g.d.name,
+		Doc:     w.id,
+		Parents: slices.Clone(parents),
+		Clock:   g.d.clock.Now(g.d.node.cfg.Now().UnixNano()),
+		Author:  []byte(g.d.node.peerID),
+		Ops:     ops,
+		Tx:      tx,
+	}
+	return &prepared{ent: ent, change: c}, nil
+}
+
+func patchOps(base map[string]any, p *Patch) []crdt.Op {
+	ops := crdt.MergePatch(base, p.Merge)
+	for _, path := range sortedKeys(p.Incr) {
+		ops = append(ops, crdt.Op{Kind: crdt.OpIncr, Path: path, Value: p.Incr[path]})
+	}
+	for _, path := range sortedKeys(p.Add) {
+		for _, e := range p.Add[path] {
+			ops = append(ops, crdt.Op{Kind: crdt.OpAdd, Path: path, Value: e})
+		}
+	}
+	for _, path := range sortedKeys(p.Remove) {
+		for _, e := range p.Remove[path] {
+			ops = append(ops, crdt.Op{Kind: crdt.OpRemove, Path: path, Value: e})
+		}
+	}
+	return ops
+}
+
+// stateAt materializes a document as of one of its revisions: the replay of
+// that revision and its ancestors.
+func (g *group) stateAt(rev crdt.ID) (*crdt.State, error) {
+	var all []*crdt.Change
+	seen := map[crdt.ID]bool{rev: true}
+	stack := []crdt.ID{rev}
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		c, err := g.change(id)
+		if err != nil {
+			return nil, fmt.Errorf("load ancestor %s: %w", id, err)
+		}
+		all = append(all, c)
+		for _, p := range c.Parents {
+			if !seen[p] {
+				seen[p] = true
+				stack = append(stack, p)
+			}
+		}
+	}
+	return crdt.Replay(all)
+}

@@ -1,0 +1,129 @@
+package node
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/index"
+)
+
+// prepared is a change ready to apply to its document.
+type prepared struct {
+	ent    *docEntry
+	change *crdt.Change
+	from   []byte // the peer a received change came from; nil for local writes
+}
+
+// apply merges a prepared change into its document and adds everything it
+// writes to the group's batch: the change, the feed entry, the history
+// entry, the document state and the index delta.
+func (g *group) apply(p *prepared) error {
+	m, err := g.merge(p)
+	if err != nil {
+		return err
+	}
+	g.record(m)
+	return nil
+}
+
+// merged is a change merged into its document and encoded, ready for
+// record to give it a sequence number and add it to the batch.
+type merged struct {
+	p               *prepared
+	st              *crdt.State
+	enc, stEnc      []byte
+	feed            []byte
+	del, put        [][]byte
+	wasLive, isLive bool
+}
+
+// merge does the CPU work of applying a change: the CRDT merge (or replay),
+// the encodings and the index delta. It touches only its own document, so
+// merges of different documents run in parallel; it reads the group's maps
+// but does not write them.
+func (g *group) merge(p *prepared) (*merged, error) {
+	d, c, ent := g.d, p.change, p.ent
+	var oldBody map[string]any
+	if live := liveBody(ent.state); live != nil {
+		oldBody = crdt.Copy(live).(map[string]any) // ApplyNext mutates the state in place
+	}
+	st := ent.state
+	if !st.ApplyNext(c) {
+		all, err := g.docChanges(c.Doc, ent)
+		if err != nil {
+			return nil, err
+		}
+		if st, err = crdt.Replay(append(all, c)); err != nil {
+			return nil, fmt.Errorf("replay %s: %w", c.Doc, err)
+		}
+	}
+	m := &merged{p: p, st: st, wasLive: oldBody != nil}
+	var err error
+	if m.enc, err = c.Encode(); err != nil {
+		return nil, fmt.Errorf("encode change: %w", err)
+	}
+	if m.stEnc, err = st.Encode(); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	if m.feed, err = crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted, From: p.from}); err != nil {
+		return nil, fmt.Errorf("encode feed entry: %w", err)
+	}
+	newBody := liveBody(st)
+	m.isLive = newBody != nil
+	if m.del, m.put, err = index.Diff(d.keys.index(), c.Doc, oldBody, newBody); err != nil {
+		return nil, fmt.Errorf("index %s: %w", c.Doc, err)
+	}
+	return m, nil
+}
+
+// record gives a merged change the next local sequence number and adds
+// everything it writes to the group's batch: the change, the feed entry,
+// the history entry, the document state and the index delta. Records run
+// one at a time, in order.
+func (g *group) record(m *merged) {
+	d, c, ent := g.d, m.p.change, m.p.ent
+	g.seq++
+	id := c.ID()
+	b := g.batch
+	b.Set(d.keys.change(id), m.enc)
+	b.Set(d.keys.feed(g.seq), m.feed)
+	b.Set(binary.BigEndian.AppendUint64(d.keys.history(c.Doc), g.seq), id[:])
+	b.Set(d.keys.doc(c.Doc), append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.stEnc)), g.seq), m.stEnc...))
+	for _, k := range m.del {
+		b.Delete(k)
+	}
+	for _, k := range m.put {
+		b.Set(k, nil)
+	}
+	switch {
+	case !m.wasLive && m.isLive:
+		g.count++
+	case m.wasLive && !m.isLive:
+		g.count--
+	}
+	ent.state = m.st
+	ent.added = append(ent.added, id)
+	g.changes[id] = c
+	g.written++
+	for i := range g.digest {
+		g.digest[i] ^= id[i]
+	}
+	g.nchange++
+}
+
+// feedEntry is the value of a feed key.
+type feedEntry struct {
+	_       struct{} `cbor:",toarray"`
+	Doc     string
+	Rev     crdt.ID
+	Deleted bool
+	From    []byte // the peer the change was received from; nil for local writes
+}
+
+func liveBody(st *crdt.State) map[string]any {
+	if !st.Exists() || st.Deleted {
+		return nil
+	}
+	return st.Body
+}
