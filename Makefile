@@ -9,7 +9,7 @@ FUZZTIME ?= 20000x
 # Packages whose code runs goroutines: always tested with the race detector.
 RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/...
 
-.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test
+.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -52,3 +52,9 @@ fmt: ## gofmt the tree
 
 clean: ## remove build output
 	rm -rf bin
+
+bench-deps: ## install the pinned Node harness of the side-by-side benchmarks (bench/, npm ci)
+	cd bench && npm ci --no-audit --no-fund
+
+bench-compare: ## barrel vs PouchDB (and OrbitDB): 3 runs each, medians, Markdown table (bench/compare.sh)
+	GO=$(GO) bash bench/compare.sh
