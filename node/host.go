@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	connmgrimpl "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/multiformats/go-multiaddr"
@@ -21,7 +22,7 @@ import (
 // relay client are off unless enabled here.
 type P2PConfig struct {
 	// Listen addresses (multiaddrs). Default: TCP and QUIC on all
-	// interfaces, port 4001.
+	// interfaces, port 4001; TCP only with a swarm key.
 	Listen []string
 	// Bootstrap peers (multiaddrs with /p2p/ID), dialed at start and
 	// redialed with backoff. Default: none.
@@ -48,6 +49,17 @@ type P2PConfig struct {
 	RedialMin   time.Duration // first redial delay for a lost known peer; default 1s
 	RedialMax   time.Duration // longest redial delay (exponential backoff); default 5m
 
+	// SwarmKey, when set, makes the node a member of a private network:
+	// only peers holding the same 32-byte pre-shared key complete a
+	// connection with it, others fail before the security handshake.
+	// Private networks run over TCP only (see validateSwarmKey). Default:
+	// none, the public libp2p network. Never logged or shown.
+	SwarmKey []byte `json:"-"`
+	// SwarmKeyFile names a file holding the swarm key in the IPFS format
+	// (see ReadSwarmKey); validation reads it into SwarmKey. Set this or
+	// SwarmKey, not both.
+	SwarmKeyFile string
+
 	// Not data. ConnectionGater, when set, vets every connection (tests
 	// use it to partition peers).
 	ConnectionGater connmgr.ConnectionGater
@@ -56,10 +68,18 @@ type P2PConfig struct {
 // DefaultListen is where a peer listens unless configured.
 var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
 
+// DefaultPrivateListen is where a peer of a private network (with a swarm
+// key) listens unless configured: TCP only, as libp2p has no pre-shared key
+// protection for QUIC.
+var DefaultPrivateListen = []string{"/ip4/0.0.0.0/tcp/4001"}
+
 func (c *P2PConfig) validate() error {
 	var errs []error
 	if len(c.Listen) == 0 {
 		c.Listen = DefaultListen
+		if c.SwarmKey != nil || c.SwarmKeyFile != "" {
+			c.Listen = DefaultPrivateListen
+		}
 	}
 	for _, a := range append(append([]string{}, c.Listen...), c.Bootstrap...) {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {
@@ -109,12 +129,15 @@ func (c *P2PConfig) validate() error {
 	if c.RedialMin > c.RedialMax {
 		errs = append(errs, fmt.Errorf("redial min %v above max %v", c.RedialMin, c.RedialMax))
 	}
+	errs = append(errs, c.validateSwarmKey()...)
 	return errors.Join(errs...)
 }
 
 // newHost builds the libp2p host: the standard stack (TCP and QUIC, noise,
 // yamux, identify, ping) so other libp2p implementations can connect, with
-// the resource manager and connection manager bounded by the config.
+// the resource manager and connection manager bounded by the config. With
+// a swarm key the host joins that private network, and libp2p drops the
+// transports it cannot protect (QUIC, WebTransport, WebRTC).
 func newHost(key crypto.PrivKey, c *P2PConfig) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
@@ -131,6 +154,9 @@ func newHost(key crypto.PrivKey, c *P2PConfig) (host.Host, error) {
 		libp2p.ListenAddrStrings(c.Listen...),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
+	}
+	if c.SwarmKey != nil {
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(c.SwarmKey)))
 	}
 	if c.ConnectionGater != nil {
 		opts = append(opts, libp2p.ConnectionGater(c.ConnectionGater))

@@ -609,3 +609,71 @@ func TestHostileSyncPeer(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestPrivateNetwork: peers holding the same swarm key connect and sync;
+// a peer without a key, or with another one, cannot connect in either
+// direction and no document crosses.
+func TestPrivateNetwork(t *testing.T) {
+	keyA := bytes.Repeat([]byte{0xa1}, SwarmKeyBytes)
+	keyB := bytes.Repeat([]byte{0xb2}, SwarmKeyBytes)
+	// Peers 0 and 1 share key A, peer 2 has none, peer 3 has key B.
+	tn := newTestNetWith(t, 4, func(i int, c *P2PConfig) {
+		switch i {
+		case 0, 1:
+			c.SwarmKey = keyA
+		case 3:
+			c.SwarmKey = keyB
+		}
+	})
+	tn.createDB("db")
+	ctx := t.Context()
+	for i := range 4 {
+		mustPut(t, tn.db(i, "db"), "from-"+strconv.Itoa(i), map[string]any{"v": i}, "")
+	}
+	tn.connect(0, 1)
+	waitFor(t, "the two members to hold each other's document", 15*time.Second, func() bool {
+		_, err0 := tn.db(0, "db").Get(ctx, "from-1")
+		_, err1 := tn.db(1, "db").Get(ctx, "from-0")
+		return err0 == nil && err1 == nil
+	})
+
+	for _, tc := range []struct {
+		name string
+		i, j int
+	}{
+		{"no key dials a member", 2, 0},
+		{"a member dials no key", 0, 2},
+		{"another key dials a member", 3, 1},
+		{"a member dials another key", 1, 3},
+		{"no key dials another key", 2, 3},
+	} {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := tn.nodes[tc.i].Connect(c, tn.nodes[tc.j].Addrs()[0])
+		cancel()
+		if err == nil {
+			t.Errorf("%s: connect %d -> %d succeeded, want an error", tc.name, tc.i, tc.j)
+		}
+	}
+	for i, n := range tn.nodes {
+		peers, err := n.Peers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range peers {
+			if (i < 2) != (p.ID == tn.nodes[0].PeerID().String() || p.ID == tn.nodes[1].PeerID().String()) {
+				t.Errorf("peer %d is connected to %s across the private network's edge", i, p.ID)
+			}
+		}
+	}
+	// Documents only ever crossed between the members.
+	for i := range 4 {
+		got := docsOf(t, tn.nodes[i], "db")
+		want := 1
+		if i < 2 {
+			want = 2
+		}
+		if len(got) != want {
+			t.Errorf("peer %d holds %d documents, want %d", i, len(got), want)
+		}
+	}
+}
