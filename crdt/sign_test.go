@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -21,6 +22,9 @@ func TestSignGroup(t *testing.T) {
 		}
 		for i, c := range cs {
 			data, _ := c.Encode()
+			if fast, _ := c.EncodeSealed(); !bytes.Equal(data, fast) {
+				t.Fatalf("n=%d change %d: EncodeSealed differs from Encode", n, i)
+			}
 			got, err := Decode(data)
 			if err != nil {
 				t.Fatalf("n=%d change %d: decode: %v", n, i, err)

@@ -60,7 +60,7 @@ func (g *group) merge(p *prepared) (*merged, error) {
 	}
 	m := &merged{p: p, st: st, wasLive: oldBody != nil}
 	var err error
-	if m.enc, err = c.Encode(); err != nil {
+	if m.enc, err = c.EncodeSealed(); err != nil {
 		return nil, fmt.Errorf("encode change: %w", err)
 	}
 	if m.stEnc, err = st.Encode(); err != nil {
