@@ -57,6 +57,7 @@ type p2pConfig struct {
 	Heartbeat         time.Duration `koanf:"heartbeat"`
 	AntiEntropy       time.Duration `koanf:"anti_entropy"`
 	Rendezvous        time.Duration `koanf:"rendezvous"`
+	SwarmKeyFile      string        `koanf:"swarm_key_file"` // private network key, IPFS format
 }
 
 // node returns the node's P2P configuration: nil when networking is off.
@@ -81,6 +82,7 @@ func (c p2pConfig) node() *node.P2PConfig {
 		Heartbeat:         c.Heartbeat,
 		AntiEntropy:       c.AntiEntropy,
 		Rendezvous:        c.Rendezvous,
+		SwarmKeyFile:      c.SwarmKeyFile,
 	}
 }
 
@@ -176,6 +178,8 @@ func applyFlags(cfg *fileConfig, flags *pflag.FlagSet) error {
 			cfg.P2P.AntiEntropy, err = flags.GetDuration("anti-entropy")
 		case "heartbeat":
 			cfg.P2P.Heartbeat, err = flags.GetDuration("heartbeat")
+		case "swarm-key":
+			cfg.P2P.SwarmKeyFile = f.Value.String()
 		}
 	})
 	return err
@@ -221,6 +225,9 @@ func (c fileConfig) level() (slog.Level, error) {
 // the node checks the addresses themselves when it opens.
 func (c p2pConfig) validate() []error {
 	var errs []error
+	if c.Off && c.SwarmKeyFile != "" {
+		errs = append(errs, errors.New("p2p.swarm_key_file (--swarm-key) needs networking, which p2p.off (--no-network) turns off"))
+	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration

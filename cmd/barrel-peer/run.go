@@ -62,6 +62,7 @@ func (a *app) runCmd() *cobra.Command {
 	f.Bool("relay-client", false, "dial peers through circuit relays")
 	f.Duration("anti-entropy", 0, "pull from every connected peer this often (default 30s)")
 	f.Duration("heartbeat", 0, "re-announce every database's heads this often (default 10s)")
+	f.String("swarm-key", "", "join the private network of this swarm key file (IPFS format, mode 0600); TCP only (default none: the public network)")
 	f.StringVar(&files.p2p, "p2p-addr-file", "", "write the node's libp2p addresses with /p2p/ID, one per line, loopback IPv4 first, once listening")
 	return cmd
 }
@@ -97,6 +98,9 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 			log.Error("close node", "err", err)
 		}
 	}()
+	if cfg.P2P.SwarmKeyFile != "" && !cfg.P2P.Off {
+		log.Info("private network: only peers holding the swarm key can connect, over TCP only", "swarm_key_file", cfg.P2P.SwarmKeyFile)
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
