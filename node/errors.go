@@ -48,3 +48,7 @@ var (
 	// ErrDialFailed: Connect could not reach the peer.
 	ErrDialFailed = errors.New("dial failed")
 )
+
+// ErrNotAllowed: this node may not make the change (SetACL by a node that
+// is not the database's owner or an admin).
+var ErrNotAllowed = errors.New("not allowed")

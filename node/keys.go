@@ -20,6 +20,7 @@ import (
 //	'd' dbid 'm' name        -> database metadata (seq, doc count, hlc, digest)
 //	'd' dbid 'k' peerID      -> sync checkpoint: the peer's feed seq pulled up to
 //	'd' dbid 'p' txID changeID -> a received change whose transaction is incomplete
+//	'd' dbid 'x' changeID    -> reason: a received change rejected by access control
 const (
 	tagCheckpoint = 'k'
 	tagPending    = 'p'
@@ -29,6 +30,7 @@ const (
 	tagHistory    = 'r'
 	tagIndex      = 'i'
 	tagMeta       = 'm'
+	tagRejected   = 'x'
 )
 
 func catalogKey(name string) []byte { return tuple.AppendString([]byte{0, 'c'}, name) }
@@ -57,4 +59,5 @@ func (k keys) checkpoint(p []byte) []byte { return append(k.sub(tagCheckpoint), 
 func (k keys) pending(tx string, id crdt.ID) []byte {
 	return append(tuple.AppendString(k.sub(tagPending), tx), id[:]...)
 }
-func (k keys) all() (lo, hi []byte) { return k.prefix, datastore.PrefixEnd(k.prefix) }
+func (k keys) rejected(id crdt.ID) []byte { return append(k.sub(tagRejected), id[:]...) }
+func (k keys) all() (lo, hi []byte)       { return k.prefix, datastore.PrefixEnd(k.prefix) }

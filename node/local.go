@@ -173,6 +173,9 @@ func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
 	if err := crdt.ValidateName("doc id", w.id); err != nil {
 		return nil, invalid("doc id", "%v", err)
 	}
+	if w.id == ACLDocID && !w.acl {
+		return nil, invalid("doc id", "%s is changed with SetACL only", ACLDocID)
+	}
 	ent, err := g.load(w.id)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	writes    *prometheus.CounterVec // by db, result
 	overloads *prometheus.CounterVec // by db
+	rejected  *prometheus.CounterVec // by db, reason
 	commit    prometheus.Histogram
 	groupSize prometheus.Histogram
 }
@@ -20,6 +21,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "barrel_node_overload_total",
 			Help: "Write requests refused at once because the database's write queue was full.",
 		}, []string{"db"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_node_rejected_changes_total",
+			Help: "Received changes refused by access control or signature checks, by database and reason.",
+		}, []string{"db", "reason"}),
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "barrel_node_commit_seconds",
 			Help:    "Time to write and sync one group commit.",
@@ -31,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.writes, m.overloads, m.commit, m.groupSize} {
+	for _, c := range []prometheus.Collector{m.writes, m.overloads, m.rejected, m.commit, m.groupSize} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

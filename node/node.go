@@ -196,6 +196,7 @@ func (n *Node) createDB(name string) error {
 	b := n.store.NewBatch()
 	b.Set(catalogKey(name), meta)
 	b.Set(nextDBKey, binary.BigEndian.AppendUint64(nil, next+1))
+	b.Set(newKeys(next).meta(metaOwner), []byte(n.peerID)) // the creator owns it
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}

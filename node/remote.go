@@ -11,10 +11,19 @@ import (
 // skipping those already held. It stops at the first change whose parents
 // are missing (a *bsync.MissingError). An atomic request (one transaction)
 // is checked whole before any of it is applied.
+//
+// Access control (docs/design.md, Access control): a change its author may
+// not write, or that descends from a rejected change, is rejected: never
+// applied, so never in the feed and never forwarded; recorded so that it
+// is not fetched again. A rejection is not an error: the puller moves on.
+// A transaction with one rejected change is rejected whole.
 func (g *group) applyRemote(r *request) response {
 	var todo []*crdt.Change
 	known := map[crdt.ID]bool{}
 	var missing []crdt.ID
+	var rej rejections
+	az := &authorizer{g: g}
+	applied := 0
 	for _, c := range r.remote {
 		has, err := g.has(c.ID())
 		if err != nil {
@@ -23,6 +32,13 @@ func (g *group) applyRemote(r *request) response {
 		if has || known[c.ID()] {
 			continue
 		}
+		if gone, err := g.isRejected(&rej, c.ID()); err != nil {
+			return response{err: err}
+		} else if gone {
+			continue
+		}
+		reason := ""
+		var miss []crdt.ID
 		for _, p := range c.Parents {
 			if known[p] {
 				continue
@@ -31,23 +47,77 @@ func (g *group) applyRemote(r *request) response {
 			if err != nil {
 				return response{err: err}
 			}
-			if !ok {
-				missing = append(missing, p)
+			if ok {
+				continue
+			}
+			gone, err := g.isRejected(&rej, p)
+			if err != nil {
+				return response{err: err}
+			}
+			if gone {
+				reason = rejectParent
+			} else {
+				miss = append(miss, p)
 			}
 		}
-		if len(missing) > 0 {
+		if reason == "" && len(miss) > 0 {
+			missing = miss
 			break
+		}
+		if reason == "" {
+			if reason, err = az.check(c); err != nil {
+				return response{err: err}
+			}
+		}
+		if reason != "" {
+			rej.add(c.ID(), reason)
+			continue
 		}
 		known[c.ID()] = true
 		todo = append(todo, c)
+		if c.Doc == ACLDocID && !r.atomic {
+			// The changes after this one are checked against the ACL it
+			// leaves: apply it first.
+			if err := g.mergeRemote(todo, r.from); err != nil {
+				return response{err: err}
+			}
+			applied += len(todo)
+			todo = nil
+		}
 	}
 	if len(missing) > 0 && r.atomic {
 		return response{err: &bsync.MissingError{IDs: missing}}
 	}
-	applied := len(todo)
-	// Waves of distinct documents merge in parallel, as local writes do;
-	// a change's parents are of its own document, so a wave holds no
-	// dependency.
+	if r.atomic && len(rej.order) > 0 {
+		for _, c := range todo {
+			rej.add(c.ID(), rejectTx)
+		}
+		if err := g.settle(&rej, r.from, r.unpend); err != nil {
+			return response{err: err}
+		}
+		return response{}
+	}
+	if err := g.settle(&rej, r.from, nil); err != nil {
+		return response{err: err}
+	}
+	if err := g.mergeRemote(todo, r.from); err != nil {
+		return response{err: err}
+	}
+	applied += len(todo)
+	g.unpend = append(g.unpend, r.unpend...)
+	resp := response{applied: applied}
+	if len(missing) > 0 {
+		resp.err = &bsync.MissingError{IDs: missing}
+	}
+	return resp
+}
+
+// mergeRemote merges and records received changes, parents first. Waves
+// of distinct documents merge in parallel, as local writes do; a change's
+// parents are of its own document, so a wave holds no dependency. An error
+// breaks the group: earlier waves are in the batch already, and the group
+// must not commit part of a request.
+func (g *group) mergeRemote(todo []*crdt.Change, from []byte) error {
 	for len(todo) > 0 {
 		seen := map[string]bool{}
 		var wave []*prepared
@@ -59,28 +129,22 @@ func (g *group) applyRemote(r *request) response {
 			g.d.observeRemoteClock(c.Clock)
 			ent, err := g.load(c.Doc)
 			if err != nil {
-				return response{err: err}
+				g.broken = err
+				return err
 			}
-			wave = append(wave, &prepared{ent: ent, change: c, from: r.from})
+			wave = append(wave, &prepared{ent: ent, change: c, from: from})
 		}
 		todo = todo[len(wave):]
 		ms := make([]*merged, len(wave))
 		errs := make([]error, len(wave))
 		parallel(len(wave), func(i int) { ms[i], errs[i] = g.merge(wave[i]) })
 		if err := errors.Join(errs...); err != nil {
-			// Earlier waves are in the batch already: fail the whole group
-			// rather than commit part of a request.
 			g.broken = err
-			return response{err: err}
+			return err
 		}
 		for _, m := range ms {
 			g.record(m)
 		}
 	}
-	g.unpend = append(g.unpend, r.unpend...)
-	resp := response{applied: applied}
-	if len(missing) > 0 {
-		resp.err = &bsync.MissingError{IDs: missing}
-	}
-	return resp
+	return nil
 }

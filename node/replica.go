@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -126,7 +127,8 @@ func (d *DB) filterFunc(f *bsync.Filter) (func(doc string) (bool, error), error)
 	}, nil
 }
 
-// Has implements bsync.Store.
+// Has implements bsync.Store. A change this database rejected counts as
+// held: the puller must not fetch it again.
 func (s syncStore) Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, error) {
 	d, err := s.db(db)
 	if err != nil {
@@ -136,6 +138,11 @@ func (s syncStore) Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, e
 	for i, id := range ids {
 		if out[i], err = d.store.Has(d.keys.change(id)); err != nil {
 			return nil, err
+		}
+		if !out[i] {
+			if out[i], err = d.rejected(id); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
@@ -236,7 +243,11 @@ func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change
 			return 0, invalid("change", "change %s is for database %q, not %q", c.ID(), c.DB, d.name)
 		}
 	}
-	if err := verifyAll(changes); err != nil {
+	if bad, err := verifyAll(changes); err != nil {
+		// A peer that sends a forged change is refused the whole batch; its
+		// id is not recorded as rejected, since an honest change can have
+		// the same id with a valid signature.
+		d.node.metrics.rejected.WithLabelValues(d.name, rejectSignature).Add(float64(bad))
 		return 0, err
 	}
 	partial := d.Replication().filter() != nil
@@ -304,8 +315,9 @@ func (d *DB) submitRemote(ctx context.Context, r *request) (int, error) {
 
 // verifyAll checks every signature, on all cores: verification is the
 // CPU cost of receiving. Changes signed as one Merkle group share a signed
-// message, which is verified once.
-func verifyAll(changes []*crdt.Change) error {
+// message, which is verified once. It returns how many signed messages
+// failed.
+func verifyAll(changes []*crdt.Change) (int, error) {
 	type signed struct {
 		author, msg, sig string
 	}
@@ -322,12 +334,17 @@ func verifyAll(changes []*crdt.Change) error {
 	parallel(len(unique), func(j int) {
 		errs[j] = changes[unique[j]].Verify(verifyChange)
 	})
+	bad, firstErr := 0, error(nil)
 	for _, err := range errs {
 		if err != nil {
-			return invalid("change", "%v", err)
+			bad++
+			firstErr = cmp.Or(firstErr, err)
 		}
 	}
-	return nil
+	if firstErr != nil {
+		return bad, invalid("change", "%v", firstErr)
+	}
+	return 0, nil
 }
 
 // addPending keeps a received change of a transaction durably until the

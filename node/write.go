@@ -27,6 +27,7 @@ type docWrite struct {
 	rev   string         // base revision; "" means the current heads
 	patch *Patch
 	del   bool
+	acl   bool // written by SetACL: the only local write allowed to ACLDocID
 }
 
 type response struct {
