@@ -66,6 +66,8 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusServiceUnavailable, "overloaded", err.Error(), false
 	case errors.Is(err, node.ErrNoNetwork):
 		return http.StatusServiceUnavailable, "no_network", err.Error(), false
+	case errors.Is(err, node.ErrNotAllowed):
+		return http.StatusForbidden, "not_allowed", err.Error(), false
 	case errors.Is(err, node.ErrDialFailed):
 		return http.StatusBadGateway, "dial_failed", err.Error(), false
 	default:

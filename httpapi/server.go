@@ -56,6 +56,7 @@ func (s *server) routes() {
 	s.route("GET /dbs/{db}/changes", s.handleChanges)
 	s.route("GET /dbs/{db}/replication", s.handleReplicationState)
 	s.route("PUT /dbs/{db}/replication", s.handleSetReplication)
+	s.aclRoutes()
 
 	s.route("GET /peers", s.handlePeers)
 	s.route("POST /peers", s.handleConnect)
