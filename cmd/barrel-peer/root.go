@@ -47,6 +47,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.queryCmd(), a.changesCmd(),
 		a.importCmd(), a.exportCmd(),
 		a.idCmd(), a.peersCmd(), a.connectCmd(), a.statusCmd(), a.replicateCmd(),
+		a.aclCmd(),
 		a.benchCmd(),
 	)
 	return root
