@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/barrel-db/barrel/node"
 )
@@ -21,6 +22,8 @@ var (
 	errNoRoute = errors.New("no such route")
 	// errMethod is a request with a method the route does not serve.
 	errMethod = errors.New("method not allowed")
+	// errURITooLong is a request whose path and query exceed MaxURLBytes.
+	errURITooLong = errors.New("request URI longer than the limit")
 )
 
 // reqError is an error the HTTP layer raises with its own reason text. It
@@ -44,6 +47,10 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large", "request body larger than the limit", false
+	case errors.Is(err, errURITooLong):
+		return http.StatusRequestURITooLong, "uri_too_long", err.Error(), false
+	case errors.Is(err, os.ErrDeadlineExceeded): // the body did not arrive within ReadTimeout
+		return http.StatusRequestTimeout, "timeout", "request body not received in time", false
 	case errors.Is(err, errBadJSON):
 		return http.StatusBadRequest, "bad_json", err.Error(), false
 	case errors.Is(err, errBadRequest), errors.Is(err, errReadBody), errors.Is(err, node.ErrInvalid):

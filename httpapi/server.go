@@ -33,6 +33,30 @@ func New(n *node.Node, cfg Config) http.Handler {
 	return s
 }
 
+// NewServer returns an HTTP server for n: the handler New returns, inside
+// an http.Server bounded by cfg (header size, read and idle timeouts). The
+// caller may set the fields cfg does not cover (BaseContext, ErrorLog)
+// before serving.
+//
+// ReadTimeout does not end feed=sse and feed=longpoll answers: net/http
+// lifts the read deadline once the request's body has been read (when it
+// starts watching the connection for the client going away), so it bounds
+// receiving the request only. WriteTimeout stays 0 on purpose: it counts
+// from the start of the request and a passed write deadline fails every
+// later write, which would cut those streams. A client that stops reading
+// an answer is left to TCP; a handler that wants a write bound sets its
+// own with http.ResponseController.
+func NewServer(n *node.Node, cfg Config) *http.Server {
+	cfg = cfg.withDefaults()
+	return &http.Server{
+		Handler:           New(n, cfg),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+	}
+}
+
 func (s *server) routes() {
 	s.route("GET /{$}", s.handleRoot)
 	s.route("GET /healthz", s.handleHealth)
@@ -81,9 +105,9 @@ func (s *server) route(pattern string, h handlerFunc) {
 	})
 }
 
-// ServeHTTP applies panic recovery, authentication and body limits, then
-// routes. Requests no route serves get JSON 404 or 405 instead of the
-// ServeMux's plain-text answers.
+// ServeHTTP applies panic recovery, the URL bound, authentication and the
+// body size limit, then routes. Requests no route serves get JSON 404 or
+// 405 instead of the ServeMux's plain-text answers.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -96,6 +120,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fmt.Errorf("panic: %v", rec))
 		}
 	}()
+	if requestURILen(r) > s.cfg.MaxURLBytes {
+		s.writeError(w, r, errURITooLong)
+		return
+	}
 	if s.cfg.Token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="barrel"`)
 		s.writeError(w, r, errUnauthorized)
@@ -112,6 +140,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path))
 	s.mux.ServeHTTP(w, r)
+}
+
+// requestURILen is the length of the request target as the client sent it
+// (path and query).
+func requestURILen(r *http.Request) int {
+	if r.RequestURI != "" {
+		return len(r.RequestURI)
+	}
+	return len(r.URL.RequestURI())
 }
 
 func (s *server) authorized(r *http.Request) bool {

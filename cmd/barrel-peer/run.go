@@ -114,17 +114,15 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 	// Long-lived streams (feed=sse) end when the server shuts down.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	srv := &http.Server{
-		Handler: httpapi.New(n, httpapi.Config{
-			Logger:       log,
-			Token:        cfg.HTTP.Token,
-			MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// Header, URL and body sizes and the timeouts are httpapi's defaults;
+	// see NewServer for why there is no WriteTimeout.
+	srv := httpapi.NewServer(n, httpapi.Config{
+		Logger:       log,
+		Token:        cfg.HTTP.Token,
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+	})
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv.RegisterOnShutdown(cancelBase)
 
 	served := make(chan error, 1)
