@@ -50,6 +50,8 @@ type DB struct {
 		sync.Mutex
 		notify chan struct{} // closed and replaced after every commit
 	}
+	blobs     blobState  // pins and uploads shared by blob writers and CompactBlobs
+	compactMu sync.Mutex // one CompactBlobs at a time
 	closeOnce sync.Once
 }
 

@@ -52,3 +52,7 @@ var (
 // ErrNotAllowed: this node may not make the change (SetACL by a node that
 // is not the database's owner or an admin).
 var ErrNotAllowed = errors.New("not allowed")
+
+// ErrDigestMismatch: attachment content whose SHA-256 differs from the
+// digest the caller announced. Nothing is stored.
+var ErrDigestMismatch = errors.New("digest mismatch")

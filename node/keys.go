@@ -21,6 +21,8 @@ import (
 //	'd' dbid 'k' peerID      -> sync checkpoint: the peer's feed seq pulled up to
 //	'd' dbid 'p' txID changeID -> a received change whose transaction is incomplete
 //	'd' dbid 'x' changeID    -> reason: a received change rejected by access control
+//	'd' dbid 'B' digest      -> blob metadata (length, chunks, upload id): the blob is complete
+//	'd' dbid 'b' uploadID chunk -> one chunk (ChunkBytes) of a blob's content
 const (
 	tagCheckpoint = 'k'
 	tagPending    = 'p'
@@ -31,6 +33,8 @@ const (
 	tagIndex      = 'i'
 	tagMeta       = 'm'
 	tagRejected   = 'x'
+	tagBlobMeta   = 'B'
+	tagBlobChunk  = 'b'
 )
 
 func catalogKey(name string) []byte { return tuple.AppendString([]byte{0, 'c'}, name) }
@@ -60,4 +64,9 @@ func (k keys) pending(tx string, id crdt.ID) []byte {
 	return append(tuple.AppendString(k.sub(tagPending), tx), id[:]...)
 }
 func (k keys) rejected(id crdt.ID) []byte { return append(k.sub(tagRejected), id[:]...) }
-func (k keys) all() (lo, hi []byte)       { return k.prefix, datastore.PrefixEnd(k.prefix) }
+func (k keys) blobMeta(d digest) []byte   { return append(k.sub(tagBlobMeta), d[:]...) }
+func (k keys) blobChunks(u uploadID) []byte {
+	return append(k.sub(tagBlobChunk), u[:]...)
+}
+func (k keys) blobChunk(u uploadID, i uint64) []byte { return tuple.AppendUint64(k.blobChunks(u), i) }
+func (k keys) all() (lo, hi []byte)                  { return k.prefix, datastore.PrefixEnd(k.prefix) }

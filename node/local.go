@@ -220,8 +220,14 @@ func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
 			return nil, fmt.Errorf("document %s: %w", w.id, ErrNotFound)
 		}
 		ops = patchOps(baseBody, w.patch)
+	case w.attach != nil:
+		if ops, err = attachOps(st, baseBody, w.attach); err != nil {
+			return nil, err
+		}
 	default:
-		ops = crdt.Diff(baseBody, w.body, func(p string) bool { _, ok := base.Sets[p]; return ok })
+		// Reserved fields (_attachments) are written by their own methods;
+		// a Put body never has them and must not delete them.
+		ops = crdt.Diff(withoutReserved(baseBody), w.body, func(p string) bool { _, ok := base.Sets[p]; return ok })
 	}
 	c := &crdt.Change{
 		DB:      g.d.name,

@@ -22,12 +22,13 @@ type request struct {
 }
 
 type docWrite struct {
-	id    string
-	body  map[string]any // Put
-	rev   string         // base revision; "" means the current heads
-	patch *Patch
-	del   bool
-	acl   bool // written by SetACL: the only local write allowed to ACLDocID
+	id     string
+	body   map[string]any // Put
+	rev    string         // base revision; "" means the current heads
+	patch  *Patch
+	del    bool
+	acl    bool         // written by SetACL: the only local write allowed to ACLDocID
+	attach *attachWrite // set or delete one attachment
 }
 
 type response struct {

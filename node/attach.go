@@ -1,0 +1,293 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+)
+
+// AttachmentsField is the reserved top-level field of a document that lists
+// its attachments: {"name": {"content_type", "length", "digest"}}. Only the
+// attachment methods write it; Put keeps it as it is.
+const AttachmentsField = "_attachments"
+
+// AttachmentInfo is one entry of a document's _attachments.
+type AttachmentInfo struct {
+	Name        string `json:"-"`
+	ContentType string `json:"content_type"`
+	Length      int64  `json:"length"`
+	Digest      string `json:"digest"` // "sha256-<hex>"
+}
+
+// attachWrite is the attachment part of a docWrite: set (info != nil) or
+// delete one entry of _attachments.
+type attachWrite struct {
+	name string
+	info *AttachmentInfo
+}
+
+func (a AttachmentInfo) value() map[string]any {
+	return map[string]any{"content_type": a.ContentType, "length": a.Length, "digest": a.Digest}
+}
+
+func validAttachmentName(name string) error {
+	if err := crdt.ValidateName("attachment name", name); err != nil {
+		return invalid("attachment name", "%v", err)
+	}
+	return nil
+}
+
+// PutAttachment stores the content of r (streamed: memory stays bounded
+// whatever its size) and sets the attachment name of document docID to it,
+// creating the document if it does not exist. rev, when set, is the base
+// revision as for Put. The content is stored once per digest. Errors:
+// ErrInvalid, ErrRevMismatch, ErrOverloaded, ErrClosed, or the reader's.
+func (d *DB) PutAttachment(ctx context.Context, docID, name, contentType string, r io.Reader, rev string) (Result, error) {
+	return d.PutAttachmentDigest(ctx, docID, name, contentType, r, rev, "")
+}
+
+// PutAttachmentDigest is PutAttachment that also checks the content
+// against want ("sha256-<hex>"; "" checks nothing): a mismatch returns
+// ErrDigestMismatch and leaves neither the blob nor a change behind.
+func (d *DB) PutAttachmentDigest(ctx context.Context, docID, name, contentType string, r io.Reader, rev, want string) (Result, error) {
+	if err := d.checkOpen(); err != nil {
+		return Result{}, err
+	}
+	if err := crdt.ValidateName("doc id", docID); err != nil {
+		return Result{}, invalid("doc id", "%v", err)
+	}
+	if err := validAttachmentName(name); err != nil {
+		return Result{}, err
+	}
+	dg, m, err := d.writeBlob(ctx, r, want)
+	if err != nil {
+		return Result{}, fmt.Errorf("attachment %s of %s: %w", name, docID, err)
+	}
+	defer d.blobs.unpin(dg)
+	info := AttachmentInfo{Name: name, ContentType: contentType, Length: m.Length, Digest: dg.String()}
+	return d.writeOne(ctx, docWrite{id: docID, rev: rev, attach: &attachWrite{name: name, info: &info}})
+}
+
+// LinkAttachment sets the attachment name of document docID to a blob
+// already stored (PutBlob). ErrNotFound if the database holds no blob with
+// that digest, ErrInvalid for a malformed digest.
+func (d *DB) LinkAttachment(ctx context.Context, docID, name, contentType, dgst, rev string) (Result, error) {
+	if err := validAttachmentName(name); err != nil {
+		return Result{}, err
+	}
+	dg, err := parseDigest(dgst)
+	if err != nil {
+		return Result{}, err
+	}
+	d.blobs.pin(dg)
+	defer d.blobs.unpin(dg)
+	m, err := d.blobMetaOf(dg)
+	if err != nil {
+		return Result{}, fmt.Errorf("attachment %s of %s: %w", name, docID, err)
+	}
+	info := AttachmentInfo{Name: name, ContentType: contentType, Length: m.Length, Digest: dg.String()}
+	return d.writeOne(ctx, docWrite{id: docID, rev: rev, attach: &attachWrite{name: name, info: &info}})
+}
+
+// DeleteAttachment removes the attachment name from document docID (a
+// change like any other). ErrNotFound if the document or the attachment
+// does not exist. The blob stays until CompactBlobs finds it unreferenced.
+func (d *DB) DeleteAttachment(ctx context.Context, docID, name, rev string) (Result, error) {
+	if err := validAttachmentName(name); err != nil {
+		return Result{}, err
+	}
+	return d.writeOne(ctx, docWrite{id: docID, rev: rev, attach: &attachWrite{name: name}})
+}
+
+// Attachments lists the attachments of a live document by name.
+// ErrNotFound if the document does not exist or is deleted.
+func (d *DB) Attachments(ctx context.Context, docID string) (map[string]AttachmentInfo, error) {
+	doc, err := d.Get(ctx, docID)
+	if err != nil {
+		return nil, err
+	}
+	if doc.Deleted {
+		return nil, fmt.Errorf("document %s: %w", docID, ErrNotFound)
+	}
+	out := map[string]AttachmentInfo{}
+	atts, _ := doc.Body[AttachmentsField].(map[string]any)
+	for name, v := range atts {
+		if info, ok := attachmentInfo(name, v); ok {
+			out[name] = info
+		}
+	}
+	return out, nil
+}
+
+// Attachment opens attachment name of document docID for reading. The
+// reader seeks (for Range requests) and holds one chunk in memory; it reads
+// a snapshot, so it sees the content whole even if the attachment is
+// replaced or compacted meanwhile. The caller must close it. ErrNotFound if
+// the document, the attachment or its blob does not exist.
+func (d *DB) Attachment(ctx context.Context, docID, name string) (AttachmentInfo, io.ReadSeekCloser, error) {
+	if err := d.checkOpen(); err != nil {
+		return AttachmentInfo{}, nil, err
+	}
+	snap, err := d.store.Snapshot()
+	if err != nil {
+		return AttachmentInfo{}, nil, err
+	}
+	info, m, err := d.openAttachment(snap, docID, name)
+	if err != nil {
+		_ = snap.Close()
+		return AttachmentInfo{}, nil, err
+	}
+	return info, &blobReader{snap: snap, keys: d.keys, m: m}, nil
+}
+
+func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (AttachmentInfo, blobMeta, error) {
+	notFound := fmt.Errorf("attachment %s of %s: %w", name, docID, ErrNotFound)
+	v, err := snap.Get(d.keys.doc(docID))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return AttachmentInfo{}, blobMeta{}, notFound
+	}
+	if err != nil || len(v) < 8 {
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("read document %s: %w", docID, errors.Join(err, errCorrupt))
+	}
+	st, err := crdt.DecodeView(v[8:])
+	if err != nil {
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("read document %s: %w", docID, err)
+	}
+	if !st.Exists() || st.Deleted {
+		return AttachmentInfo{}, blobMeta{}, notFound
+	}
+	atts, _ := st.Body[AttachmentsField].(map[string]any)
+	info, ok := attachmentInfo(name, atts[name])
+	if !ok {
+		return AttachmentInfo{}, blobMeta{}, notFound
+	}
+	dg, err := parseDigest(info.Digest)
+	if err != nil {
+		return AttachmentInfo{}, blobMeta{}, notFound
+	}
+	mv, err := snap.Get(d.keys.blobMeta(dg))
+	if errors.Is(err, datastore.ErrNotFound) {
+		// A replicated document whose blob has not arrived yet.
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("blob %s of %s: %w", dg, docID, ErrNotFound)
+	}
+	if err != nil {
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("read blob %s: %w", dg, err)
+	}
+	m, err := decodeBlobMeta(mv)
+	if err != nil {
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("blob %s: %w", dg, err)
+	}
+	if m.Length != info.Length {
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("blob %s: %d bytes, document says %d: %w", dg, m.Length, info.Length, errCorrupt)
+	}
+	return info, m, nil
+}
+
+var errCorrupt = errors.New("corrupt record")
+
+// attachmentInfo reads one _attachments entry; ok is false when v does
+// not have the shape (a replicated document may carry anything).
+func attachmentInfo(name string, v any) (AttachmentInfo, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return AttachmentInfo{}, false
+	}
+	ct, _ := m["content_type"].(string)
+	length, ok1 := m["length"].(int64)
+	dg, ok2 := m["digest"].(string)
+	if !ok1 || !ok2 || !strings.HasPrefix(dg, DigestPrefix) {
+		return AttachmentInfo{}, false
+	}
+	return AttachmentInfo{Name: name, ContentType: ct, Length: length, Digest: dg}, true
+}
+
+// referencedDigests lists every digest a document of the database refers
+// to, in its body or in a conflict value kept beside it (a losing value
+// can be restored, with its attachments).
+func (d *DB) referencedDigests(ctx context.Context) (map[digest]bool, error) {
+	refs := map[digest]bool{}
+	addAtts := func(v any) {
+		atts, _ := v.(map[string]any)
+		for name, e := range atts {
+			if info, ok := attachmentInfo(name, e); ok {
+				if dg, err := parseDigest(info.Digest); err == nil {
+					refs[dg] = true
+				}
+			}
+		}
+	}
+	pre := d.keys.sub(tagDoc)
+	err := d.store.Range(pre, datastore.PrefixEnd(pre), false, func(k, v []byte) (bool, error) {
+		if len(v) < 8 {
+			return false, fmt.Errorf("document key %x: %w", k, errCorrupt)
+		}
+		st, err := crdt.DecodeView(v[8:])
+		if err != nil {
+			return false, fmt.Errorf("document key %x: %w", k, err)
+		}
+		addAtts(st.Body[AttachmentsField])
+		for _, c := range st.Conflicts {
+			switch {
+			case c.Path == "":
+				body, _ := c.Value.(map[string]any)
+				addAtts(body[AttachmentsField])
+			case c.Path == "/"+AttachmentsField:
+				addAtts(c.Value)
+			case strings.HasPrefix(c.Path, "/"+AttachmentsField+"/"):
+				tokens, err := crdt.ParsePointer(c.Path)
+				if err == nil && len(tokens) == 2 {
+					addAtts(map[string]any{tokens[1]: c.Value})
+				}
+			}
+		}
+		return true, ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find referenced blobs: %w", err)
+	}
+	return refs, nil
+}
+
+// attachOps builds the change of an attachment write against the
+// document's state.
+func attachOps(st *crdt.State, base map[string]any, a *attachWrite) ([]crdt.Op, error) {
+	path := crdt.FormatPointer([]string{AttachmentsField, a.name})
+	if a.info == nil {
+		atts, _ := base[AttachmentsField].(map[string]any)
+		if _, ok := atts[a.name]; !ok || !st.Exists() || st.Deleted {
+			return nil, fmt.Errorf("attachment %s: %w", a.name, ErrNotFound)
+		}
+		return []crdt.Op{{Kind: crdt.OpDelete, Path: path}}, nil
+	}
+	v, err := crdt.Normalize(a.info.value())
+	if err != nil {
+		return nil, invalid("attachment", "%v", err)
+	}
+	return []crdt.Op{{Kind: crdt.OpSet, Path: path, Value: v}}, nil
+}
+
+// withoutReserved returns body without its reserved (_-prefixed) fields,
+// which Put must not touch: a Put body never carries them.
+func withoutReserved(body map[string]any) map[string]any {
+	var out map[string]any
+	for k := range body {
+		if strings.HasPrefix(k, "_") {
+			if out == nil {
+				out = make(map[string]any, len(body))
+				for k2, v := range body {
+					out[k2] = v
+				}
+			}
+			delete(out, k)
+		}
+	}
+	if out == nil {
+		return body
+	}
+	return out
+}

@@ -1,0 +1,474 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/barrel-db/barrel/datastore"
+)
+
+// Blob storage. A blob is the content of an attachment, stored once per
+// database and content, named by its SHA-256 digest.
+//
+// Write path (bounded memory, no visible partial blob): the content is cut
+// into ChunkBytes chunks as it streams in and hashed on the way; the chunks
+// go under a random upload id ('b' uploadID chunk), committed
+// blobBatchChunks at a time, so one upload holds one chunk buffer and one
+// batch in memory. Only when the stream ends, and so the digest is known, is
+// the metadata key 'B' digest written, pointing at the upload id. A blob is
+// visible exactly when its metadata key exists, so a crash mid-upload leaves
+// chunks no metadata points at, which CompactBlobs reclaims; never a partial
+// blob under a digest. Writing chunks under the digest would need the digest
+// first (the whole content in memory or on a spool file), and renaming them
+// after the hash would rewrite every byte once more. When the digest is
+// already stored, the new upload's chunks are dropped (one range delete).
+//
+// Readers read a datastore snapshot, so CompactBlobs may delete a blob a
+// reader holds: the reader keeps seeing it and Pebble keeps its data until
+// the reader is closed.
+//
+// Writers and CompactBlobs meet in DB.blobs: a writer pins the digest it is
+// about to reference (from before it checks or writes the metadata until the
+// document change that references it is committed) and registers its
+// upload id while the chunks are in flight; CompactBlobs spares every digest
+// and upload id pinned or registered at any moment of its run.
+
+// ChunkBytes is the size of a blob chunk; the last chunk may be shorter.
+const ChunkBytes = 256 << 10
+
+// blobBatchChunks is how many chunks one upload batch commits (4 MiB).
+const blobBatchChunks = 16
+
+// DigestPrefix starts every attachment digest: "sha256-" and 64 hex digits.
+const DigestPrefix = "sha256-"
+
+type digest [sha256.Size]byte
+
+func (d digest) String() string { return DigestPrefix + hex.EncodeToString(d[:]) }
+
+// parseDigest parses "sha256-<64 hex digits>".
+func parseDigest(s string) (digest, error) {
+	var d digest
+	h, ok := strings.CutPrefix(s, DigestPrefix)
+	if !ok || len(h) != 2*len(d) {
+		return d, invalid("digest", "%q: want sha256-<64 hex digits>", s)
+	}
+	if _, err := hex.Decode(d[:], []byte(h)); err != nil {
+		return d, invalid("digest", "%q: want sha256-<64 hex digits>", s)
+	}
+	return d, nil
+}
+
+type uploadID [16]byte
+
+// blobMeta is the value of a 'B' key: the blob is complete.
+type blobMeta struct {
+	Length int64
+	Chunks uint64
+	Chunk  uint32 // chunk size in bytes
+	Upload uploadID
+}
+
+const blobMetaBytes = 8 + 8 + 4 + 16
+
+func (m blobMeta) encode() []byte {
+	b := make([]byte, 0, blobMetaBytes)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Length))
+	b = binary.BigEndian.AppendUint64(b, m.Chunks)
+	b = binary.BigEndian.AppendUint32(b, m.Chunk)
+	return append(b, m.Upload[:]...)
+}
+
+// decodeBlobMeta checks the fields agree with each other, so a reader never
+// trusts a corrupt length or chunk count.
+func decodeBlobMeta(b []byte) (blobMeta, error) {
+	var m blobMeta
+	if len(b) != blobMetaBytes {
+		return m, fmt.Errorf("blob metadata: %d bytes, want %d", len(b), blobMetaBytes)
+	}
+	m.Length = int64(binary.BigEndian.Uint64(b))
+	m.Chunks = binary.BigEndian.Uint64(b[8:])
+	m.Chunk = binary.BigEndian.Uint32(b[16:])
+	copy(m.Upload[:], b[20:])
+	if m.Length < 0 || m.Chunk == 0 || m.Chunk > 64<<20 {
+		return m, fmt.Errorf("blob metadata: length %d, chunk size %d", m.Length, m.Chunk)
+	}
+	if want := (uint64(m.Length) + uint64(m.Chunk) - 1) / uint64(m.Chunk); m.Chunks != want {
+		return m, fmt.Errorf("blob metadata: %d chunks for %d bytes, want %d", m.Chunks, m.Length, want)
+	}
+	return m, nil
+}
+
+// blobState is what blob writers and CompactBlobs share. mu guards every
+// field; CompactBlobs holds it across its final delete batch (see there).
+type blobState struct {
+	mu         sync.Mutex
+	pins       map[digest]int
+	uploads    map[uploadID]bool
+	compacting bool
+	touched    map[digest]bool   // pinned at some point of the running compaction
+	touchedUp  map[uploadID]bool // uploading at some point of the running compaction
+}
+
+func (b *blobState) pin(d digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pins == nil {
+		b.pins = map[digest]int{}
+	}
+	b.pins[d]++
+	if b.compacting {
+		b.touched[d] = true
+	}
+}
+
+func (b *blobState) unpin(d digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pins[d]--; b.pins[d] <= 0 {
+		delete(b.pins, d)
+	}
+}
+
+func (b *blobState) startUpload(u uploadID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.uploads == nil {
+		b.uploads = map[uploadID]bool{}
+	}
+	b.uploads[u] = true
+	if b.compacting {
+		b.touchedUp[u] = true
+	}
+}
+
+func (b *blobState) endUpload(u uploadID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.uploads, u)
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Digest string // "sha256-<hex>"
+	Length int64  // bytes
+}
+
+// writeBlob streams r into the store and returns its digest, pinned: the
+// caller must call d.blobs.unpin once the blob is referenced (or not
+// needed). want, when set, is the digest the content must have; a mismatch
+// stores nothing and returns ErrDigestMismatch.
+func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, blobMeta, error) {
+	var wantD digest
+	if want != "" {
+		var err error
+		if wantD, err = parseDigest(want); err != nil {
+			return digest{}, blobMeta{}, err
+		}
+	}
+	var u uploadID
+	if _, err := rand.Read(u[:]); err != nil {
+		return digest{}, blobMeta{}, fmt.Errorf("upload id: %w", err)
+	}
+	d.blobs.startUpload(u)
+	defer d.blobs.endUpload(u)
+	discard := func() {
+		b := d.store.NewWriteBatch()
+		b.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
+		if err := b.Commit(); err != nil {
+			d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", err)
+		}
+	}
+	h := sha256.New()
+	buf := make([]byte, ChunkBytes)
+	m := blobMeta{Chunk: ChunkBytes, Upload: u}
+	b := d.store.NewWriteBatch()
+	defer func() { b.Close() }()
+	for {
+		if err := ctx.Err(); err != nil {
+			discard()
+			return digest{}, blobMeta{}, err
+		}
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			b.Set(d.keys.blobChunk(u, m.Chunks), buf[:n])
+			m.Chunks++
+			m.Length += int64(n)
+			if m.Chunks%blobBatchChunks == 0 {
+				if cerr := b.Commit(); cerr != nil {
+					discard()
+					return digest{}, blobMeta{}, fmt.Errorf("write blob chunks: %w", cerr)
+				}
+				b = d.store.NewWriteBatch()
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			discard()
+			return digest{}, blobMeta{}, fmt.Errorf("read blob: %w", err)
+		}
+	}
+	var dg digest
+	h.Sum(dg[:0])
+	if want != "" && dg != wantD {
+		discard()
+		return digest{}, blobMeta{}, fmt.Errorf("content has %s, want %s: %w", dg, want, ErrDigestMismatch)
+	}
+	d.blobs.pin(dg)
+	ok, err := d.store.Has(d.keys.blobMeta(dg))
+	if err == nil && ok {
+		// Stored already: keep the old copy, drop ours.
+		b.Close()
+		discard()
+		old, err := d.blobMetaOf(dg)
+		if err != nil {
+			d.blobs.unpin(dg)
+			return digest{}, blobMeta{}, err
+		}
+		return dg, old, nil
+	}
+	if err != nil {
+		d.blobs.unpin(dg)
+		discard()
+		return digest{}, blobMeta{}, fmt.Errorf("write blob: %w", err)
+	}
+	b.Set(d.keys.blobMeta(dg), m.encode())
+	if err := b.Commit(); err != nil {
+		d.blobs.unpin(dg)
+		discard()
+		return digest{}, blobMeta{}, fmt.Errorf("write blob metadata: %w", err)
+	}
+	return dg, m, nil
+}
+
+func (d *DB) blobMetaOf(dg digest) (blobMeta, error) {
+	v, err := d.store.Get(d.keys.blobMeta(dg))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return blobMeta{}, fmt.Errorf("blob %s: %w", dg, ErrNotFound)
+	}
+	if err != nil {
+		return blobMeta{}, fmt.Errorf("read blob %s: %w", dg, err)
+	}
+	return decodeBlobMeta(v)
+}
+
+// PutBlob stores the content of r, streaming, and returns its digest and
+// length. want, when set ("sha256-<hex>"), is the digest the content must
+// have (ErrDigestMismatch otherwise; nothing is stored). A blob no document
+// references is reclaimed by the next CompactBlobs: reference it with
+// LinkAttachment, which fails with ErrNotFound if it was reclaimed since.
+func (d *DB) PutBlob(ctx context.Context, r io.Reader, want string) (BlobInfo, error) {
+	if err := d.checkOpen(); err != nil {
+		return BlobInfo{}, err
+	}
+	dg, m, err := d.writeBlob(ctx, r, want)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	d.blobs.unpin(dg)
+	return BlobInfo{Digest: dg.String(), Length: m.Length}, nil
+}
+
+// blobReader reads a blob's chunks from a snapshot. It holds one chunk.
+type blobReader struct {
+	snap *datastore.Snapshot
+	keys keys
+	m    blobMeta
+	off  int64
+	idx  uint64 // index of cur
+	cur  []byte // nil: none loaded
+}
+
+func (br *blobReader) Read(p []byte) (int, error) {
+	if br.off >= br.m.Length {
+		return 0, io.EOF
+	}
+	idx := uint64(br.off / int64(br.m.Chunk))
+	if br.cur == nil || br.idx != idx {
+		v, err := br.snap.Get(br.keys.blobChunk(br.m.Upload, idx))
+		if err != nil {
+			return 0, fmt.Errorf("read blob chunk %d: %w", idx, err)
+		}
+		br.cur, br.idx = v, idx
+	}
+	within := br.off - int64(idx)*int64(br.m.Chunk)
+	if within >= int64(len(br.cur)) {
+		return 0, fmt.Errorf("read blob chunk %d: %d bytes, want more than %d", idx, len(br.cur), within)
+	}
+	n := copy(p, br.cur[within:])
+	br.off += int64(n)
+	return n, nil
+}
+
+func (br *blobReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += br.off
+	case io.SeekEnd:
+		offset += br.m.Length
+	default:
+		return 0, fmt.Errorf("seek: whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("seek to %d: negative offset", offset)
+	}
+	br.off = offset
+	return offset, nil
+}
+
+func (br *blobReader) Close() error {
+	if br.snap == nil {
+		return nil
+	}
+	err := br.snap.Close()
+	br.snap, br.cur = nil, nil
+	return err
+}
+
+// CompactStats counts what CompactBlobs reclaimed.
+type CompactStats struct {
+	Blobs   int   `json:"blobs"`   // unreferenced complete blobs deleted
+	Bytes   int64 `json:"bytes"`   // their content length
+	Uploads int   `json:"uploads"` // abandoned uploads (a crash mid-upload) deleted
+}
+
+// CompactBlobs deletes the blobs of database db that no document
+// references (in its body or in a kept conflict value) and the chunks of
+// abandoned uploads. It never takes a blob from a reader: readers read a
+// snapshot, which keeps deleted data until they close. Blobs being written
+// or about to be referenced are pinned and spared. Pebble reclaims the disk
+// space in its own compactions.
+func (n *Node) CompactBlobs(ctx context.Context, db string) (CompactStats, error) {
+	d, err := n.DB(db)
+	if err != nil {
+		return CompactStats{}, err
+	}
+	return d.compactBlobs(ctx)
+}
+
+func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
+	d.compactMu.Lock()
+	defer d.compactMu.Unlock()
+	bs := &d.blobs
+	bs.mu.Lock()
+	bs.compacting = true
+	bs.touched = map[digest]bool{}
+	bs.touchedUp = map[uploadID]bool{}
+	for dg := range bs.pins {
+		bs.touched[dg] = true
+	}
+	for u := range bs.uploads {
+		bs.touchedUp[u] = true
+	}
+	bs.mu.Unlock()
+	defer func() {
+		bs.mu.Lock()
+		bs.compacting, bs.touched, bs.touchedUp = false, nil, nil
+		bs.mu.Unlock()
+	}()
+
+	refs, err := d.referencedDigests(ctx)
+	if err != nil {
+		return CompactStats{}, err
+	}
+	type cand struct {
+		dg digest
+		m  blobMeta
+	}
+	var dead []cand
+	live := map[uploadID]bool{}
+	pre := d.keys.sub(tagBlobMeta)
+	err = d.store.Range(pre, datastore.PrefixEnd(pre), false, func(k, v []byte) (bool, error) {
+		var dg digest
+		if len(k) != len(pre)+len(dg) {
+			return false, fmt.Errorf("blob metadata key %x: corrupt", k)
+		}
+		copy(dg[:], k[len(pre):])
+		m, err := decodeBlobMeta(v)
+		if err != nil {
+			return false, fmt.Errorf("blob %s: %w", dg, err)
+		}
+		live[m.Upload] = true
+		if !refs[dg] {
+			dead = append(dead, cand{dg, m})
+		}
+		return true, ctx.Err()
+	})
+	if err != nil {
+		return CompactStats{}, fmt.Errorf("list blobs: %w", err)
+	}
+	var orphans []uploadID
+	cpre := d.keys.sub(tagBlobChunk)
+	for lo := cpre; ; {
+		var u uploadID
+		var found bool
+		err := d.store.Range(lo, datastore.PrefixEnd(cpre), false, func(k, _ []byte) (bool, error) {
+			if len(k) < len(cpre)+len(u) {
+				return false, fmt.Errorf("blob chunk key %x: corrupt", k)
+			}
+			copy(u[:], k[len(cpre):])
+			found = true
+			return false, nil
+		})
+		if err != nil {
+			return CompactStats{}, fmt.Errorf("list uploads: %w", err)
+		}
+		if !found {
+			break
+		}
+		if !live[u] {
+			orphans = append(orphans, u)
+		}
+		lo = datastore.PrefixEnd(d.keys.blobChunks(u))
+		if err := ctx.Err(); err != nil {
+			return CompactStats{}, err
+		}
+	}
+
+	// The check against the pins and the deletion happen under bs.mu, held
+	// across one batch commit: a writer that pins a digest after this
+	// finds its metadata gone and writes it anew, one that pinned it before
+	// is spared. A "condemned" set released before the commit was the
+	// alternative; it makes writers wait on compaction instead.
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	var st CompactStats
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	for _, c := range dead {
+		if bs.touched[c.dg] || bs.pins[c.dg] > 0 {
+			continue
+		}
+		b.Delete(d.keys.blobMeta(c.dg))
+		b.DeleteRange(d.keys.blobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.blobChunks(c.m.Upload)))
+		st.Blobs++
+		st.Bytes += c.m.Length
+	}
+	for _, u := range orphans {
+		if bs.touchedUp[u] || bs.uploads[u] {
+			continue
+		}
+		b.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
+		st.Uploads++
+	}
+	if b.Len() == 0 {
+		return st, nil
+	}
+	if err := b.Commit(); err != nil {
+		return CompactStats{}, fmt.Errorf("delete blobs: %w", err)
+	}
+	d.log.Info("blobs compacted", "blobs", st.Blobs, "bytes", st.Bytes, "uploads", st.Uploads)
+	return st, nil
+}
