@@ -7,9 +7,10 @@ import (
 
 // Default values used when the corresponding Config field is zero.
 const (
-	DefaultMaxBodyBytes    = 8 << 20
-	DefaultLongpollTimeout = 60 * time.Second
-	DefaultSSEHeartbeat    = 15 * time.Second
+	DefaultMaxBodyBytes       = 8 << 20
+	DefaultMaxAttachmentBytes = 4 << 30
+	DefaultLongpollTimeout    = 60 * time.Second
+	DefaultSSEHeartbeat       = 15 * time.Second
 
 	DefaultMaxURLBytes       = 8 << 10
 	DefaultMaxHeaderBytes    = 64 << 10
@@ -24,6 +25,11 @@ type Config struct {
 	// MaxBodyBytes bounds every request body, in bytes; larger bodies get
 	// 413. Default DefaultMaxBodyBytes (8 MiB).
 	MaxBodyBytes int64
+	// MaxAttachmentBytes bounds the body of an attachment upload (PUT
+	// .../_attachments/NAME), in bytes, instead of MaxBodyBytes: it is
+	// streamed to the store, never held in memory. Default
+	// DefaultMaxAttachmentBytes (4 GiB).
+	MaxAttachmentBytes int64
 	// Logger receives server errors (Error) and per-request lines (Debug).
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -67,6 +73,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxAttachmentBytes <= 0 {
+		c.MaxAttachmentBytes = DefaultMaxAttachmentBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -53,6 +53,8 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusRequestTimeout, "timeout", "request body not received in time", false
 	case errors.Is(err, errBadJSON):
 		return http.StatusBadRequest, "bad_json", err.Error(), false
+	case errors.Is(err, node.ErrDigestMismatch):
+		return http.StatusBadRequest, "digest_mismatch", err.Error(), false
 	case errors.Is(err, errBadRequest), errors.Is(err, errReadBody), errors.Is(err, node.ErrInvalid):
 		return http.StatusBadRequest, "bad_request", err.Error(), false
 	case errors.Is(err, errUnauthorized):

@@ -81,6 +81,7 @@ func (s *server) routes() {
 	s.route("GET /dbs/{db}/replication", s.handleReplicationState)
 	s.route("PUT /dbs/{db}/replication", s.handleSetReplication)
 	s.aclRoutes()
+	s.attachmentRoutes()
 
 	s.route("GET /peers", s.handlePeers)
 	s.route("POST /peers", s.handleConnect)
@@ -129,13 +130,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errUnauthorized)
 		return
 	}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		s.noRoute(w, r, h)
 		return
+	}
+	if r.Body != nil {
+		limit := s.cfg.MaxBodyBytes
+		if pattern == "PUT "+attachmentPattern {
+			limit = s.cfg.MaxAttachmentBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path))

@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// attachmentPattern is the route of one attachment. It is more specific
+// than "GET /dbs/{db}/docs/{id}/{path...}" (a path inside the document), so
+// the ServeMux sends GET .../_attachments/NAME here.
+const attachmentPattern = "/dbs/{db}/docs/{id}/_attachments/{name}"
+
+func (s *server) attachmentRoutes() {
+	s.route("PUT "+attachmentPattern, s.handlePutAttachment)
+	s.route("GET "+attachmentPattern, s.handleGetAttachment)
+	s.route("DELETE "+attachmentPattern, s.handleDeleteAttachment)
+}
+
+// deadlineReader pushes the connection's read deadline ReadTimeout ahead
+// of every read: an upload may take as long as it needs as long as its
+// bytes keep arriving, while a stalled client is still cut off.
+type deadlineReader struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (dr *deadlineReader) Read(p []byte) (int, error) {
+	// ErrNotSupported (a recorder in tests, HTTP/2 without support): the
+	// server's ReadTimeout stays in force.
+	_ = dr.rc.SetReadDeadline(time.Now().Add(dr.timeout))
+	return dr.r.Read(p)
+}
+
+func (s *server) handlePutAttachment(w http.ResponseWriter, r *http.Request) error {
+	id, name := r.PathValue("id"), r.PathValue("name")
+	d, err := s.db(r)
+	if err != nil {
+		return err
+	}
+	body := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.ReadTimeout}
+	q := r.URL.Query()
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	res, err := d.PutAttachmentDigest(r.Context(), id, name, ct, body, q.Get("rev"), q.Get("digest"))
+	if err != nil {
+		return fmt.Errorf("put attachment %q of %q: %w", name, id, err)
+	}
+	writeJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+func (s *server) handleGetAttachment(w http.ResponseWriter, r *http.Request) error {
+	id, name := r.PathValue("id"), r.PathValue("name")
+	d, err := s.db(r)
+	if err != nil {
+		return err
+	}
+	info, rd, err := d.Attachment(r.Context(), id, name)
+	if err != nil {
+		return fmt.Errorf("get attachment %q of %q: %w", name, id, err)
+	}
+	defer rd.Close()
+	h := w.Header()
+	if info.ContentType != "" {
+		h.Set("Content-Type", info.ContentType)
+	}
+	h.Set("ETag", `"`+info.Digest+`"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	// ServeContent answers Range, If-Range and If-None-Match from the
+	// seeker and the ETag, and sets Content-Length.
+	http.ServeContent(w, r, "", time.Time{}, rd)
+	return nil
+}
+
+func (s *server) handleDeleteAttachment(w http.ResponseWriter, r *http.Request) error {
+	id, name := r.PathValue("id"), r.PathValue("name")
+	d, err := s.db(r)
+	if err != nil {
+		return err
+	}
+	res, err := d.DeleteAttachment(r.Context(), id, name, r.URL.Query().Get("rev"))
+	if err != nil {
+		return fmt.Errorf("delete attachment %q of %q: %w", name, id, err)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
