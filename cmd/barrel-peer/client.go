@@ -70,6 +70,13 @@ func (c *client) send(ctx context.Context, method, path string, body io.Reader) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.sendRequest(req)
+}
+
+// sendRequest is send for a request the caller built (its own body and
+// headers); the token is added here.
+func (c *client) sendRequest(req *http.Request) (*http.Response, error) {
+	method := req.Method
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
