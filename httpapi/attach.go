@@ -16,6 +16,7 @@ func (s *server) attachmentRoutes() {
 	s.route("PUT "+attachmentPattern, s.handlePutAttachment)
 	s.route("GET "+attachmentPattern, s.handleGetAttachment)
 	s.route("DELETE "+attachmentPattern, s.handleDeleteAttachment)
+	s.route("POST /dbs/{db}/blobs/compact", s.handleCompactBlobs)
 }
 
 // deadlineReader pushes the connection's read deadline ReadTimeout ahead
@@ -88,5 +89,15 @@ func (s *server) handleDeleteAttachment(w http.ResponseWriter, r *http.Request) 
 		return fmt.Errorf("delete attachment %q of %q: %w", name, id, err)
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *server) handleCompactBlobs(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("db")
+	st, err := s.n.CompactBlobs(r.Context(), name)
+	if err != nil {
+		return fmt.Errorf("compact blobs of %q: %w", name, err)
+	}
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }

@@ -133,6 +133,10 @@ func TestAttachmentHTTP(t *testing.T) {
 		if resp, raw := doReq(t, srv, "DELETE", "/dbs/db/docs/a/_attachments/f.txt", nil, nil); resp.StatusCode != 404 {
 			t.Fatalf("second delete: got %d %s, want 404", resp.StatusCode, raw)
 		}
+		resp, raw := doReq(t, srv, "POST", "/dbs/db/blobs/compact", nil, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), `"blobs":1,"bytes":640000`) {
+			t.Fatalf("compact: got %d %s, want 1 blob of 640000 bytes", resp.StatusCode, raw)
+		}
 	})
 }
 

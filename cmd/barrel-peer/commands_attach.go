@@ -160,3 +160,22 @@ func (a *app) fetchCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
 	return cmd
 }
+
+func (a *app) compactBlobsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compact-blobs DB",
+		Short: "Reclaim the attachment blobs no document of DB references",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			var res map[string]any
+			if err := c.do(cmd.Context(), http.MethodPost, segs("dbs", args[0], "blobs", "compact"), nil, &res); err != nil {
+				return err
+			}
+			return printJSON(a.stdout, res)
+		},
+	}
+}

@@ -64,4 +64,7 @@ func TestE2EAttachFetch(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "none")); !os.IsNotExist(err) {
 		t.Fatalf("a failed fetch left its output file: %v", err)
 	}
+	if r := cli(t, p.url, "", "compact-blobs", "files"); r.code != 0 || !strings.Contains(r.stdout, `"blobs": 0`) {
+		t.Fatalf("compact-blobs with every blob referenced: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }

@@ -44,7 +44,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.versionCmd(),
 		a.dbsCmd(), a.createDBCmd(), a.dropDBCmd(),
 		a.putCmd(), a.getCmd(), a.patchCmd(), a.deleteCmd(),
-		a.attachCmd(), a.fetchCmd(),
+		a.attachCmd(), a.fetchCmd(), a.compactBlobsCmd(),
 		a.queryCmd(), a.changesCmd(),
 		a.importCmd(), a.exportCmd(),
 		a.idCmd(), a.peersCmd(), a.connectCmd(), a.statusCmd(), a.replicateCmd(),
