@@ -18,6 +18,15 @@
 // becomes a request of the writer loop, is merged by the same rules and gets
 // the next local sequence number in the feed.
 //
+// # Attachments
+//
+// PutAttachment streams content into chunked, content-addressed blobs
+// (one chunk in memory) and references it from the document's
+// _attachments through the writer loop; Attachment reads it back from a
+// store snapshot with Seek; CompactBlobs reclaims blobs nothing references,
+// never one a reader or a writer holds (blob.go states the rule). Blobs
+// do not replicate yet.
+//
 // # Use
 //
 //	n, err := node.Open(ctx, node.Config{DataDir: dir})
