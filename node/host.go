@@ -164,11 +164,18 @@ func newHost(key crypto.PrivKey, c *P2PConfig) (host.Host, error) {
 	if !c.RelayClient {
 		opts = append(opts, libp2p.DisableRelay())
 	}
-	if c.NATPortMap {
-		opts = append(opts, libp2p.NATPortMap())
-	}
-	if c.HolePunching {
-		opts = append(opts, libp2p.EnableHolePunching())
+	// Features that reach beyond the configured addresses: each only when
+	// the user turned it on (none by default).
+	for _, f := range []struct {
+		on  bool
+		opt func() libp2p.Option
+	}{
+		{c.NATPortMap, libp2p.NATPortMap},
+		{c.HolePunching, func() libp2p.Option { return libp2p.EnableHolePunching() }},
+	} {
+		if f.on {
+			opts = append(opts, f.opt())
+		}
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
