@@ -48,22 +48,7 @@ func do(t *testing.T, srv *httptest.Server, method, path, body string, hdr map[s
 	if body != "" {
 		rb = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, rb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, raw := doReq(t, srv, method, path, rb, hdr)
 	return resp.StatusCode, raw, resp.Header
 }
 
