@@ -81,14 +81,8 @@ func TestPutBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body, rev, err := putBody("d", tt.qrev, mustObject(t, tt.in))
-			if tt.wantErr {
-				if !errors.Is(err, errBadRequest) {
-					t.Fatalf("got err %v, want bad request", err)
-				}
+			if !parsed(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(body, tt.wantBody) || rev != tt.wantRev {
 				t.Fatalf("got %v %q, want %v %q", body, rev, tt.wantBody, tt.wantRev)
@@ -121,14 +115,8 @@ func TestPatchFromBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := patchFromBody("d", "", mustObject(t, tt.in))
-			if tt.wantErr {
-				if !errors.Is(err, errBadRequest) {
-					t.Fatalf("got err %v, want bad request", err)
-				}
+			if !parsed(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %#v, want %#v", got, tt.want)
@@ -160,14 +148,8 @@ func TestBulkRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ops, atomic, err := bulkRequest(mustObject(t, tt.in))
-			if tt.wantErr {
-				if !errors.Is(err, errBadRequest) {
-					t.Fatalf("got err %v, want bad request", err)
-				}
+			if !parsed(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(ops, tt.want) || atomic != tt.wantAtomic {
 				t.Fatalf("got %#v %v, want %#v %v", ops, atomic, tt.want, tt.wantAtomic)
@@ -235,4 +217,21 @@ func TestNewChangesPage(t *testing.T) {
 	if p.LastSeq != 7 {
 		t.Fatalf("got last_seq %d, want 7", p.LastSeq)
 	}
+}
+
+// parsed checks a parse result against a table row's wantErr: it fails the
+// test on an unexpected outcome and reports whether the row goes on to
+// compare the parsed value.
+func parsed(t *testing.T, err error, wantErr bool) bool {
+	t.Helper()
+	if wantErr {
+		if !errors.Is(err, errBadRequest) {
+			t.Fatalf("got err %v, want bad request", err)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }
