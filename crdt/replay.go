@@ -3,6 +3,7 @@ package crdt
 import (
 	"container/heap"
 	"fmt"
+	"slices"
 )
 
 // bitsetLimit is the largest history replayed with an ancestor bit matrix
@@ -16,8 +17,23 @@ var bitsetLimit = 8192
 // Replay computes a document's state from all of its changes, in any order
 // and with duplicates. Every parent of every change must be among them
 // (ErrMissingParent otherwise). The result depends only on the set of changes.
-func Replay(changes []*Change) (*State, error) {
-	order, err := ReplayOrder(changes)
+func Replay(changes []*Change) (*State, error) { return ReplayFrom(nil, changes) }
+
+// ReplayFrom computes a document's state from a folded base (see Fold) and
+// the changes kept after it. Every parent must be among the changes or be
+// one of base's heads (its frontier). base is not modified; nil means the
+// empty document.
+//
+// A change that is not among the changes is folded into base, and every
+// kept change descends from every folded one (Fold only folds up to a
+// change comparable with all others), so it "saw" them all: the result is
+// byte-identical to replaying the whole history.
+func ReplayFrom(base *State, changes []*Change) (*State, error) {
+	var frontier []ID
+	if base != nil {
+		frontier = base.Heads
+	}
+	order, err := replayOrder(changes, frontier)
 	if err != nil {
 		return nil, err
 	}
@@ -27,6 +43,11 @@ func Replay(changes []*Change) (*State, error) {
 		pos[c.id] = i
 	}
 	s := NewState()
+	if base != nil {
+		if s, err = base.Clone(); err != nil {
+			return nil, err
+		}
+	}
 	if n > bitsetLimit {
 		for i, c := range order {
 			s.apply(c, walker(order, pos, i))
@@ -40,7 +61,10 @@ func Replay(changes []*Change) (*State, error) {
 	for i, c := range order {
 		bits := make([]uint64, words)
 		for _, p := range c.Parents {
-			j := pos[p]
+			j, ok := pos[p]
+			if !ok {
+				continue // folded into the base
+			}
 			bits[j/64] |= 1 << (j % 64)
 			for w, x := range anc[j] {
 				bits[w] |= x
@@ -49,7 +73,7 @@ func Replay(changes []*Change) (*State, error) {
 		anc[i] = bits
 		s.apply(c, func(id ID) bool {
 			j, ok := pos[id]
-			return ok && bits[j/64]&(1<<(j%64)) != 0
+			return !ok || bits[j/64]&(1<<(j%64)) != 0
 		})
 	}
 	return s, nil
@@ -57,11 +81,15 @@ func Replay(changes []*Change) (*State, error) {
 
 // walker answers whether a change is an ancestor of order[i] by walking
 // parents from it, never below the target's position (an ancestor always
-// comes earlier in replay order).
+// comes earlier in replay order). A change not in order is folded into the
+// base: an ancestor of every kept change.
 func walker(order []*Change, pos map[ID]int, i int) func(ID) bool {
 	return func(id ID) bool {
 		target, ok := pos[id]
-		if !ok || target >= i {
+		if !ok {
+			return true
+		}
+		if target >= i {
 			return false
 		}
 		seen := map[int]bool{}
@@ -70,7 +98,10 @@ func walker(order []*Change, pos map[ID]int, i int) func(ID) bool {
 			k := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			for _, p := range order[k].Parents {
-				j := pos[p]
+				j, ok := pos[p]
+				if !ok {
+					continue
+				}
 				if j == target {
 					return true
 				}
@@ -87,7 +118,11 @@ func walker(order []*Change, pos map[ID]int, i int) func(ID) bool {
 // ReplayOrder returns the changes, deduplicated, in replay order: a
 // topological order of their DAG in which ties go to the least (clock,
 // author, id).
-func ReplayOrder(changes []*Change) ([]*Change, error) {
+func ReplayOrder(changes []*Change) ([]*Change, error) { return replayOrder(changes, nil) }
+
+// replayOrder is ReplayOrder for changes kept after a folded base whose
+// heads are frontier: a parent in the frontier counts as already applied.
+func replayOrder(changes []*Change, frontier []ID) ([]*Change, error) {
 	byID := make(map[ID]*Change, len(changes))
 	for _, c := range changes {
 		byID[c.id] = c
@@ -96,14 +131,19 @@ func ReplayOrder(changes []*Change) ([]*Change, error) {
 	children := make(map[ID][]*Change, len(byID))
 	ready := &changeHeap{}
 	for _, c := range byID {
+		waits := 0
 		for _, p := range c.Parents {
 			if _, ok := byID[p]; !ok {
+				if slices.Contains(frontier, p) {
+					continue
+				}
 				return nil, fmt.Errorf("%w: change %s needs %s", ErrMissingParent, c.id, p)
 			}
 			children[p] = append(children[p], c)
+			waits++
 		}
-		pending[c.id] = len(c.Parents)
-		if len(c.Parents) == 0 {
+		pending[c.id] = waits
+		if waits == 0 {
 			*ready = append(*ready, c)
 		}
 	}
