@@ -36,31 +36,38 @@ var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3
 // Fixed shape of the workloads.
 const (
 	benchBulkSize   = 1000  // documents per Bulk call (W1c, Q1 load, MEM)
-	benchQueryRuns  = 50    // Q1 repetitions
-	benchQueryLimit = 1000  // Q1 page size
 	benchRSSEvery   = 10000 // MEM samples RSS after every this many documents
 	benchMatchEvery = 100   // document i is in Iceland when i%benchMatchEvery == 0 (1%)
 	benchCountry    = "Iceland"
 	benchW4Writes   = 100 // documents each peer writes while W4's peers are apart
-	benchLatencyGap = 5 * time.Millisecond
-	benchIDBytes    = 40 // an id on the wire (32 bytes) plus its sequence, as all_ids_bytes counts it
+	benchIDBytes    = 40  // an id on the wire (32 bytes) plus its sequence, as all_ids_bytes counts it
+	// benchPeakEvery is how often peak_rss_mb samples the resident set, as
+	// the Node harnesses of the side-by-side comparison do (bench/common.mjs).
+	benchPeakEvery = 50 * time.Millisecond
 )
 
 // benchConfig is one run of the bench command.
 type benchConfig struct {
-	workloads  []string
-	n          int    // W1a, W1b, W1d documents
-	nBulk      int    // W1c documents
-	nQuery     int    // Q1 documents loaded
-	nMem       int    // MEM documents
-	nRepl      int    // W2, W4 documents held by the first peer
-	nLatency   int    // W3 documents written one by one
-	writers    int    // W1b, W1d concurrent writers
-	durability string // node.Config.Durability
-	seed       uint64
-	dataParent string // parent of the temporary data dir; "" is the system default
-	keep       bool
-	cpuProfile string // prefix of CPU profiles of the replication workloads' timed parts; "" none
+	workloads []string
+	n         int // W1a, W1b, W1d documents
+	nBulk     int // W1c documents
+	nQuery    int // Q1 documents loaded
+	nMem      int // MEM documents
+	nRepl     int // W2, W4 documents held by the first peer
+	nLatency  int // W3 documents written one by one
+	writers   int // W1b, W1d concurrent writers
+	// Q1: the country queried (benchCountry matches 1%, any other about
+	// 11%), the most documents returned (0: every match, in pages of
+	// node.MaxListLimit) and how many times the query runs.
+	queryCountry string
+	queryLimit   int
+	queryRuns    int
+	latencyGap   time.Duration // W3: pause after each document is visible
+	durability   string        // node.Config.Durability
+	seed         uint64
+	dataParent   string // parent of the temporary data dir; "" is the system default
+	keep         bool
+	cpuProfile   string // prefix of CPU profiles of the replication workloads' timed parts; "" none
 	// backoff is how long a writer waits after ErrOverloaded (or HTTP 503)
 	// before it retries.
 	backoff time.Duration
@@ -77,13 +84,15 @@ func (a *app) benchCmd() *cobra.Command {
 			"  workload=W1a n=10000 seconds=2.91 docs_per_s=3436 rss_mb=61 durability=sync\n\n" +
 			"Workloads: W1a sequential Put; W1b Put from --writers goroutines; W1c Bulk in calls of\n" +
 			"1000; W1d PUT over HTTP from --writers clients to an in-process server; Q1 an equality\n" +
-			"query on a nested field matching 1% of --n-query documents, run 50 times (median and\n" +
+			"query on a nested field (/locations/country == --query-country: Iceland matches 1% of\n" +
+			"--n-query documents, each other country about 11%), run --query-runs times (median and\n" +
 			"p99 ms); MEM --n-mem documents by Bulk, reporting peak RSS. Documents are about 200\n" +
 			"bytes of JSON from an RNG seeded by --seed. rss_mb is the process's resident set at the\n" +
-			"end of the workload (its peak for MEM), -1 where /proc/self/status is unavailable.\n\n" +
+			"end of the workload (its peak for MEM), peak_rss_mb the largest resident set sampled\n" +
+			"every 50 ms during the whole workload; -1 where /proc/self/status is unavailable.\n\n" +
 			"Replication workloads run two in-process peers on 127.0.0.1 (no mDNS, no DHT): W2 a fresh\n" +
-			"peer pulls --n-repl documents (seconds until it holds them all); W3 --n-latency Puts 5 ms\n" +
-			"apart, each timed until the other peer can read it (median and p99 ms); W4 two peers\n" +
+			"peer pulls --n-repl documents (seconds until it holds them all); W3 --n-latency Puts, each\n" +
+			"timed until the other peer can read it, --latency-gap apart (median and p99 ms); W4 two peers\n" +
 			"holding the same --n-repl documents each write 100 while apart and reconnect (seconds\n" +
 			"until both hold all, sync frame bytes received by both, and all_ids_bytes = n*40, what\n" +
 			"listing every id again would cost).",
@@ -109,6 +118,10 @@ func (a *app) benchCmd() *cobra.Command {
 	f.IntVar(&c.nRepl, "n-repl", 100000, "documents replicated by W2 and held by both peers of W4")
 	f.IntVar(&c.nLatency, "n-latency", 1000, "documents written one by one by W3")
 	f.IntVar(&c.writers, "writers", 64, "concurrent writers of W1b and W1d")
+	f.StringVar(&c.queryCountry, "query-country", benchCountry, "Q1 queries /locations/country == this (Iceland: 1% of documents, other countries about 11%)")
+	f.IntVar(&c.queryLimit, "query-limit", 1000, "most documents Q1 returns (0: every match, in pages of 10000)")
+	f.IntVar(&c.queryRuns, "query-runs", 50, "times Q1 runs the query")
+	f.DurationVar(&c.latencyGap, "latency-gap", 5*time.Millisecond, "W3 waits this long after each document is visible before the next Put")
 	f.StringVar(&c.durability, "durability", "sync", "sync (fsync before acknowledging) or batch")
 	f.Uint64Var(&c.seed, "seed", 1, "seed of the document generator")
 	f.StringVar(&c.dataParent, "data", "", "parent directory of the temporary data dir (default the system temp dir)")
@@ -147,10 +160,19 @@ func (c *benchConfig) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"n", c.n}, {"n-bulk", c.nBulk}, {"n-query", c.nQuery}, {"n-mem", c.nMem}, {"n-repl", c.nRepl}, {"n-latency", c.nLatency}, {"writers", c.writers}} {
+	}{{"n", c.n}, {"n-bulk", c.nBulk}, {"n-query", c.nQuery}, {"n-mem", c.nMem}, {"n-repl", c.nRepl}, {"n-latency", c.nLatency}, {"writers", c.writers}, {"query-runs", c.queryRuns}} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("--%s %d: must be positive", f.name, f.v))
 		}
+	}
+	if c.queryLimit < 0 {
+		errs = append(errs, fmt.Errorf("--query-limit %d: want 0 (every match) or more", c.queryLimit))
+	}
+	if c.latencyGap < 0 {
+		errs = append(errs, fmt.Errorf("--latency-gap %v: must not be negative", c.latencyGap))
+	}
+	if !slices.Contains(benchCountries, c.queryCountry) && c.queryCountry != benchCountry {
+		errs = append(errs, fmt.Errorf("--query-country %q: want %s or one of %s", c.queryCountry, benchCountry, strings.Join(benchCountries, ",")))
 	}
 	if c.durability != "sync" && c.durability != "batch" {
 		errs = append(errs, fmt.Errorf("--durability %q: want sync or batch", c.durability))
@@ -177,10 +199,13 @@ func runBench(ctx context.Context, c benchConfig, out, errOut io.Writer) (err er
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, w := range c.workloads {
 		b := &bench{c: c, gen: docGen{seed: c.seed}, dir: dir + "/" + w, log: log, name: w}
+		peak := startPeakRSS(benchPeakEvery)
 		line, err := b.run(ctx)
+		peakMB := peak.stop()
 		if err != nil {
 			return fmt.Errorf("workload %s: %w", w, err)
 		}
+		line += " peak_rss_mb=" + strconv.Itoa(peakMB)
 		if _, err := fmt.Fprintln(out, line); err != nil {
 			return fmt.Errorf("write result: %w", err)
 		}
@@ -425,29 +450,32 @@ func (b *bench) putHTTP(ctx context.Context, n *node.Node, db string) (string, e
 	return b.result(b.c.n, elapsed, rssMB(), "writers="+strconv.Itoa(b.c.writers), "retries="+strconv.FormatInt(retries.Load(), 10)), nil
 }
 
-// Q1: load nQuery documents by Bulk (1% in Iceland), then run the equality
-// query on /locations/country benchQueryRuns times.
+// Q1: load nQuery documents by Bulk, then run the equality query on
+// /locations/country queryRuns times. Each run reads min(matches,
+// queryLimit) documents, paging by node.MaxListLimit.
 func (b *bench) query(ctx context.Context, d *node.DB) (string, error) {
-	for lo := 0; lo < b.c.nQuery; lo += benchBulkSize {
-		if err := b.bulkRange(ctx, d, lo, min(lo+benchBulkSize, b.c.nQuery)); err != nil {
-			return "", err
+	if err := b.load(ctx, d, 0, b.c.nQuery); err != nil {
+		return "", err
+	}
+	want := 0
+	for i := range b.c.nQuery {
+		if b.gen.country(i) == b.c.queryCountry {
+			want++
 		}
 	}
-	want := min((b.c.nQuery+benchMatchEvery-1)/benchMatchEvery, benchQueryLimit)
-	q := node.Query{
-		Where: []node.Cond{{Path: "/locations/country", Op: "==", Value: benchCountry}},
-		Limit: benchQueryLimit,
+	if b.c.queryLimit > 0 {
+		want = min(want, b.c.queryLimit)
 	}
-	times := make([]time.Duration, benchQueryRuns)
+	times := make([]time.Duration, b.c.queryRuns)
 	for r := range times {
 		start := time.Now()
-		res, err := d.Query(ctx, q)
+		got, err := b.queryOnce(ctx, d, want)
 		times[r] = time.Since(start)
 		if err != nil {
 			return "", fmt.Errorf("query: %w", err)
 		}
-		if len(res.Docs) != want {
-			return "", fmt.Errorf("query: got %d documents, want %d", len(res.Docs), want)
+		if got != want {
+			return "", fmt.Errorf("query: got %d documents, want %d", got, want)
 		}
 	}
 	slices.Sort(times)
@@ -455,12 +483,36 @@ func (b *bench) query(ctx context.Context, d *node.DB) (string, error) {
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(b.c.nQuery),
 		"matches=" + strconv.Itoa(want),
-		"runs=" + strconv.Itoa(benchQueryRuns),
+		"runs=" + strconv.Itoa(b.c.queryRuns),
 		"median_ms=" + ms(percentile(times, 0.50)),
 		"p99_ms=" + ms(percentile(times, 0.99)),
 		"rss_mb=" + strconv.Itoa(rssMB()),
 		"durability=" + b.c.durability,
 	}, " "), nil
+}
+
+// queryOnce reads the documents of Q1's query, page after page until the
+// last one or want documents, and returns how many it read. The number of
+// pages is bounded by what nQuery documents can fill.
+func (b *bench) queryOnce(ctx context.Context, d *node.DB, want int) (int, error) {
+	q := node.Query{Where: []node.Cond{{Path: "/locations/country", Op: "==", Value: b.c.queryCountry}}}
+	got := 0
+	for range b.c.nQuery/node.MaxListLimit + 2 {
+		q.Limit = node.MaxListLimit
+		if b.c.queryLimit > 0 {
+			q.Limit = min(b.c.queryLimit-got, node.MaxListLimit)
+		}
+		res, err := d.Query(ctx, q)
+		if err != nil {
+			return got, err
+		}
+		got += len(res.Docs)
+		if res.Cursor == "" || got >= want {
+			return got, nil
+		}
+		q.Cursor = res.Cursor
+	}
+	return got, fmt.Errorf("more pages than %d documents can fill", b.c.nQuery)
 }
 
 // ms formats a duration in milliseconds.
@@ -517,10 +569,7 @@ var (
 // doc returns document i. The caller owns the map.
 func (g docGen) doc(i int) map[string]any {
 	r := rand.New(rand.NewPCG(g.seed, uint64(i)))
-	country := benchCountry
-	if i%benchMatchEvery != 0 {
-		country = benchCountries[r.IntN(len(benchCountries))]
-	}
+	country := drawCountry(r, i)
 	cities := benchCities[country]
 	tags := make([]any, 2+r.IntN(3))
 	for j := range tags {
@@ -539,6 +588,19 @@ func (g docGen) doc(i int) map[string]any {
 		"tags":  tags,
 		"score": math.Round(r.Float64()*1e6) / 1e6,
 	}
+}
+
+// country returns document i's /locations/country without the rest.
+func (g docGen) country(i int) string {
+	return drawCountry(rand.New(rand.NewPCG(g.seed, uint64(i))), i)
+}
+
+// drawCountry is document i's country, the first draw from its generator.
+func drawCountry(r *rand.Rand, i int) string {
+	if i%benchMatchEvery == 0 {
+		return benchCountry
+	}
+	return benchCountries[r.IntN(len(benchCountries))]
 }
 
 // rssMB returns the process's resident set size in MiB from
@@ -562,6 +624,39 @@ func rssMB() int {
 		return kb / 1024
 	}
 	return -1
+}
+
+// peakRSS samples the resident set from its own goroutine until stop.
+type peakRSS struct {
+	done chan struct{}
+	max  chan int // the largest sample, sent once when the sampler ends
+}
+
+// startPeakRSS samples rssMB every interval until stop is called.
+func startPeakRSS(every time.Duration) *peakRSS {
+	p := &peakRSS{done: make(chan struct{}), max: make(chan int, 1)}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		peak := rssMB()
+		for {
+			select {
+			case <-t.C:
+				peak = max(peak, rssMB())
+			case <-p.done:
+				p.max <- max(peak, rssMB())
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the sampler and returns the largest sample in MiB (-1 where
+// /proc/self/status is unavailable). Call it once.
+func (p *peakRSS) stop() int {
+	close(p.done)
+	return <-p.max
 }
 
 // profile starts the CPU profile of this workload when --cpuprofile is
@@ -713,8 +808,10 @@ func (b *bench) replicate(ctx context.Context) (line string, err error) {
 	return b.result(b.c.nRepl, time.Since(start), rssMB()), nil
 }
 
-// W3: two connected peers; A writes nLatency documents one by one, 5 ms
-// apart, each timed from the Put call until B can read it.
+// W3: two connected peers; A writes nLatency documents one by one, each
+// timed from the Put call until B can read it, latencyGap apart. One
+// untimed document first, as the peer harnesses do, so that the gossip
+// topic is joined before anything is timed.
 func (b *bench) latency(ctx context.Context) (line string, err error) {
 	na, da, err := b.openPeer(ctx, b.dir+"/a", true)
 	if err != nil {
@@ -727,6 +824,12 @@ func (b *bench) latency(ctx context.Context) (line string, err error) {
 	}
 	defer closePeer(nb, &err)
 	if err := connect(ctx, nb, na); err != nil {
+		return "", err
+	}
+	if _, err := da.Put(ctx, "warmup", map[string]any{}, ""); err != nil {
+		return "", fmt.Errorf("put warmup: %w", err)
+	}
+	if err := waitDoc(ctx, db, "warmup"); err != nil {
 		return "", err
 	}
 	stop, err := b.profile()
@@ -745,7 +848,7 @@ func (b *bench) latency(ctx context.Context) (line string, err error) {
 			return "", err
 		}
 		times[i] = time.Since(start)
-		if err := wait(ctx, benchLatencyGap); err != nil {
+		if err := wait(ctx, b.c.latencyGap); err != nil {
 			return "", err
 		}
 	}
@@ -753,6 +856,7 @@ func (b *bench) latency(ctx context.Context) (line string, err error) {
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(b.c.nLatency),
+		"gap_ms=" + ms(b.c.latencyGap),
 		"median_ms=" + ms(percentile(times, 0.50)),
 		"p99_ms=" + ms(percentile(times, 0.99)),
 		"rss_mb=" + strconv.Itoa(rssMB()),

@@ -23,8 +23,8 @@ func TestBench(t *testing.T) {
 		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr.String())
 	}
 
-	writeKeys := []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability"}
-	concurrentKeys := append(slices.Clone(writeKeys), "writers", "retries")
+	writeKeys := []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability", "peak_rss_mb"}
+	concurrentKeys := []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability", "writers", "retries", "peak_rss_mb"}
 	want := []struct {
 		workload string
 		n        int
@@ -34,11 +34,11 @@ func TestBench(t *testing.T) {
 		{"W1b", 200, concurrentKeys},
 		{"W1c", 2000, writeKeys},
 		{"W1d", 200, concurrentKeys},
-		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "rss_mb", "durability"}},
+		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "rss_mb", "durability", "peak_rss_mb"}},
 		{"MEM", 2000, writeKeys},
 		{"W2", 1500, writeKeys},
-		{"W3", 20, []string{"workload", "n", "median_ms", "p99_ms", "rss_mb", "durability"}},
-		{"W4", 1500, []string{"workload", "n", "writes", "seconds", "bytes", "all_ids_bytes", "rss_mb", "durability"}},
+		{"W3", 20, []string{"workload", "n", "gap_ms", "median_ms", "p99_ms", "rss_mb", "durability", "peak_rss_mb"}},
+		{"W4", 1500, []string{"workload", "n", "writes", "seconds", "bytes", "all_ids_bytes", "rss_mb", "durability", "peak_rss_mb"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -100,6 +100,32 @@ func parseBenchLine(t *testing.T, line string) (map[string]string, []string) {
 	return kv, keys
 }
 
+// TestBenchQueryEveryMatch runs Q1 the way the side-by-side comparison
+// does (a country matching about 11%, every match returned) and checks the
+// count against the generator.
+func TestBenchQueryEveryMatch(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--workloads", "Q1", "--data", t.TempDir(), "--n-query", "3000",
+		"--query-country", "France", "--query-limit", "0", "--query-runs", "2"}
+	if code := runMain(t.Context(), args, nil, &stdout, &stderr); code != exitOK {
+		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr.String())
+	}
+	want := 0
+	g := docGen{seed: 1}
+	for i := range 3000 {
+		if g.doc(i)["locations"].(map[string]any)["country"] == "France" {
+			want++
+		}
+	}
+	if want < 250 || want > 420 {
+		t.Fatalf("generator: %d of 3000 in France, want about 11%%", want)
+	}
+	kv, _ := parseBenchLine(t, strings.TrimSpace(stdout.String()))
+	if kv["matches"] != strconv.Itoa(want) || kv["runs"] != "2" {
+		t.Fatalf("got %q, want matches=%d runs=2", stdout.String(), want)
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	tests := []struct {
 		name string
@@ -110,6 +136,8 @@ func TestBenchUsage(t *testing.T) {
 		{"no workload", []string{"--workloads", ","}, "no workload"},
 		{"bad sizes", []string{"--n", "0", "--writers", "-1"}, "--writers -1"},
 		{"bad durability", []string{"--durability", "maybe"}, "--durability"},
+		{"bad country", []string{"--query-country", "Atlantis"}, "--query-country"},
+		{"bad limit", []string{"--query-limit", "-1"}, "--query-limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
