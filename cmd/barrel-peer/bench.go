@@ -198,10 +198,9 @@ func runBench(ctx context.Context, c benchConfig, out, errOut io.Writer) (err er
 	}()
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, w := range c.workloads {
-		b := &bench{c: c, gen: docGen{seed: c.seed}, dir: dir + "/" + w, log: log, name: w}
-		peak := startPeakRSS(benchPeakEvery)
+		b := &bench{c: c, gen: docGen{seed: c.seed}, dir: dir + "/" + w, log: log, name: w, peak: startPeakRSS(benchPeakEvery)}
 		line, err := b.run(ctx)
-		peakMB := peak.stop()
+		peakMB := b.peak.stop()
 		if err != nil {
 			return fmt.Errorf("workload %s: %w", w, err)
 		}
@@ -220,6 +219,7 @@ type bench struct {
 	dir  string
 	log  *slog.Logger
 	name string
+	peak *peakRSS // peak_rss_mb of the line; nil: none
 }
 
 // run opens a fresh node with one database, runs the workload and closes
@@ -292,7 +292,7 @@ func (b *bench) putSequential(ctx context.Context, d *node.DB) (string, error) {
 			return "", fmt.Errorf("put %s: %w", docID(i), err)
 		}
 	}
-	return b.result(b.c.n, time.Since(start), rssMB()), nil
+	return b.result(b.c.n, time.Since(start), b.rss()), nil
 }
 
 // W1b: --writers goroutines take the next document index until n are
@@ -320,7 +320,7 @@ func (b *bench) putConcurrent(ctx context.Context, d *node.DB) (string, error) {
 		return "", err
 	}
 	elapsed := time.Since(start)
-	return b.result(b.c.n, elapsed, rssMB(), "writers="+strconv.Itoa(b.c.writers), "retries="+strconv.FormatInt(retries.Load(), 10)), nil
+	return b.result(b.c.n, elapsed, b.rss(), "writers="+strconv.Itoa(b.c.writers), "retries="+strconv.FormatInt(retries.Load(), 10)), nil
 }
 
 // fanOut calls fn for every document index below b.c.n from b.c.writers
@@ -356,11 +356,11 @@ func (b *bench) bulk(ctx context.Context, d *node.DB, n int, peak bool) (string,
 			return "", err
 		}
 		if peak && (hi%benchRSSEvery == 0 || hi == n) {
-			maxRSS = max(maxRSS, rssMB())
+			maxRSS = max(maxRSS, b.rss())
 		}
 	}
 	elapsed := time.Since(start)
-	rss := rssMB()
+	rss := b.rss()
 	if peak {
 		rss = max(maxRSS, rss)
 	}
@@ -447,7 +447,7 @@ func (b *bench) putHTTP(ctx context.Context, n *node.Node, db string) (string, e
 		return "", err
 	}
 	elapsed := time.Since(start)
-	return b.result(b.c.n, elapsed, rssMB(), "writers="+strconv.Itoa(b.c.writers), "retries="+strconv.FormatInt(retries.Load(), 10)), nil
+	return b.result(b.c.n, elapsed, b.rss(), "writers="+strconv.Itoa(b.c.writers), "retries="+strconv.FormatInt(retries.Load(), 10)), nil
 }
 
 // Q1: load nQuery documents by Bulk, then run the equality query on
@@ -486,7 +486,7 @@ func (b *bench) query(ctx context.Context, d *node.DB) (string, error) {
 		"runs=" + strconv.Itoa(b.c.queryRuns),
 		"median_ms=" + ms(percentile(times, 0.50)),
 		"p99_ms=" + ms(percentile(times, 0.99)),
-		"rss_mb=" + strconv.Itoa(rssMB()),
+		"rss_mb=" + strconv.Itoa(b.rss()),
 		"durability=" + b.c.durability,
 	}, " "), nil
 }
@@ -626,25 +626,28 @@ func rssMB() int {
 	return -1
 }
 
-// peakRSS samples the resident set from its own goroutine until stop.
+// peakRSS samples the resident set from its own goroutine until stop;
+// readings taken elsewhere count too (observe).
 type peakRSS struct {
-	done chan struct{}
-	max  chan int // the largest sample, sent once when the sampler ends
+	max      atomic.Int64
+	done     chan struct{}
+	finished chan struct{}
 }
 
 // startPeakRSS samples rssMB every interval until stop is called.
 func startPeakRSS(every time.Duration) *peakRSS {
-	p := &peakRSS{done: make(chan struct{}), max: make(chan int, 1)}
+	p := &peakRSS{done: make(chan struct{}), finished: make(chan struct{})}
+	p.max.Store(-1)
+	p.observe(rssMB())
 	go func() {
+		defer close(p.finished)
 		t := time.NewTicker(every)
 		defer t.Stop()
-		peak := rssMB()
 		for {
 			select {
 			case <-t.C:
-				peak = max(peak, rssMB())
+				p.observe(rssMB())
 			case <-p.done:
-				p.max <- max(peak, rssMB())
 				return
 			}
 		}
@@ -652,11 +655,32 @@ func startPeakRSS(every time.Duration) *peakRSS {
 	return p
 }
 
-// stop ends the sampler and returns the largest sample in MiB (-1 where
+// observe counts a reading of the resident set in MiB.
+func (p *peakRSS) observe(mb int) {
+	for {
+		cur := p.max.Load()
+		if int64(mb) <= cur || p.max.CompareAndSwap(cur, int64(mb)) {
+			return
+		}
+	}
+}
+
+// stop ends the sampler and returns the largest reading in MiB (-1 where
 // /proc/self/status is unavailable). Call it once.
 func (p *peakRSS) stop() int {
 	close(p.done)
-	return <-p.max
+	<-p.finished
+	p.observe(rssMB())
+	return int(p.max.Load())
+}
+
+// rss reads the resident set for a result line; the workload's peak counts it.
+func (b *bench) rss() int {
+	mb := rssMB()
+	if b.peak != nil {
+		b.peak.observe(mb)
+	}
+	return mb
 }
 
 // profile starts the CPU profile of this workload when --cpuprofile is
@@ -805,7 +829,7 @@ func (b *bench) replicate(ctx context.Context) (line string, err error) {
 	if err := waitCount(ctx, db, b.c.nRepl); err != nil {
 		return "", fmt.Errorf("replicate: %w", err)
 	}
-	return b.result(b.c.nRepl, time.Since(start), rssMB()), nil
+	return b.result(b.c.nRepl, time.Since(start), b.rss()), nil
 }
 
 // W3: two connected peers; A writes nLatency documents one by one, each
@@ -859,7 +883,7 @@ func (b *bench) latency(ctx context.Context) (line string, err error) {
 		"gap_ms=" + ms(b.c.latencyGap),
 		"median_ms=" + ms(percentile(times, 0.50)),
 		"p99_ms=" + ms(percentile(times, 0.99)),
-		"rss_mb=" + strconv.Itoa(rssMB()),
+		"rss_mb=" + strconv.Itoa(b.rss()),
 		"durability=" + b.c.durability,
 	}, " "), nil
 }
@@ -983,7 +1007,7 @@ func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 		"seconds=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 2, 64),
 		"bytes=" + strconv.FormatInt(moved, 10),
 		"all_ids_bytes=" + strconv.Itoa(b.c.nRepl*benchIDBytes),
-		"rss_mb=" + strconv.Itoa(rssMB()),
+		"rss_mb=" + strconv.Itoa(b.rss()),
 		"durability=" + b.c.durability,
 	}, " "), nil
 }
