@@ -9,7 +9,7 @@ FUZZTIME ?= 20000x
 # Packages whose code runs goroutines: always tested with the race detector.
 RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/...
 
-.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare
+.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare bench-smoke
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,11 +20,12 @@ build: ## build bin/barrel-peer
 run: build ## run a peer with an embedded default store in $(DATA), HTTP on 127.0.0.1:7080
 	$(BIN) run --data $(DATA)
 
-test: lint ## everything CI runs: lint, all tests, race tests, short fuzzing
+test: lint ## everything CI runs: lint, all tests, race tests, short fuzzing, bench smoke
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	$(MAKE) fuzz FUZZTIME=10000x
 	$(MAKE) lan-test
+	$(MAKE) bench-smoke
 
 fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./crdt
@@ -57,5 +58,8 @@ clean: ## remove build output
 bench-deps: ## install the pinned Node harness of the side-by-side benchmarks (bench/, npm ci)
 	cd bench && npm ci --no-audit --no-fund
 
-bench-compare: ## barrel vs PouchDB (and OrbitDB): 3 runs each, medians, Markdown table (bench/compare.sh)
+bench-compare: ## barrel vs PouchDB and OrbitDB: medians of 3 runs, table, docs/benchmarks.md section and chart (bench/compare.sh)
 	GO=$(GO) bash bench/compare.sh
+
+bench-smoke: build ## barrel's side of bench-compare at 1,000 documents, no npm needed (bench/smoke.sh)
+	BIN=$(BIN) bash bench/smoke.sh
