@@ -131,6 +131,15 @@ func (s *Store) DiskUsage() (uint64, error) {
 	return s.db.Metrics().DiskSpaceUsage(), nil
 }
 
+// EstimateDiskUsage returns an estimate of the bytes on disk of the keys in
+// [lo, hi): the sstables overlapping it (memtables are not counted).
+func (s *Store) EstimateDiskUsage(lo, hi []byte) (uint64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	return s.db.EstimateDiskUsage(lo, hi)
+}
+
 // Compact compacts the key range [lo, hi) (nil hi: to the end of the
 // keyspace), reclaiming the space of deleted and overwritten keys. It blocks
 // until the compaction is done.

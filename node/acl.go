@@ -51,6 +51,7 @@ const (
 	rejectNotOwner  = "not_owner"       // an admin's change to _acl that changes the owner
 	rejectBadACL    = "bad_acl"         // a change to _acl that leaves it malformed, or no valid ACL to check against
 	rejectParent    = "rejected_parent" // descends from a rejected change
+	rejectStale     = "stale"           // did not see history folded by compaction (compact.go)
 	rejectTx        = "rejected_tx"     // in a transaction another change of which was rejected
 	rejectSignature = "bad_signature"   // the signature does not verify (the batch is refused)
 )

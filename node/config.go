@@ -20,6 +20,7 @@ type Config struct {
 	WriteQueue int        // capacity of each database's write queue, in requests; default 4096
 	MaxBatch   int        // most requests merged into one group commit; default 1024
 	P2P        *P2PConfig // the node as a libp2p peer; nil: no networking
+	Retention  *Retention // history kept per database; nil: DefaultRetention
 
 	// Not data: nil means the default.
 	Logger        *slog.Logger          // default slog.Default()
@@ -66,6 +67,11 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Retention != nil {
+		if err := c.Retention.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.P2P != nil {
 		if err := c.P2P.validate(); err != nil {
 			errs = append(errs, err)
@@ -75,4 +81,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
+}
+
+func (c *Config) retention() Retention {
+	if c.Retention == nil {
+		return DefaultRetention
+	}
+	return *c.Retention
 }

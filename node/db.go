@@ -50,6 +50,11 @@ type DB struct {
 		sync.Mutex
 		notify chan struct{} // closed and replaced after every commit
 	}
+	jobs       chan *job     // work run by the writer between group commits (exclusive)
+	horizon    atomic.Uint64 // highest feed seq whose change was folded: pulls from before it need a snapshot
+	purged     crdt.HLC      // latest clock of a purged tombstone; owned by the writer
+	compactRun sync.Mutex    // one Compact at a time
+
 	blobs     blobState  // pins and uploads shared by blob writers and CompactBlobs
 	compactMu sync.Mutex // one CompactBlobs at a time
 	closeOnce sync.Once
@@ -57,10 +62,13 @@ type DB struct {
 
 // Metadata keys of a database.
 const (
-	metaSeq    = "seq"
-	metaCount  = "count"
-	metaClock  = "hlc"
-	metaDigest = "digest" // XOR of every change id held (32 bytes) + count (8 bytes)
+	metaSeq       = "seq"
+	metaCount     = "count"
+	metaClock     = "hlc"
+	metaDigest    = "digest"    // XOR of every change id held (32 bytes) + count (8 bytes)
+	metaHorizon   = "horizon"   // highest seq folded or purged (8 bytes)
+	metaPurged    = "purged"    // latest clock of a purged tombstone (HLC)
+	metaCompacted = "compacted" // CompactStats of the last compaction
 )
 
 func openDB(n *Node, name string, m dbMeta) (*DB, error) {
@@ -75,6 +83,7 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		queue:   make(chan *request, n.cfg.WriteQueue),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
+		jobs:    make(chan *job),
 	}
 	d.mu.notify = make(chan struct{})
 	r := m.Repl.replication()
@@ -95,6 +104,18 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		copy(d.digest.xor[:], v[:32])
 		d.digest.count = binary.BigEndian.Uint64(v[32:])
 	}
+	if v, err := d.readMeta(metaHorizon); err != nil {
+		return nil, err
+	} else if v != nil {
+		d.horizon.Store(binary.BigEndian.Uint64(v))
+	}
+	if v, err := d.readMeta(metaPurged); err != nil {
+		return nil, err
+	} else if v != nil {
+		if err := crdt.Unmarshal(v, &d.purged); err != nil {
+			return nil, fmt.Errorf("open db %s: purge clock: %w", name, err)
+		}
+	}
 	if err := d.loadPending(); err != nil {
 		return nil, err
 	}
@@ -108,6 +129,9 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		d.clock.Observe(h)
 	}
 	go d.run()
+	if r := n.cfg.retention(); r.Interval > 0 {
+		go d.compactLoop(r.Interval)
+	}
 	return d, nil
 }
 
@@ -119,7 +143,7 @@ func (d *DB) readMeta(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open db %s: read %s: %w", d.name, name, err)
 	}
-	if want := map[string]int{metaSeq: 8, metaCount: 8, metaDigest: 40}[name]; want != 0 && len(v) != want {
+	if want := map[string]int{metaSeq: 8, metaCount: 8, metaDigest: 40, metaHorizon: 8}[name]; want != 0 && len(v) != want {
 		return nil, fmt.Errorf("open db %s: %s: corrupt value", d.name, name)
 	}
 	return v, nil

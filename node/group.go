@@ -25,8 +25,9 @@ type group struct {
 	nchange uint64
 	start   time.Time
 
-	unpend [][]byte // pending-transaction keys to delete: their transaction is applied
-	broken error    // set when the batch holds part of a failed request: commit nothing
+	folds  map[string]*foldInfo // documents' folds read by this group (nil: whole history)
+	unpend [][]byte             // pending-transaction keys to delete: their transaction is applied
+	broken error                // set when the batch holds part of a failed request: commit nothing
 
 	committed chan struct{} // closed when the commit finished; err is then set
 	err       error

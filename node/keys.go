@@ -23,6 +23,7 @@ import (
 //	'd' dbid 'x' changeID    -> reason: a received change rejected by access control
 //	'd' dbid 'B' digest      -> blob metadata (length, chunks, upload id): the blob is complete
 //	'd' dbid 'b' uploadID chunk -> one chunk (ChunkBytes) of a blob's content
+//	'd' dbid 'z' docID       -> fold record: the base state history was folded into
 const (
 	tagCheckpoint = 'k'
 	tagPending    = 'p'
@@ -35,6 +36,7 @@ const (
 	tagRejected   = 'x'
 	tagBlobMeta   = 'B'
 	tagBlobChunk  = 'b'
+	tagFold       = 'z'
 )
 
 func catalogKey(name string) []byte { return tuple.AppendString([]byte{0, 'c'}, name) }
@@ -57,6 +59,7 @@ func (k keys) change(id crdt.ID) []byte   { return append(k.sub(tagChange), id[:
 func (k keys) feed(seq uint64) []byte     { return tuple.AppendUint64(k.sub(tagFeed), seq) }
 func (k keys) doc(id string) []byte       { return tuple.AppendString(k.sub(tagDoc), id) }
 func (k keys) history(id string) []byte   { return tuple.AppendString(k.sub(tagHistory), id) }
+func (k keys) fold(id string) []byte      { return tuple.AppendString(k.sub(tagFold), id) }
 func (k keys) index() []byte              { return k.sub(tagIndex) }
 func (k keys) meta(name string) []byte    { return append(k.sub(tagMeta), name...) }
 func (k keys) checkpoint(p []byte) []byte { return append(k.sub(tagCheckpoint), p...) }

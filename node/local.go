@@ -187,18 +187,11 @@ func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", w.rev, ErrRevMismatch)
 		}
-		c, err := g.change(rid)
-		if errors.Is(err, ErrNotFound) || (err == nil && c.Doc != w.id) {
-			return nil, fmt.Errorf("document %s has no revision %s: %w", w.id, w.rev, ErrRevMismatch)
-		}
-		if err != nil {
-			return nil, err
-		}
 		// The current revision stands for the merged document the caller
 		// read: its base is every head. An older revision is the state as of
 		// that change.
 		if rid != st.Last {
-			if base, err = g.stateAt(rid); err != nil {
+			if base, err = g.stateAt(w.id, rid); err != nil {
 				return nil, err
 			}
 			parents = []crdt.ID{rid}
@@ -260,16 +253,32 @@ func patchOps(base map[string]any, p *Patch) []crdt.Op {
 }
 
 // stateAt materializes a document as of one of its revisions: the replay of
-// that revision and its ancestors.
-func (g *group) stateAt(rev crdt.ID) (*crdt.State, error) {
+// that revision and its ancestors, on the document's folded base if it has
+// one. A revision folded by compaction is gone (ErrRevMismatch).
+func (g *group) stateAt(doc string, rev crdt.ID) (*crdt.State, error) {
+	fold, _, err := g.d.readFold(doc)
+	if err != nil {
+		return nil, err
+	}
+	if fold != nil && slices.Contains(fold.Heads, rev) {
+		return fold, nil
+	}
 	var all []*crdt.Change
 	seen := map[crdt.ID]bool{rev: true}
 	stack := []crdt.ID{rev}
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
+		if fold != nil && slices.Contains(fold.Heads, id) {
+			continue
+		}
 		c, err := g.change(id)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound) && fold != nil:
+			return nil, fmt.Errorf("revision %s of document %s was compacted; read the document again: %w", rev, doc, ErrRevMismatch)
+		case errors.Is(err, ErrNotFound) || (err == nil && id == rev && c.Doc != doc):
+			return nil, fmt.Errorf("document %s has no revision %s: %w", doc, rev, ErrRevMismatch)
+		case err != nil:
 			return nil, fmt.Errorf("load ancestor %s: %w", id, err)
 		}
 		all = append(all, c)
@@ -280,5 +289,5 @@ func (g *group) stateAt(rev crdt.ID) (*crdt.State, error) {
 			}
 		}
 	}
-	return crdt.Replay(all)
+	return crdt.ReplayFrom(fold, all)
 }

@@ -54,7 +54,11 @@ func (g *group) merge(p *prepared) (*merged, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st, err = crdt.Replay(append(all, c)); err != nil {
+		base, _, err := g.d.readFold(c.Doc)
+		if err != nil {
+			return nil, err
+		}
+		if st, err = crdt.ReplayFrom(base, append(all, c)); err != nil {
 			return nil, fmt.Errorf("replay %s: %w", c.Doc, err)
 		}
 	}

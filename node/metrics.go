@@ -9,6 +9,11 @@ type metrics struct {
 	rejected  *prometheus.CounterVec // by db, reason
 	commit    prometheus.Histogram
 	groupSize prometheus.Histogram
+
+	compactions *prometheus.CounterVec // by db
+	folded      *prometheus.CounterVec // by db
+	tombstones  *prometheus.CounterVec // by db
+	reclaimed   *prometheus.CounterVec // by db
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,8 +40,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Changes written by one group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
 		}),
+		compactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_compactions_total",
+			Help: "History compactions run, by database.",
+		}, []string{"db"}),
+		folded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_compaction_folded_revisions_total",
+			Help: "Revisions folded into base states by compaction, by database.",
+		}, []string{"db"}),
+		tombstones: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_compaction_tombstones_purged_total",
+			Help: "Tombstones of deleted documents removed by compaction, by database.",
+		}, []string{"db"}),
+		reclaimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_compaction_reclaimed_bytes_total",
+			Help: "Estimated bytes on disk returned by compaction, by database.",
+		}, []string{"db"}),
 	}
-	for _, c := range []prometheus.Collector{m.writes, m.overloads, m.rejected, m.commit, m.groupSize} {
+	for _, c := range []prometheus.Collector{m.writes, m.overloads, m.rejected, m.commit, m.groupSize,
+		m.compactions, m.folded, m.tombstones, m.reclaimed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/barrel-db/barrel/crdt"
 	bsync "github.com/barrel-db/barrel/sync"
@@ -25,11 +26,15 @@ func (g *group) applyRemote(r *request) response {
 	az := &authorizer{g: g}
 	applied := 0
 	for _, c := range r.remote {
+		fi, err := g.foldOf(c.Doc)
+		if err != nil {
+			return response{err: err}
+		}
 		has, err := g.has(c.ID())
 		if err != nil {
 			return response{err: err}
 		}
-		if has || known[c.ID()] {
+		if has || known[c.ID()] || fi.isFrontier(c.ID()) {
 			continue
 		}
 		if gone, err := g.isRejected(&rej, c.ID()); err != nil {
@@ -40,7 +45,7 @@ func (g *group) applyRemote(r *request) response {
 		reason := ""
 		var miss []crdt.ID
 		for _, p := range c.Parents {
-			if known[p] {
+			if known[p] || fi.isFrontier(p) {
 				continue
 			}
 			ok, err := g.has(p)
@@ -58,6 +63,13 @@ func (g *group) applyRemote(r *request) response {
 				reason = rejectParent
 			} else {
 				miss = append(miss, p)
+			}
+		}
+		if reason == "" {
+			if stale, err := g.isStale(c, fi, len(miss) > 0); err != nil {
+				return response{err: err}
+			} else if stale {
+				reason = rejectStale
 			}
 		}
 		if reason == "" && len(miss) > 0 {
@@ -110,6 +122,62 @@ func (g *group) applyRemote(r *request) response {
 		resp.err = &bsync.MissingError{IDs: missing}
 	}
 	return resp
+}
+
+// foldInfo is what a received change is checked against when its document
+// was compacted: the frontier and the latest clock folded.
+type foldInfo struct {
+	frontier []crdt.ID
+	clock    crdt.HLC
+}
+
+func (f *foldInfo) isFrontier(id crdt.ID) bool {
+	return f != nil && slices.Contains(f.frontier, id)
+}
+
+// foldOf returns a document's fold, nil when its history is whole. Folds
+// change only while the writer runs a compaction, never during a group.
+func (g *group) foldOf(doc string) (*foldInfo, error) {
+	if f, ok := g.folds[doc]; ok {
+		return f, nil
+	}
+	base, clock, err := g.d.readFold(doc)
+	if err != nil {
+		return nil, err
+	}
+	var f *foldInfo
+	if base != nil {
+		f = &foldInfo{frontier: base.Heads, clock: clock}
+	}
+	if g.folds == nil {
+		g.folds = map[string]*foldInfo{}
+	}
+	g.folds[doc] = f
+	return f, nil
+}
+
+// isStale reports whether a received change is behind the compaction
+// horizon (docs/design.md, Compaction): it did not see the fold point of its
+// document, so it cannot be merged exactly as it would have been before the
+// fold. That is a root change of a folded document, or one whose missing
+// parents are older than the fold (a change after the fold point has a
+// later clock than it), or an old change of a document whose tombstone was
+// purged: it must not bring the document back.
+func (g *group) isStale(c *crdt.Change, fi *foldInfo, missingParents bool) (bool, error) {
+	if fi != nil {
+		return len(c.Parents) == 0 || (missingParents && c.Clock.Compare(fi.clock) <= 0), nil
+	}
+	if !missingParents && len(c.Parents) > 0 {
+		return false, nil
+	}
+	if c.Clock.Compare(g.d.purged) > 0 {
+		return false, nil
+	}
+	ent, err := g.load(c.Doc)
+	if err != nil {
+		return false, err
+	}
+	return !ent.state.Exists(), nil
 }
 
 // mergeRemote merges and records received changes, parents first. Waves

@@ -34,6 +34,13 @@ func (d *DB) run() {
 			d.drainClosed()
 			return
 		case first = <-d.queue:
+		case j := <-d.jobs:
+			if inflight != nil {
+				<-inflight.committed // its callers are answered by its commit
+				inflight = nil
+			}
+			j.done <- j.fn()
+			continue
 		}
 		reqs := []*request{first}
 	fill:

@@ -1,0 +1,447 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/datastore/tuple"
+)
+
+// History compaction (docs/design.md, Compaction): a document's changes
+// older than the retention horizon are folded into a base state
+// (crdt.FoldHistory), the tombstone of a document deleted before the
+// horizon is removed, and the store's own compaction returns the space.
+
+// Retention says how much history a database keeps. A change is folded
+// only when it is both older than KeepFor and followed by at least
+// KeepRevisions newer revisions of its document; a deleted document's
+// tombstone goes once its delete is older than KeepFor.
+type Retention struct {
+	KeepRevisions int           `koanf:"keep_revisions"` // newest revisions kept per document
+	KeepFor       time.Duration `koanf:"keep_for"`       // history younger than this is kept: the horizon
+	TombstonesFor time.Duration `koanf:"tombstones_for"` // a tombstone younger than this is kept; 0: KeepFor
+	Interval      time.Duration `koanf:"interval"`       // background compaction period; 0: on demand only
+}
+
+// DefaultRetention keeps ten revisions per document and thirty days of
+// history, and compacts every hour. The horizon must be longer than any
+// peer stays offline: a peer that returns after it resyncs from a snapshot.
+var DefaultRetention = Retention{KeepRevisions: 10, KeepFor: 30 * 24 * time.Hour, Interval: time.Hour}
+
+func (r Retention) validate() error {
+	if r.KeepRevisions < 0 || r.KeepFor < 0 || r.TombstonesFor < 0 || r.Interval < 0 {
+		return fmt.Errorf("retention: keep_revisions, keep_for, tombstones_for and interval must not be negative")
+	}
+	return nil
+}
+
+// CompactionStats reports one compaction of a database.
+type CompactionStats struct {
+	Docs        int           `json:"docs"`             // documents examined
+	Folded      int           `json:"revisions_folded"` // changes folded into base states
+	Tombstones  int           `json:"tombstones_purged"`
+	BytesBefore uint64        `json:"bytes_before"` // the database's estimated bytes on disk
+	BytesAfter  uint64        `json:"bytes_after"`
+	Took        time.Duration `json:"took_ns"`
+	At          time.Time     `json:"at"`
+}
+
+// Work per exclusive step, so that writes wait at most one step.
+const (
+	compactStepDocs    = 256
+	compactStepChanges = 20_000
+)
+
+// foldRecord is the value of a document's fold key: its base state and the
+// latest clock folded into it.
+type foldRecord struct {
+	_       struct{} `cbor:",toarray"`
+	Base    []byte              // crdt.State encoding; its heads are the frontier
+	Clock   crdt.HLC            // no change after the frontier has a clock at or below this
+	Authors []authorClock // per author, the latest clock of theirs folded; sorted by author
+}
+
+type authorClock struct {
+	_      struct{} `cbor:",toarray"`
+	Author []byte // peer id bytes
+	Clock  crdt.HLC
+}
+
+// readFold loads a document's folded base; nil when none.
+func (d *DB) readFold(doc string) (*crdt.State, crdt.HLC, error) {
+	r, err := d.readFoldRecord(doc)
+	if r == nil || err != nil {
+		return nil, crdt.HLC{}, err
+	}
+	st, err := crdt.DecodeState(r.Base)
+	if err != nil {
+		return nil, crdt.HLC{}, fmt.Errorf("read base of %s: %w", doc, err)
+	}
+	return st, r.Clock, nil
+}
+
+func (d *DB) readFoldRecord(doc string) (*foldRecord, error) {
+	v, err := d.store.Get(d.keys.fold(doc))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read base of %s: %w", doc, err)
+	}
+	r := new(foldRecord)
+	if err := crdt.Unmarshal(v, r); err != nil {
+		return nil, fmt.Errorf("read base of %s: %w", doc, err)
+	}
+	return r, nil
+}
+
+// Compact folds the history of every document as r allows (nil: the node's
+// retention), removes old tombstones and reclaims the space. It works in
+// steps of a few hundred documents, each run by the writer between two
+// group commits, so writes keep flowing while it runs.
+func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error) {
+	if err := d.checkOpen(); err != nil {
+		return CompactionStats{}, err
+	}
+	ret := d.node.cfg.retention()
+	if r != nil {
+		if err := r.validate(); err != nil {
+			return CompactionStats{}, invalid("retention", "%v", err)
+		}
+		ret = *r
+	}
+	d.compactRun.Lock()
+	defer d.compactRun.Unlock()
+	start := time.Now()
+	lo, hi := d.keys.all()
+	before, _ := d.store.EstimateDiskUsage(lo, hi)
+	stats := CompactionStats{BytesBefore: before}
+	now := d.node.cfg.Now()
+	tombs := ret.TombstonesFor
+	if tombs == 0 {
+		tombs = ret.KeepFor
+	}
+	h := horizons{history: now.Add(-ret.KeepFor).UnixNano(), tombstones: now.Add(-tombs).UnixNano(), keep: ret.KeepRevisions}
+	after := []byte(nil)
+	for {
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
+		var next []byte
+		err := d.exclusive(ctx, func() error {
+			var err error
+			next, err = d.compactStep(after, h, &stats)
+			return err
+		})
+		if err != nil {
+			return stats, fmt.Errorf("compact %s: %w", d.name, err)
+		}
+		if next == nil {
+			break
+		}
+		after = next
+	}
+	if stats.Folded > 0 || stats.Tombstones > 0 {
+		if err := d.store.Compact(lo, hi); err != nil {
+			return stats, fmt.Errorf("compact %s: %w", d.name, err)
+		}
+	}
+	stats.BytesAfter, _ = d.store.EstimateDiskUsage(lo, hi)
+	stats.Took, stats.At = time.Since(start), time.Now().UTC()
+	if err := d.recordCompaction(&stats); err != nil {
+		d.log.Warn("record compaction", "err", err)
+	}
+	m := d.node.metrics
+	m.compactions.WithLabelValues(d.name).Inc()
+	m.folded.WithLabelValues(d.name).Add(float64(stats.Folded))
+	m.tombstones.WithLabelValues(d.name).Add(float64(stats.Tombstones))
+	if stats.BytesBefore > stats.BytesAfter {
+		m.reclaimed.WithLabelValues(d.name).Add(float64(stats.BytesBefore - stats.BytesAfter))
+	}
+	d.log.Info("compacted", "docs", stats.Docs, "folded", stats.Folded, "tombstones", stats.Tombstones,
+		"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter, "took", stats.Took)
+	return stats, nil
+}
+
+func (d *DB) recordCompaction(s *CompactionStats) error {
+	rec, err := crdt.Marshal(s)
+	if err != nil {
+		return err
+	}
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	b.Set(d.keys.meta(metaCompacted), rec)
+	return b.Commit()
+}
+
+// LastCompaction returns the stats of the database's last compaction, if
+// any.
+func (d *DB) LastCompaction() (*CompactionStats, error) {
+	v, err := d.store.Get(d.keys.meta(metaCompacted))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s CompactionStats
+	if err := crdt.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("last compaction: %w", err)
+	}
+	return &s, nil
+}
+
+// histEntry is one history key of a document: its local seq and change id.
+type histEntry struct {
+	seq uint64
+	id  crdt.ID
+}
+
+// compactStep compacts the documents whose history keys come after the key
+// after (nil: from the start), up to a step's worth, in one batch. It runs
+// exclusively (no group is being prepared or committed). It returns the
+// key to continue after, nil when done.
+func (d *DB) compactStep(after []byte, h horizons, stats *CompactionStats) ([]byte, error) {
+	prefix := d.keys.sub(tagHistory)
+	lo := prefix
+	if after != nil {
+		lo = datastore.PrefixEnd(after)
+	}
+	type docHist struct {
+		doc     string
+		entries []histEntry
+	}
+	var docs []docHist
+	var last []byte
+	n := 0
+	err := d.store.Range(lo, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
+		doc, rest, err := tuple.ReadString(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		seq, _, err := tuple.ReadUint64(rest)
+		if err != nil || len(v) != len(crdt.ID{}) {
+			return false, fmt.Errorf("history of %s: corrupt entry", doc)
+		}
+		if len(docs) == 0 || docs[len(docs)-1].doc != doc {
+			if len(docs) >= compactStepDocs || n >= compactStepChanges {
+				return false, nil
+			}
+			docs = append(docs, docHist{doc: doc})
+			last = d.keys.history(doc)
+		}
+		e := histEntry{seq: seq}
+		copy(e.id[:], v)
+		docs[len(docs)-1].entries = append(docs[len(docs)-1].entries, e)
+		n++
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	var res compactResult
+	for _, dh := range docs {
+		stats.Docs++
+		if dh.doc == ACLDocID {
+			continue // access checks replay its history (acl.go)
+		}
+		if err := d.compactDoc(b, dh.doc, dh.entries, h, &res); err != nil {
+			return nil, err
+		}
+	}
+	if res.folded > 0 || res.tombstones > 0 {
+		if err := d.commitCompaction(b, &res); err != nil {
+			return nil, err
+		}
+	}
+	stats.Folded += res.folded
+	stats.Tombstones += res.tombstones
+	return last, nil
+}
+
+// horizons are one compaction's limits: a change is folded when its clock
+// is at or before history and keep newer revisions follow it; a tombstone
+// goes when its delete is at or before tombstones.
+type horizons struct {
+	history, tombstones int64
+	keep                int
+}
+
+// compactResult accumulates what one step changed.
+type compactResult struct {
+	folded, tombstones int
+	horizon            uint64   // the highest seq whose change was folded or purged
+	purged             crdt.HLC // the latest clock of a purged tombstone
+}
+
+// compactDoc folds one document's history into the batch, or removes it
+// whole when it is a tombstone older than the horizon.
+func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h horizons, res *compactResult) error {
+	st, recSeq, err := d.readState(doc)
+	if err != nil {
+		return err
+	}
+	if !st.Deleted && len(entries) <= h.keep {
+		return nil
+	}
+	old, err := d.readFoldRecord(doc)
+	if err != nil {
+		return err
+	}
+	var base *crdt.State
+	authors := map[string]crdt.HLC{}
+	if old != nil {
+		if base, err = crdt.DecodeState(old.Base); err != nil {
+			return fmt.Errorf("compact %s: %w", doc, err)
+		}
+		for _, a := range old.Authors {
+			authors[string(a.Author)] = a.Clock
+		}
+	}
+	changes := make([]*crdt.Change, len(entries))
+	seqOf := make(map[crdt.ID]uint64, len(entries))
+	for i, e := range entries {
+		if changes[i], err = d.readChange(e.id); err != nil {
+			return fmt.Errorf("compact %s: %w", doc, err)
+		}
+		seqOf[e.id] = e.seq
+	}
+	f, err := crdt.FoldHistory(base, changes, func(c *crdt.Change, newer int) bool {
+		if st.Deleted && newer == 0 && c.ID() == st.Last {
+			return c.Clock.Wall <= h.tombstones // the tombstone goes whole
+		}
+		return newer >= h.keep && c.Clock.Wall <= h.history
+	})
+	if err != nil {
+		return fmt.Errorf("compact %s: %w", doc, err)
+	}
+	if f == nil {
+		return nil
+	}
+	for _, c := range f.Folded {
+		seq := seqOf[c.ID()]
+		b.Delete(d.keys.change(c.ID()))
+		b.Delete(binary.BigEndian.AppendUint64(d.keys.history(doc), seq))
+		if seq != recSeq {
+			b.Delete(d.keys.feed(seq)) // the latest entry stays: the feed still lists the document
+		}
+		res.horizon = max(res.horizon, seq)
+	}
+	res.folded += len(f.Folded)
+	if old != nil && f.Clock.Compare(old.Clock) < 0 {
+		f.Clock = old.Clock
+	}
+	for _, c := range f.Folded {
+		if a := string(c.Author); c.Clock.Compare(authors[a]) > 0 {
+			authors[a] = c.Clock
+		}
+	}
+	if st.Deleted && len(f.Kept) == 0 {
+		b.Delete(d.keys.doc(doc))
+		b.Delete(d.keys.fold(doc))
+		b.Delete(d.keys.feed(recSeq))
+		res.tombstones++
+		if f.Clock.Compare(res.purged) > 0 {
+			res.purged = f.Clock
+		}
+		return nil
+	}
+	enc, err := f.Base.Encode()
+	if err != nil {
+		return err
+	}
+	r := &foldRecord{Base: enc, Clock: f.Clock}
+	for _, a := range slices.Sorted(maps.Keys(authors)) {
+		r.Authors = append(r.Authors, authorClock{Author: []byte(a), Clock: authors[a]})
+	}
+	rec, err := crdt.Marshal(r)
+	if err != nil {
+		return err
+	}
+	b.Set(d.keys.fold(doc), rec)
+	return nil
+}
+
+// commitCompaction adds the step's metadata (horizon, purge clock, counts)
+// to its batch and commits it.
+func (d *DB) commitCompaction(b *datastore.Batch, res *compactResult) error {
+	h := max(d.horizon.Load(), res.horizon)
+	b.Set(d.keys.meta(metaHorizon), binary.BigEndian.AppendUint64(nil, h))
+	purged := d.purged
+	if res.purged.Compare(purged) > 0 {
+		purged = res.purged
+	}
+	pb, err := crdt.Marshal(purged)
+	if err != nil {
+		return err
+	}
+	b.Set(d.keys.meta(metaPurged), pb)
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	d.horizon.Store(h)
+	d.purged = purged
+	return nil
+}
+
+// exclusive runs fn on the writer goroutine between two group commits,
+// with no group in flight: fn may read and rewrite any document.
+func (d *DB) exclusive(ctx context.Context, fn func() error) error {
+	j := &job{fn: fn, done: make(chan error, 1)}
+	select {
+	case d.jobs <- j:
+	case <-d.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-j.done:
+		return err
+	case <-d.done:
+		return ErrClosed
+	}
+}
+
+type job struct {
+	fn   func() error
+	done chan error
+}
+
+// compactLoop compacts the database every retention interval until it
+// closes.
+func (d *DB) compactLoop(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-d.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, err := d.Compact(ctx, nil); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+			d.log.Warn("background compaction failed", "err", err)
+		}
+		cancel()
+	}
+}
