@@ -172,8 +172,10 @@ func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (Attac
 	}
 	mv, err := snap.Get(d.keys.blobMeta(dg))
 	if errors.Is(err, datastore.ErrNotFound) {
-		// A replicated document whose blob has not arrived yet.
-		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("blob %s of %s: %w", dg, docID, ErrNotFound)
+		// A replicated document whose blob has not arrived yet: the
+		// fetcher pulls it in the background (blob_fetch.go); answer now
+		// rather than hold a reader for a transfer of unknown length.
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("attachment %s of %s: blob %s has not arrived from peers yet (replicating): %w", name, docID, dg, ErrNotFound)
 	}
 	if err != nil {
 		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("read blob %s: %w", dg, err)

@@ -116,6 +116,28 @@ type blobState struct {
 	compacting bool
 	touched    map[digest]bool   // pinned at some point of the running compaction
 	touchedUp  map[uploadID]bool // uploading at some point of the running compaction
+	receiving  map[digest]bool   // blobs a replication transfer is writing
+}
+
+// startReceive claims dg for one replication transfer; false if another
+// holds it.
+func (b *blobState) startReceive(d digest) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.receiving[d] {
+		return false
+	}
+	if b.receiving == nil {
+		b.receiving = map[digest]bool{}
+	}
+	b.receiving[d] = true
+	return true
+}
+
+func (b *blobState) endReceive(d digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.receiving, d)
 }
 
 func (b *blobState) pin(d digest) {
@@ -409,6 +431,26 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 	if err != nil {
 		return CompactStats{}, fmt.Errorf("list blobs: %w", err)
 	}
+	// A wanted blob's partial transfer is live while a document references
+	// the blob; a want no document needs any more goes with its chunks.
+	var deadWants []cand
+	wpre := d.keys.sub(tagBlobWant)
+	err = d.store.Range(wpre, datastore.PrefixEnd(wpre), false, func(k, v []byte) (bool, error) {
+		var dg digest
+		if len(k) != len(wpre)+len(dg) {
+			return false, fmt.Errorf("blob want key %x: corrupt", k)
+		}
+		copy(dg[:], k[len(wpre):])
+		w, _ := decodeBlobWant(v) // a corrupt record still names its upload
+		live[w.Upload] = true
+		if !refs[dg] {
+			deadWants = append(deadWants, cand{dg, blobMeta{Upload: w.Upload}})
+		}
+		return true, ctx.Err()
+	})
+	if err != nil {
+		return CompactStats{}, fmt.Errorf("list wanted blobs: %w", err)
+	}
 	var orphans []uploadID
 	cpre := d.keys.sub(tagBlobChunk)
 	for lo := cpre; ; {
@@ -455,6 +497,14 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 		b.DeleteRange(d.keys.blobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.blobChunks(c.m.Upload)))
 		st.Blobs++
 		st.Bytes += c.m.Length
+	}
+	for _, c := range deadWants {
+		if bs.touched[c.dg] || bs.pins[c.dg] > 0 || bs.receiving[c.dg] || bs.touchedUp[c.m.Upload] {
+			continue
+		}
+		b.Delete(d.keys.blobWant(c.dg))
+		b.DeleteRange(d.keys.blobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.blobChunks(c.m.Upload)))
+		st.Uploads++
 	}
 	for _, u := range orphans {
 		if bs.touchedUp[u] || bs.uploads[u] {

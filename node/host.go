@@ -48,6 +48,7 @@ type P2PConfig struct {
 	Rendezvous  time.Duration // DHT advertise and lookup interval; default 1m
 	RedialMin   time.Duration // first redial delay for a lost known peer; default 1s
 	RedialMax   time.Duration // longest redial delay (exponential backoff); default 5m
+	BlobRetry   time.Duration // first retry delay of a failed blob fetch (doubles up to 30s); default 500ms
 
 	// SwarmKey, when set, makes the node a member of a private network:
 	// only peers holding the same 32-byte pre-shared key complete a

@@ -24,6 +24,7 @@ import (
 //	'd' dbid 'B' digest      -> blob metadata (length, chunks, upload id): the blob is complete
 //	'd' dbid 'b' uploadID chunk -> one chunk (ChunkBytes) of a blob's content
 //	'd' dbid 'z' docID       -> fold record: the base state history was folded into
+//	'd' dbid 'W' digest      -> a blob wanted from peers: length, transfer progress (upload id, chunks, hash state)
 const (
 	tagCheckpoint = 'k'
 	tagPending    = 'p'
@@ -37,6 +38,7 @@ const (
 	tagBlobMeta   = 'B'
 	tagBlobChunk  = 'b'
 	tagFold       = 'z'
+	tagBlobWant   = 'W'
 )
 
 func catalogKey(name string) []byte { return tuple.AppendString([]byte{0, 'c'}, name) }
@@ -68,6 +70,7 @@ func (k keys) pending(tx string, id crdt.ID) []byte {
 }
 func (k keys) rejected(id crdt.ID) []byte { return append(k.sub(tagRejected), id[:]...) }
 func (k keys) blobMeta(d digest) []byte   { return append(k.sub(tagBlobMeta), d[:]...) }
+func (k keys) blobWant(d digest) []byte   { return append(k.sub(tagBlobWant), d[:]...) }
 func (k keys) blobChunks(u uploadID) []byte {
 	return append(k.sub(tagBlobChunk), u[:]...)
 }

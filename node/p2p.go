@@ -30,6 +30,7 @@ type netParts struct {
 	gossip *gossip.Gossip
 	repl   *bsync.Replicator
 	disc   *discovery.Discovery
+	blobs  *blobFetcher // pulls the blobs received documents reference
 	cancel context.CancelFunc
 	group  *errgroup.Group
 
@@ -138,6 +139,7 @@ func (n *Node) startNetwork() error {
 	eg.Go(func() error { return repl.Run(ctx) })
 	eg.Go(func() error { return disc.Run(ctx) })
 	eg.Go(func() error { return n.followAnnouncements(ctx, np) })
+	n.startBlobs(ctx, eg, np)
 	n.net.Store(np)
 	n.mu.Lock()
 	dbs := make([]*DB, 0, len(n.mu.dbs))

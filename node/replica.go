@@ -174,7 +174,9 @@ func (s syncStore) Apply(ctx context.Context, db string, from peer.ID, changes [
 	if err != nil {
 		return 0, err
 	}
-	return d.applyFrom(ctx, from, changes)
+	n, err := d.applyFrom(ctx, from, changes)
+	d.wantBlobs(from, changes) // blobs the applied changes reference (blob_replica.go)
+	return n, err
 }
 
 // Checkpoint implements bsync.Store.

@@ -31,6 +31,12 @@ var (
 	ErrTooManyMissing = errors.New("too many missing parents")
 	// ErrInternal: the remote failed for a reason of its own.
 	ErrInternal = errors.New("internal error")
+	// ErrBlobNotFound: the server does not hold the blob asked for (yet).
+	ErrBlobNotFound = errors.New("blob not found")
+	// ErrDigestMismatch: a received blob's content does not hash to the
+	// digest asked for. BlobStore sinks return it from Commit; nothing is
+	// then visible and the partial content is dropped.
+	ErrDigestMismatch = errors.New("blob digest mismatch")
 )
 
 // Wire error codes. They are part of the protocol: never rename.
@@ -42,6 +48,7 @@ const (
 	CodeForbidden  = "forbidden"
 	CodeBusy       = "busy"
 	CodeNotFound   = "not_found"
+	CodeNoBlob     = "no_blob"
 )
 
 // codes is the one mapping between sentinels and wire codes, used in both
@@ -53,6 +60,7 @@ var codes = []struct {
 	{CodeNoDB, ErrNoDB},
 	{CodeForbidden, ErrForbidden},
 	{CodeNotFound, ErrNotFound},
+	{CodeNoBlob, ErrBlobNotFound},
 	{CodeBusy, ErrBusy},
 	{CodeTooLarge, ErrFrameTooLarge},
 	{CodeBadRequest, ErrBadRequest},

@@ -1,0 +1,428 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	bsync "github.com/barrel-db/barrel/sync"
+)
+
+// Blob replication, the store side (bsync.BlobStore). A blob a received
+// document references and this database lacks is *wanted*: a 'W' digest
+// record says so durably, so a restart still fetches it. The same record
+// carries a transfer's progress: the upload id its chunks go under, the
+// chunks stored and the SHA-256 state after them. The sink writes chunks
+// as they arrive, in batches of blobBatchChunks with the record updated in
+// the same batch, so a cut connection or a crash loses at most one batch
+// and the next transfer resumes at the record's offset with the hash state
+// it saved. Only Commit, after the digest of the whole content matched,
+// writes the 'B' metadata (the blob becomes visible) and deletes the
+// record, in one batch. A mismatch drops the chunks and the record.
+
+// blobWant is the value of a 'W' key.
+type blobWant struct {
+	Length int64    // bytes, as the document announced; 0 unknown
+	Chunks uint64   // full chunks stored under Upload
+	Upload uploadID // zero: no transfer started
+	State  []byte   // SHA-256 state after Chunks chunks (empty when Chunks is 0)
+}
+
+const blobWantBytes = 8 + 8 + 16
+
+func (w blobWant) encode() []byte {
+	b := make([]byte, 0, blobWantBytes+len(w.State))
+	b = binary.BigEndian.AppendUint64(b, uint64(w.Length))
+	b = binary.BigEndian.AppendUint64(b, w.Chunks)
+	b = append(b, w.Upload[:]...)
+	return append(b, w.State...)
+}
+
+// decodeBlobWant checks the fields agree, so a resume never trusts a
+// corrupt offset.
+func decodeBlobWant(b []byte) (blobWant, error) {
+	var w blobWant
+	if len(b) < blobWantBytes || len(b) > blobWantBytes+256 {
+		return w, fmt.Errorf("blob want record: %d bytes", len(b))
+	}
+	w.Length = int64(binary.BigEndian.Uint64(b))
+	w.Chunks = binary.BigEndian.Uint64(b[8:])
+	copy(w.Upload[:], b[16:])
+	w.State = b[blobWantBytes:]
+	if w.Length < 0 || w.Chunks > 1<<40 || (w.Length > 0 && int64(w.Chunks)*ChunkBytes > w.Length) {
+		return w, fmt.Errorf("blob want record: %d chunks for %d bytes", w.Chunks, w.Length)
+	}
+	if (w.Chunks > 0) != (len(w.State) > 0) {
+		return w, fmt.Errorf("blob want record: %d chunks with %d bytes of hash state", w.Chunks, len(w.State))
+	}
+	return w, nil
+}
+
+// blobStore is the node as the blob protocol sees it; its read check is
+// the sync server's (syncStore.AuthorizeRead).
+type blobStore struct{ syncStore }
+
+var (
+	_ bsync.BlobStore      = blobStore{}
+	_ bsync.ReadAuthorizer = blobStore{}
+)
+
+// OpenBlob implements bsync.BlobStore.
+func (s blobStore) OpenBlob(ctx context.Context, db string, d bsync.Digest) (io.ReadSeekCloser, int64, error) {
+	dd, err := s.db(db)
+	if err != nil {
+		return nil, 0, err
+	}
+	snap, err := dd.store.Snapshot()
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := snap.Get(dd.keys.blobMeta(digest(d)))
+	if errors.Is(err, datastore.ErrNotFound) {
+		_ = snap.Close()
+		return nil, 0, fmt.Errorf("blob %s: %w", digest(d), bsync.ErrBlobNotFound)
+	}
+	if err != nil {
+		_ = snap.Close()
+		return nil, 0, fmt.Errorf("read blob %s: %w", digest(d), err)
+	}
+	m, err := decodeBlobMeta(v)
+	if err != nil {
+		_ = snap.Close()
+		return nil, 0, fmt.Errorf("blob %s: %w", digest(d), err)
+	}
+	return &blobReader{snap: snap, keys: dd.keys, m: m}, m.Length, nil
+}
+
+// ReceiveBlob implements bsync.BlobStore.
+func (s blobStore) ReceiveBlob(ctx context.Context, db string, d bsync.Digest) (bsync.BlobSink, error) {
+	dd, err := s.db(db)
+	if err != nil {
+		return nil, err
+	}
+	return dd.receiveBlob(digest(d))
+}
+
+// receiveBlob opens a sink for blob dg, resuming the transfer its want
+// record describes.
+func (d *DB) receiveBlob(dg digest) (*blobSink, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, err
+	}
+	if !d.blobs.startReceive(dg) {
+		return nil, fmt.Errorf("blob %s: %w", dg, errReceiving)
+	}
+	w, err := d.blobWant(dg)
+	if err != nil {
+		d.blobs.endReceive(dg)
+		return nil, err
+	}
+	h := sha256.New()
+	if w.Chunks > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(w.State); err != nil {
+			// A state we cannot read: start over.
+			d.log.Warn("blob transfer state unreadable; starting over", "digest", dg.String(), "err", err)
+			d.dropUpload(w.Upload)
+			w = blobWant{Length: w.Length}
+			h = sha256.New()
+		}
+	}
+	if w.Upload == (uploadID{}) {
+		if _, err := rand.Read(w.Upload[:]); err != nil {
+			d.blobs.endReceive(dg)
+			return nil, fmt.Errorf("upload id: %w", err)
+		}
+	}
+	d.blobs.startUpload(w.Upload)
+	return &blobSink{d: d, dg: dg, w: w, h: h, buf: make([]byte, 0, ChunkBytes), b: d.store.NewWriteBatch()}, nil
+}
+
+// errReceiving: a second transfer of a blob already being received.
+var errReceiving = errors.New("being received already")
+
+// blobWant reads the want record of dg (the zero record if none).
+func (d *DB) blobWant(dg digest) (blobWant, error) {
+	v, err := d.store.Get(d.keys.blobWant(dg))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return blobWant{}, nil
+	}
+	if err != nil {
+		return blobWant{}, fmt.Errorf("read blob want %s: %w", dg, err)
+	}
+	w, err := decodeBlobWant(v)
+	if err != nil {
+		d.log.Warn("blob want record corrupt; starting over", "digest", dg.String(), "err", err)
+		return blobWant{Length: max(w.Length, 0)}, nil
+	}
+	return w, nil
+}
+
+func (d *DB) dropUpload(u uploadID) {
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	b.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
+	if err := b.Commit(); err != nil {
+		d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", err)
+	}
+}
+
+// blobSink writes one received blob (bsync.BlobSink). It holds one chunk
+// buffer and one batch of chunks. Used by one goroutine.
+type blobSink struct {
+	d       *DB
+	dg      digest
+	w       blobWant
+	h       hash.Hash // over the chunks in w.Chunks
+	buf     []byte    // the chunk being filled
+	b       *datastore.Batch
+	batched int  // chunks in b
+	done    bool // committed or dropped: nothing left to keep
+	closed  bool
+}
+
+// Offset implements bsync.BlobSink: resumes start at a chunk boundary.
+func (s *blobSink) Offset() int64 { return int64(s.w.Chunks) * ChunkBytes }
+
+// Write implements bsync.BlobSink.
+func (s *blobSink) Write(p []byte) (int, error) {
+	if s.done || s.closed {
+		return 0, fmt.Errorf("blob %s: write after the end", s.dg)
+	}
+	n := len(p)
+	for len(p) > 0 {
+		k := copy(s.buf[len(s.buf):cap(s.buf)], p)
+		s.buf, p = s.buf[:len(s.buf)+k], p[k:]
+		if len(s.buf) == cap(s.buf) {
+			if err := s.flushChunk(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flushChunk moves the full chunk buffer into the batch, and commits the
+// batch with the progress record every blobBatchChunks chunks.
+func (s *blobSink) flushChunk() error {
+	s.h.Write(s.buf)
+	s.b.Set(s.d.keys.blobChunk(s.w.Upload, s.w.Chunks), s.buf)
+	s.w.Chunks++
+	s.batched++
+	s.buf = s.buf[:0]
+	if s.batched < blobBatchChunks {
+		return nil
+	}
+	return s.persist()
+}
+
+// persist commits the batched chunks with the record of the progress.
+func (s *blobSink) persist() error {
+	st, err := s.h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("blob %s: save hash state: %w", s.dg, err)
+	}
+	s.w.State = st
+	s.b.Set(s.d.keys.blobWant(s.dg), s.w.encode())
+	err = s.b.Commit()
+	s.b = s.d.store.NewWriteBatch()
+	s.batched = 0
+	if err != nil {
+		return fmt.Errorf("blob %s: write chunks: %w", s.dg, err)
+	}
+	return nil
+}
+
+// Commit implements bsync.BlobSink.
+func (s *blobSink) Commit(length int64) error {
+	if s.done || s.closed {
+		return fmt.Errorf("blob %s: commit after the end", s.dg)
+	}
+	if got := s.Offset() + int64(len(s.buf)); got != length {
+		return fmt.Errorf("blob %s: %d bytes received, want %d", s.dg, got, length)
+	}
+	if len(s.buf) > 0 {
+		s.h.Write(s.buf)
+		s.b.Set(s.d.keys.blobChunk(s.w.Upload, s.w.Chunks), s.buf)
+		s.w.Chunks++
+		s.buf = s.buf[:0]
+	}
+	var got digest
+	s.h.Sum(got[:0])
+	if got != s.dg {
+		s.drop(true)
+		return fmt.Errorf("blob %s: received content has %s: %w", s.dg, got, bsync.ErrDigestMismatch)
+	}
+	s.d.blobs.pin(s.dg)
+	defer s.d.blobs.unpin(s.dg)
+	if ok, err := s.d.store.Has(s.d.keys.blobMeta(s.dg)); err != nil || ok {
+		// Stored meanwhile (a local upload of the same content): keep it.
+		s.drop(false)
+		return err
+	}
+	m := blobMeta{Length: length, Chunks: s.w.Chunks, Chunk: ChunkBytes, Upload: s.w.Upload}
+	s.b.Set(s.d.keys.blobMeta(s.dg), m.encode())
+	s.b.Delete(s.d.keys.blobWant(s.dg))
+	err := s.b.Commit()
+	s.b = s.d.store.NewWriteBatch()
+	if err != nil {
+		return fmt.Errorf("blob %s: write metadata: %w", s.dg, err)
+	}
+	s.done = true
+	return nil
+}
+
+// drop deletes every chunk this transfer stored. The want record is reset
+// to no progress if the blob is still wanted (a mismatch: another peer may
+// hold the right content), deleted otherwise.
+func (s *blobSink) drop(stillWanted bool) {
+	s.b.Close()
+	s.b = s.d.store.NewWriteBatch()
+	s.b.DeleteRange(s.d.keys.blobChunks(s.w.Upload), datastore.PrefixEnd(s.d.keys.blobChunks(s.w.Upload)))
+	if stillWanted {
+		s.b.Set(s.d.keys.blobWant(s.dg), blobWant{Length: s.w.Length}.encode())
+	} else {
+		s.b.Delete(s.d.keys.blobWant(s.dg))
+	}
+	if err := s.b.Commit(); err != nil {
+		s.d.log.Warn("drop received blob chunks failed; compaction will reclaim them", "err", err)
+	}
+	s.b = s.d.store.NewWriteBatch()
+	s.done = true
+}
+
+// Drop implements bsync.BlobSink.
+func (s *blobSink) Drop() {
+	if !s.done && !s.closed {
+		s.drop(true)
+	}
+}
+
+// Close implements bsync.BlobSink: an unfinished transfer keeps its full
+// chunks and their record for a resume (the partial chunk in the buffer is
+// received again).
+func (s *blobSink) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	defer s.d.blobs.endReceive(s.dg)
+	defer s.d.blobs.endUpload(s.w.Upload)
+	if s.done || s.batched == 0 {
+		s.b.Close()
+		return nil
+	}
+	return s.persist()
+}
+
+// wantBlobs records the blobs that received changes reference and this
+// database lacks, and asks the fetcher for them from the peer that sent the
+// changes. Only changes that were applied count (a rejected change must not
+// make us download anything). It runs after the writer answered, so a
+// missing blob never holds the writer loop.
+func (d *DB) wantBlobs(from peer.ID, changes []*crdt.Change) {
+	for _, c := range changes {
+		var infos []AttachmentInfo
+		for _, op := range c.Ops {
+			infos = append(infos, attachmentRefs(op)...)
+		}
+		if len(infos) == 0 {
+			continue
+		}
+		if ok, err := d.store.Has(d.keys.change(c.ID())); err != nil || !ok {
+			continue
+		}
+		for _, info := range infos {
+			dg, err := parseDigest(info.Digest)
+			if err != nil || info.Length < 0 {
+				continue
+			}
+			d.blobs.pin(dg) // a running CompactBlobs spares the new record
+			err = d.addBlobWant(dg, info.Length)
+			d.blobs.unpin(dg)
+			if err != nil {
+				d.log.Warn("record a wanted blob", "digest", info.Digest, "err", err)
+				continue
+			}
+			if np := d.node.net.Load(); np != nil && np.blobs != nil {
+				np.blobs.want(d.name, dg, info.Length, from)
+			}
+		}
+	}
+}
+
+// attachmentRefs lists the attachments an operation sets.
+func attachmentRefs(op crdt.Op) []AttachmentInfo {
+	if op.Kind != crdt.OpSet {
+		return nil
+	}
+	tokens, err := crdt.ParsePointer(op.Path)
+	if err != nil || len(tokens) == 0 || tokens[0] != AttachmentsField {
+		return nil
+	}
+	var out []AttachmentInfo
+	switch len(tokens) {
+	case 1:
+		atts, _ := op.Value.(map[string]any)
+		for name, v := range atts {
+			if info, ok := attachmentInfo(name, v); ok {
+				out = append(out, info)
+			}
+		}
+	case 2:
+		if info, ok := attachmentInfo(tokens[1], op.Value); ok {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// addBlobWant writes the want record of dg unless the blob or a record of
+// it is stored already. It reports nothing for a blob present.
+func (d *DB) addBlobWant(dg digest, length int64) error {
+	if ok, err := d.store.Has(d.keys.blobMeta(dg)); err != nil || ok {
+		return err
+	}
+	if ok, err := d.store.Has(d.keys.blobWant(dg)); err != nil || ok {
+		return err
+	}
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	b.Set(d.keys.blobWant(dg), blobWant{Length: length}.encode())
+	return b.Commit()
+}
+
+// blobWants lists the wanted blobs of the database with their lengths
+// (-1 when unknown), at most limit of them.
+func (d *DB) blobWants(limit int) (map[digest]int64, error) {
+	out := map[digest]int64{}
+	pre := d.keys.sub(tagBlobWant)
+	err := d.store.Range(pre, datastore.PrefixEnd(pre), false, func(k, v []byte) (bool, error) {
+		var dg digest
+		if len(k) != len(pre)+len(dg) {
+			return true, nil
+		}
+		copy(dg[:], k[len(pre):])
+		w, err := decodeBlobWant(v)
+		if err != nil {
+			w.Length = -1 // unknown: the transfer takes the server's
+		}
+		out[dg] = w.Length
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// hasBlob reports whether the blob dg is complete here.
+func (d *DB) hasBlob(dg digest) (bool, error) {
+	return d.store.Has(d.keys.blobMeta(dg))
+}
