@@ -25,6 +25,10 @@ type Config struct {
 	// CacheBytes is the size of Pebble's block cache in bytes.
 	// 0 means DefaultCacheBytes (128 MiB). Ignored when PebbleOptions.Cache is set.
 	CacheBytes int64
+	// MemTableBytes is the size of one Pebble memtable; up to four may be
+	// held while flushes catch up. 0 means 32 MiB. Ignored when
+	// PebbleOptions sets MemTableSize.
+	MemTableBytes int64
 	// PebbleOptions are passed to Pebble (copied first; the caller's value is
 	// not modified). nil means Pebble's defaults. Tests set FS to
 	// vfs.NewMem() or vfs.NewCrashableMem().
@@ -54,6 +58,9 @@ func Open(dir string, cfg Config) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("open datastore %s: durability %d: %w", dir, int(cfg.Durability), ErrBadDurability)
 	}
+	if cfg.MemTableBytes < 0 {
+		return nil, fmt.Errorf("open datastore %s: negative memtable size %d", dir, cfg.MemTableBytes)
+	}
 	if cfg.CacheBytes < 0 {
 		return nil, fmt.Errorf("open datastore %s: negative cache size %d", dir, cfg.CacheBytes)
 	}
@@ -68,6 +75,9 @@ func Open(dir string, cfg Config) (*Store, error) {
 		po = cfg.PebbleOptions.Clone()
 	} else {
 		po = &pebble.Options{}
+	}
+	if po.MemTableSize == 0 && cfg.MemTableBytes > 0 {
+		po.MemTableSize = uint64(cfg.MemTableBytes)
 	}
 	tune(po)
 	d, err := dspebble.NewDatastore(dir,

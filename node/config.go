@@ -19,6 +19,8 @@ type Config struct {
 	Durability string     // "sync" (default): fsync before a write is acknowledged; "batch": no fsync
 	WriteQueue int        // capacity of each database's write queue, in requests; default 4096
 	MaxBatch   int        // most requests merged into one group commit; default 1024
+	CacheBytes int64      // Pebble block cache, in bytes; default 128 MiB (the bulk of a busy node's memory)
+	MemTable   int64      // Pebble memtable, in bytes; default 32 MiB (up to 4 are held while flushes catch up)
 	P2P        *P2PConfig // the node as a libp2p peer; nil: no networking
 	Retention  *Retention // history kept per database; nil: DefaultRetention
 
@@ -57,6 +59,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.CacheBytes < 0 || c.MemTable < 0 {
+		errs = append(errs, fmt.Errorf("cache bytes %d, memtable %d: must not be negative", c.CacheBytes, c.MemTable))
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("max batch %d: must be positive", c.MaxBatch))

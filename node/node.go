@@ -71,7 +71,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	dur, _ := datastore.ParseDurability(cfg.Durability)
-	store, err := datastore.Open(filepath.Join(cfg.DataDir, "store"), datastore.Config{Durability: dur, PebbleOptions: cfg.PebbleOptions})
+	store, err := datastore.Open(filepath.Join(cfg.DataDir, "store"), datastore.Config{Durability: dur, CacheBytes: cfg.CacheBytes, MemTableBytes: cfg.MemTable, PebbleOptions: cfg.PebbleOptions})
 	if err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
 	}

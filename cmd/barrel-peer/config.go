@@ -24,6 +24,8 @@ type fileConfig struct {
 	HTTP       httpConfig `koanf:"http"`
 	Durability string     `koanf:"durability"`
 	WriteQueue int        `koanf:"write_queue"`
+	CacheBytes int64      `koanf:"cache_bytes"`    // Pebble block cache; 0: 128 MiB
+	MemTable   int64      `koanf:"memtable_bytes"` // Pebble memtable; 0: 32 MiB
 	LogLevel   string     `koanf:"log_level"`
 	P2P        p2pConfig  `koanf:"p2p"`
 }
@@ -154,6 +156,10 @@ func applyFlags(cfg *fileConfig, flags *pflag.FlagSet) error {
 			cfg.LogLevel = f.Value.String()
 		case "write-queue":
 			cfg.WriteQueue, err = flags.GetInt("write-queue")
+		case "memtable-bytes":
+			cfg.MemTable, err = flags.GetInt64("memtable-bytes")
+		case "cache-bytes":
+			cfg.CacheBytes, err = flags.GetInt64("cache-bytes")
 		case "max-body-bytes":
 			cfg.HTTP.MaxBodyBytes, err = flags.GetInt64("max-body-bytes")
 		case "no-network":
@@ -198,6 +204,9 @@ func (c fileConfig) validate() error {
 	case "sync", "batch":
 	default:
 		errs = append(errs, fmt.Errorf("durability %q: want sync or batch", c.Durability))
+	}
+	if c.CacheBytes < 0 || c.MemTable < 0 {
+		errs = append(errs, fmt.Errorf("cache_bytes %d, memtable_bytes %d: want >= 0", c.CacheBytes, c.MemTable))
 	}
 	if c.WriteQueue < 0 {
 		errs = append(errs, fmt.Errorf("write_queue %d: want >= 0", c.WriteQueue))

@@ -49,6 +49,8 @@ func (a *app) runCmd() *cobra.Command {
 	f.String("durability", "", "sync (fsync before acknowledging, default) or batch")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.Int("write-queue", 0, "per-database write queue capacity (default 4096)")
+	f.Int64("cache-bytes", 0, "Pebble block cache in bytes, the bulk of the daemon's memory (default 128 MiB)")
+	f.Int64("memtable-bytes", 0, "Pebble memtable in bytes; up to 4 are held under heavy writes (default 32 MiB)")
 	f.StringVar(&files.http, "http-addr-file", "", "write the bound HTTP address to this file once listening")
 
 	f.Bool("no-network", false, "no networking at all: a single-node barrel")
@@ -87,6 +89,8 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		DataDir:    cfg.DataDir,
 		Durability: cfg.Durability,
 		WriteQueue: cfg.WriteQueue,
+		CacheBytes: cfg.CacheBytes,
+		MemTable:   cfg.MemTable,
 		P2P:        cfg.P2P.node(),
 		Logger:     log,
 	})
