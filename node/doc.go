@@ -24,8 +24,11 @@
 // (one chunk in memory) and references it from the document's
 // _attachments through the writer loop; Attachment reads it back from a
 // store snapshot with Seek; CompactBlobs reclaims blobs nothing references,
-// never one a reader or a writer holds (blob.go states the rule). Blobs
-// do not replicate yet.
+// never one a reader or a writer holds (blob.go states the rule). With
+// networking, a received document that references a blob this node lacks
+// makes it fetch the blob by digest from its peers in the background
+// (blob_fetch.go), resumably and verified before it becomes visible
+// (blob_replica.go); until then reading the attachment is ErrNotFound.
 //
 // # Use
 //
