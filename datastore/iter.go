@@ -25,6 +25,15 @@ func (s *Store) Iter(lo, hi []byte, reverse bool) (*Iter, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	return newIter(s.db, lo, hi, reverse)
+}
+
+// iterSource is what iterators read: the store or a snapshot of it.
+type iterSource interface {
+	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+func newIter(src iterSource, lo, hi []byte, reverse bool) (*Iter, error) {
 	o := &pebble.IterOptions{}
 	// Pebble treats a non-nil empty bound as a key; keep "empty" as "none".
 	if len(lo) > 0 {
@@ -33,7 +42,7 @@ func (s *Store) Iter(lo, hi []byte, reverse bool) (*Iter, error) {
 	if len(hi) > 0 {
 		o.UpperBound = bytes.Clone(hi)
 	}
-	it, err := s.db.NewIter(o)
+	it, err := src.NewIter(o)
 	if err != nil {
 		return nil, fmt.Errorf("new iterator [%x, %x): %w", lo, hi, err)
 	}
@@ -104,6 +113,11 @@ func (s *Store) Range(lo, hi []byte, reverse bool, fn func(k, v []byte) (more bo
 	if err != nil {
 		return err
 	}
+	return it.each(fn)
+}
+
+// each calls fn for every key of the iterator (see Range) and closes it.
+func (it *Iter) each(fn func(k, v []byte) (more bool, err error)) error {
 	for it.Next() {
 		v := it.Value()
 		if v == nil && it.err != nil {

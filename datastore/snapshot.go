@@ -46,6 +46,18 @@ func (sn *Snapshot) Get(key []byte) ([]byte, error) {
 	return out, nil
 }
 
+// Range is Store.Range as of the snapshot.
+func (sn *Snapshot) Range(lo, hi []byte, reverse bool, fn func(k, v []byte) (more bool, err error)) error {
+	if sn.s.closed.Load() {
+		return ErrClosed
+	}
+	it, err := newIter(sn.sn, lo, hi, reverse)
+	if err != nil {
+		return err
+	}
+	return it.each(fn)
+}
+
 // Close releases the snapshot. It must be called exactly once.
 func (sn *Snapshot) Close() error {
 	if err := sn.sn.Close(); err != nil {

@@ -19,8 +19,6 @@ type group struct {
 	changes map[crdt.ID]*crdt.Change
 	seq     uint64
 	count   int64
-	revs    int64 // history entries held
-	tombs   int64 // tombstones held
 	written int
 	hlc     crdt.HLC
 	digest  crdt.ID // XOR of all change ids held after this group
@@ -28,6 +26,7 @@ type group struct {
 	start   time.Time
 
 	folds  map[string]*foldInfo // documents' folds read by this group (nil: whole history)
+	snap   *snapState           // set while installing a snapshot (snapshot.go)
 	unpend [][]byte             // pending-transaction keys to delete: their transaction is applied
 	broken error                // set when the batch holds part of a failed request: commit nothing
 
@@ -49,14 +48,11 @@ func (d *DB) newGroup(prev *group) *group {
 		changes:   map[crdt.ID]*crdt.Change{},
 		seq:       d.seq.Load(),
 		count:     d.count.Load(),
-		revs:      d.revisions.Load(),
-		tombs:     d.tombstones.Load(),
 		start:     time.Now(),
 		committed: make(chan struct{}),
 	}
 	if prev != nil {
 		g.seq, g.count = prev.seq, prev.count
-		g.revs, g.tombs = prev.revs, prev.tombs
 		g.digest, g.nchange = prev.digest, prev.nchange
 	} else {
 		g.digest, g.nchange = d.Digest()
@@ -85,6 +81,21 @@ func (g *group) load(id string) (*docEntry, error) {
 	return e, nil
 }
 
+// baseOf returns a document's folded base: as installed by this group, or
+// as stored.
+func (g *group) baseOf(doc string) (*crdt.State, error) {
+	if g.snap != nil {
+		if b, ok := g.snap.bases[doc]; ok {
+			if b == nil {
+				return nil, nil
+			}
+			return b.Clone()
+		}
+	}
+	b, _, err := g.d.readFold(doc)
+	return b, err
+}
+
 // change returns a change of this database from the group or the store.
 func (g *group) change(id crdt.ID) (*crdt.Change, error) {
 	if c, ok := g.changes[id]; ok {
@@ -104,6 +115,9 @@ func (g *group) has(id crdt.ID) (bool, error) {
 	if _, ok := g.changes[id]; ok {
 		return true, nil
 	}
+	if g.snap != nil && g.snap.gone[id] {
+		return false, nil
+	}
 	if g.prev != nil {
 		if _, ok := g.prev.changes[id]; ok {
 			return true, nil
@@ -115,9 +129,12 @@ func (g *group) has(id crdt.ID) (bool, error) {
 // docChanges loads every change of a document: those in the store and those
 // written earlier in this group.
 func (g *group) docChanges(doc string, ent *docEntry) ([]*crdt.Change, error) {
-	ids, err := g.d.historyIDs(doc)
-	if err != nil {
-		return nil, err
+	var ids []crdt.ID
+	if g.snap == nil || !g.snap.dropped[doc] {
+		var err error
+		if ids, err = g.d.historyIDs(doc); err != nil {
+			return nil, err
+		}
 	}
 	ids = append(ids, ent.added...)
 	out := make([]*crdt.Change, 0, len(ids))

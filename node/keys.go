@@ -24,6 +24,7 @@ import (
 //	'd' dbid 'B' digest      -> blob metadata (length, chunks, upload id): the blob is complete
 //	'd' dbid 'b' uploadID chunk -> one chunk (ChunkBytes) of a blob's content
 //	'd' dbid 'z' docID       -> fold record: the base state history was folded into
+//	'd' dbid 'q' peerID      -> progress of an interrupted snapshot install from that peer
 //	'd' dbid 'W' digest      -> a blob wanted from peers: length, transfer progress (upload id, chunks, hash state)
 const (
 	tagCheckpoint = 'k'
@@ -38,6 +39,7 @@ const (
 	tagBlobMeta   = 'B'
 	tagBlobChunk  = 'b'
 	tagFold       = 'z'
+	tagSnapshot   = 'q'
 	tagBlobWant   = 'W'
 )
 
@@ -65,6 +67,9 @@ func (k keys) fold(id string) []byte      { return tuple.AppendString(k.sub(tagF
 func (k keys) index() []byte              { return k.sub(tagIndex) }
 func (k keys) meta(name string) []byte    { return append(k.sub(tagMeta), name...) }
 func (k keys) checkpoint(p []byte) []byte { return append(k.sub(tagCheckpoint), p...) }
+func (k keys) snapProgress(p []byte) []byte {
+	return append(k.sub(tagSnapshot), p...)
+}
 func (k keys) pending(tx string, id crdt.ID) []byte {
 	return append(tuple.AppendString(k.sub(tagPending), tx), id[:]...)
 }

@@ -97,8 +97,6 @@ func (d *DB) commit(g *group, reqs []*request, resps []response) {
 	if g.written > 0 {
 		d.seq.Store(g.seq)
 		d.count.Store(g.count)
-		d.revisions.Store(g.revs)
-		d.tombstones.Store(g.tombs)
 		d.digest.Lock()
 		d.digest.xor, d.digest.count = g.digest, g.nchange
 		d.digest.Unlock()
@@ -144,8 +142,6 @@ func (g *group) finish() error {
 	}
 	g.batch.Set(d.keys.meta(metaSeq), binary.BigEndian.AppendUint64(nil, g.seq))
 	g.batch.Set(d.keys.meta(metaCount), binary.BigEndian.AppendUint64(nil, uint64(g.count)))
-	g.batch.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(g.revs)))
-	g.batch.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(g.tombs)))
 	g.batch.Set(d.keys.meta(metaClock), hlc)
 	g.batch.Set(d.keys.meta(metaDigest), binary.BigEndian.AppendUint64(slices.Clone(g.digest[:]), g.nchange))
 	for _, k := range g.unpend {

@@ -24,7 +24,11 @@ func newConn(s network.Stream, timeout time.Duration, maxFrame int) *conn {
 }
 
 // read reads and decodes the next message. See decodeMessage.
-func (c *conn) read() (any, error) {
+func (c *conn) read() (any, error) { return c.readAs(decodeMessage) }
+
+// readAs reads the next frame and decodes it with decode (the message
+// space of the stream's protocol).
+func (c *conn) readAs(decode func([]byte) (any, error)) (any, error) {
 	if err := c.s.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 		return nil, fmt.Errorf("set read deadline: %w", err)
 	}
@@ -34,7 +38,7 @@ func (c *conn) read() (any, error) {
 	}
 	defer c.s.Scope().ReleaseMemory(len(p))
 	c.bytesIn += int64(len(p))
-	return decodeMessage(p)
+	return decode(p)
 }
 
 // write encodes and sends one message. A message larger than the frame

@@ -31,6 +31,10 @@ var (
 	ErrTooManyMissing = errors.New("too many missing parents")
 	// ErrInternal: the remote failed for a reason of its own.
 	ErrInternal = errors.New("internal error")
+	// ErrSnapshotNeeded: the server compacted history the client has not
+	// pulled yet (its checkpoint is before the server's horizon): the
+	// client must install a snapshot (SnapshotStore) and pull on from it.
+	ErrSnapshotNeeded = errors.New("snapshot needed")
 	// ErrBlobNotFound: the server does not hold the blob asked for (yet).
 	ErrBlobNotFound = errors.New("blob not found")
 	// ErrDigestMismatch: a received blob's content does not hash to the
@@ -48,6 +52,7 @@ const (
 	CodeForbidden  = "forbidden"
 	CodeBusy       = "busy"
 	CodeNotFound   = "not_found"
+	CodeSnapshot   = "snapshot_needed"
 	CodeNoBlob     = "no_blob"
 )
 
@@ -60,6 +65,7 @@ var codes = []struct {
 	{CodeNoDB, ErrNoDB},
 	{CodeForbidden, ErrForbidden},
 	{CodeNotFound, ErrNotFound},
+	{CodeSnapshot, ErrSnapshotNeeded},
 	{CodeNoBlob, ErrBlobNotFound},
 	{CodeBusy, ErrBusy},
 	{CodeTooLarge, ErrFrameTooLarge},

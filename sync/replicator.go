@@ -286,7 +286,7 @@ func (r *Replicator) run(ctx context.Context, k key) {
 	}
 	r.setStatus(k, func(s *PeerDBStatus) { s.Running = true })
 	start := time.Now()
-	st, err := r.client.Pull(ctx, k.peer, k.db, dbs[i].Filter)
+	st, err := r.client.pullOrSnapshot(ctx, k.peer, k.db, dbs[i].Filter)
 	dur := time.Since(start)
 	r.setStatus(k, func(s *PeerDBStatus) {
 		s.Running = false

@@ -73,7 +73,11 @@ func newServer(h host.Host, store Store, cfg Config, m *metrics) *Server {
 // done. It then removes the handler, resets the running sessions and
 // returns nil after all of them ended. A Server runs once.
 func (s *Server) Run(ctx context.Context) error {
-	s.h.SetStreamHandler(ProtocolID, func(st network.Stream) { s.handle(ctx, st) })
+	s.h.SetStreamHandler(ProtocolID, func(st network.Stream) { s.handle(ctx, st, s.session) })
+	if _, ok := s.store.(SnapshotStore); ok {
+		s.h.SetStreamHandler(SnapshotProtocolID, func(st network.Stream) { s.handle(ctx, st, s.snapshotSession) })
+		defer s.h.RemoveStreamHandler(SnapshotProtocolID)
+	}
 	<-ctx.Done()
 	s.h.RemoveStreamHandler(ProtocolID)
 	s.mu.Lock()
@@ -83,9 +87,10 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle runs one session on a stream libp2p opened for a remote client.
-// It owns the stream: it is closed or reset when handle returns.
-func (s *Server) handle(ctx context.Context, st network.Stream) {
+// handle runs one session (of the sync or the snapshot protocol) on a
+// stream libp2p opened for a remote client. It owns the stream: it is
+// closed or reset when handle returns.
+func (s *Server) handle(ctx context.Context, st network.Stream, session func(context.Context, *conn, peer.ID) error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -116,7 +121,7 @@ func (s *Server) handle(ctx context.Context, st network.Stream) {
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer stop()
 
-	err := s.session(ctx, c, remote)
+	err := session(ctx, c, remote)
 	res := result(ctx, err)
 	s.m.session("server", res, time.Since(start).Seconds())
 	switch {
@@ -137,7 +142,7 @@ func (s *Server) handle(ctx context.Context, st network.Stream) {
 		c.writeError(err)
 		_ = st.Close()
 	}
-	if res == "no_db" || res == "forbidden" {
+	if res == "no_db" || res == "forbidden" || res == "snapshot_needed" {
 		log.Debug("sync session refused", "err", err)
 		return
 	}
@@ -317,6 +322,8 @@ func result(ctx context.Context, err error) string {
 		return "no_db"
 	case errors.Is(err, ErrForbidden):
 		return "forbidden"
+	case errors.Is(err, ErrSnapshotNeeded):
+		return "snapshot_needed"
 	case errors.Is(err, ErrBusy):
 		return "busy"
 	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):

@@ -1,0 +1,731 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/index"
+	bsync "github.com/barrel-db/barrel/sync"
+)
+
+// Snapshot catch-up (docs/design.md, Snapshots). A pull from before this
+// node's horizon (history it folded or purged, or bases it installed from
+// a snapshot itself) is answered with bsync.ErrSnapshotNeeded; the puller
+// then installs this node's snapshot: for every document, its folded base
+// and the changes kept after it. The installer:
+//
+//   - takes the base of a document it does not hold;
+//   - merges only the kept changes of a document whose frontier it holds
+//     (it is within the horizon for that document);
+//   - replaces a document whose frontier it lacks (it was away longer than
+//     the horizon) and re-issues its own edits the snapshot does not
+//     cover as new changes on top (rebase): they are kept, merged by the
+//     usual rules against what the others did meanwhile;
+//   - drops a document the snapshot does not list when everything it got
+//     from others is older than the server's purge clock (the document was
+//     deleted and its tombstone purged), re-issuing its own later edits.
+//
+// A base carries no signature: it is trusted as the server's word, so
+// with access control on, only a snapshot from a peer that may write the
+// database is installed.
+
+var _ bsync.SnapshotStore = syncStore{}
+
+// snapProgress is the value of a snapshot-progress key: an install from a
+// peer that was interrupted resumes after After, and the checkpoint it
+// ends with is the first session's position.
+type snapProgress struct {
+	_     struct{} `cbor:",toarray"`
+	After string
+	Seq   uint64
+}
+
+// OpenSnapshot implements bsync.SnapshotStore.
+func (s syncStore) OpenSnapshot(ctx context.Context, db string, remote peer.ID, after string, f *bsync.Filter) (bsync.Snapshot, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return nil, err
+	}
+	match, err := d.filterFunc(f)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := d.store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	ds := &docSnapshot{d: d, sn: sn, after: after, match: match}
+	if v, err := sn.Get(d.keys.meta(metaSeq)); err == nil && len(v) == 8 {
+		ds.head.Seq = binary.BigEndian.Uint64(v)
+	} else if err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		sn.Close()
+		return nil, err
+	}
+	if v, err := sn.Get(d.keys.meta(metaPurged)); err == nil {
+		if err := crdt.Unmarshal(v, &ds.head.Purged); err != nil {
+			sn.Close()
+			return nil, fmt.Errorf("purge clock: %w", err)
+		}
+	} else if !errors.Is(err, datastore.ErrNotFound) {
+		sn.Close()
+		return nil, err
+	}
+	return ds, nil
+}
+
+// docSnapshot lists a database's documents from a store snapshot.
+type docSnapshot struct {
+	d       *DB
+	sn      *datastore.Snapshot
+	head    bsync.SnapshotHead
+	after   string
+	match   func(string) (bool, error)
+	aclSent bool // every session starts with the _acl document, if any
+	done    bool
+}
+
+func (s *docSnapshot) Head() bsync.SnapshotHead { return s.head }
+
+func (s *docSnapshot) Close() { _ = s.sn.Close() }
+
+// snapshotBatchBytes is the most bytes of documents a snapshot batch
+// gathers (one document may alone be up to the frame limit): a batch is
+// installed in one exclusive step of the receiver's writer, so it stays
+// short.
+const snapshotBatchBytes = 256 << 10
+
+func (s *docSnapshot) Next(ctx context.Context, maxBytes int) ([]bsync.SnapshotDoc, error) {
+	if s.done {
+		return nil, nil
+	}
+	prefix := s.d.keys.sub(tagDoc)
+	lo := prefix
+	if s.after != "" {
+		lo = datastore.PrefixEnd(s.d.keys.doc(s.after))
+	}
+	var out []bsync.SnapshotDoc
+	size := 0
+	if !s.aclSent {
+		s.aclSent = true
+		if _, err := s.sn.Get(s.d.keys.doc(ACLDocID)); err == nil {
+			sd, err := s.doc(ACLDocID)
+			if err != nil {
+				return nil, err
+			}
+			out, size = append(out, sd), sd.Size()
+		} else if !errors.Is(err, datastore.ErrNotFound) {
+			return nil, err
+		}
+	}
+	err := s.sn.Range(lo, datastore.PrefixEnd(prefix), false, func(k, _ []byte) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		doc, _, err := tuple.ReadString(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		if doc == ACLDocID {
+			return true, nil // sent first
+		}
+		if ok, err := s.match(doc); err != nil || !ok {
+			s.after = doc
+			return err == nil, err
+		}
+		sd, err := s.doc(doc)
+		if err != nil {
+			return false, err
+		}
+		n := sd.Size()
+		if n > maxBytes {
+			return false, fmt.Errorf("%w: document %s needs %d bytes", bsync.ErrFrameTooLarge, doc, n)
+		}
+		if len(out) > 0 && size+n > min(maxBytes, snapshotBatchBytes) {
+			return false, nil
+		}
+		out = append(out, sd)
+		size += n
+		s.after = doc
+		return true, nil
+	})
+	if len(out) == 0 {
+		s.done = true
+	}
+	if err == nil && len(out) == 1 && out[0].Doc == ACLDocID && !s.done {
+		return out, nil // the _acl document alone; documents follow
+	}
+	return out, err
+}
+
+// doc reads one document of the snapshot: its fold record and the changes
+// of its history, in local order (parents first).
+func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
+	d := s.d
+	sd := bsync.SnapshotDoc{Doc: doc}
+	v, err := s.sn.Get(d.keys.fold(doc))
+	switch {
+	case err == nil:
+		var r foldRecord
+		if err := crdt.Unmarshal(v, &r); err != nil {
+			return sd, fmt.Errorf("base of %s: %w", doc, err)
+		}
+		sd.Base, sd.Clock = r.Base, r.Clock
+		for _, a := range r.Authors {
+			sd.Authors = append(sd.Authors, bsync.AuthorClock{Author: a.Author, Clock: a.Clock})
+		}
+	case !errors.Is(err, datastore.ErrNotFound):
+		return sd, err
+	}
+	prefix := d.keys.history(doc)
+	err = s.sn.Range(prefix, datastore.PrefixEnd(prefix), false, func(_, v []byte) (bool, error) {
+		var id crdt.ID
+		copy(id[:], v)
+		body, err := s.sn.Get(d.keys.change(id))
+		if err != nil {
+			return false, fmt.Errorf("change %s of %s: %w", id, doc, err)
+		}
+		sd.Changes = append(sd.Changes, body)
+		return true, nil
+	})
+	if err == nil && len(sd.Base) == 0 && len(sd.Changes) == 0 {
+		err = fmt.Errorf("document %s has neither base nor history", doc)
+	}
+	return sd, err
+}
+
+// SnapshotProgress implements bsync.SnapshotStore.
+func (s syncStore) SnapshotProgress(ctx context.Context, db string, p peer.ID) (string, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return "", err
+	}
+	pr, err := d.snapProgress(p)
+	if pr == nil || err != nil {
+		return "", err
+	}
+	return pr.After, nil
+}
+
+func (d *DB) snapProgress(p peer.ID) (*snapProgress, error) {
+	v, err := d.store.Get(d.keys.snapProgress([]byte(p)))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pr := new(snapProgress)
+	if err := crdt.Unmarshal(v, pr); err != nil {
+		return nil, fmt.Errorf("snapshot progress of %s: %w", p, err)
+	}
+	return pr, nil
+}
+
+// snapDoc is a snapshot document decoded and verified.
+type snapDoc struct {
+	doc     string
+	base    []byte // state encoding, nil: none
+	rec     []byte // fold record to store with the base
+	heads   []crdt.ID
+	clock   crdt.HLC
+	authors map[string]crdt.HLC
+	changes []*crdt.Change
+}
+
+// InstallSnapshot implements bsync.SnapshotStore.
+func (s syncStore) InstallSnapshot(ctx context.Context, db string, p peer.ID, head bsync.SnapshotHead, after string, docs []bsync.SnapshotDoc, partial bool) error {
+	d, err := s.db(db)
+	if err != nil {
+		return err
+	}
+	if err := d.mayInstallFrom(p); err != nil {
+		return err
+	}
+	in, err := d.decodeSnapshot(docs)
+	if err != nil {
+		return err
+	}
+	if len(in) > 0 && in[0].doc == ACLDocID {
+		if err := d.mayInstallUnder(p, in[0]); err != nil {
+			return err
+		}
+	}
+	return d.exclusive(ctx, func() error { return d.install(p, head, after, in, partial) })
+}
+
+// FinishSnapshot implements bsync.SnapshotStore.
+func (s syncStore) FinishSnapshot(ctx context.Context, db string, p peer.ID, head bsync.SnapshotHead, after string, partial bool) error {
+	d, err := s.db(db)
+	if err != nil {
+		return err
+	}
+	if err := d.mayInstallFrom(p); err != nil {
+		return err
+	}
+	return d.exclusive(ctx, func() error { return d.install(p, head, after, nil, partial) })
+}
+
+// mayInstallFrom refuses a snapshot from a peer that may not write the
+// database: a base is not signed, so it is only as good as its sender.
+func (d *DB) mayInstallFrom(p peer.ID) error {
+	a, err := d.currentACL()
+	if err != nil {
+		return err
+	}
+	if !a.anyWrite && a.mayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "" {
+		d.node.metrics.rejected.WithLabelValues(d.name, "snapshot_not_writer").Inc()
+		return fmt.Errorf("snapshot from %s: %w: it may not write %s", p, ErrNotAllowed, d.name)
+	}
+	return nil
+}
+
+// mayInstallUnder checks p against the ACL the snapshot itself carries (a
+// fresh node has none of its own yet).
+func (d *DB) mayInstallUnder(p peer.ID, acl *snapDoc) error {
+	var base *crdt.State
+	if acl.base != nil {
+		var err error
+		if base, err = crdt.DecodeState(acl.base); err != nil {
+			return err
+		}
+	}
+	st, err := crdt.ReplayFrom(base, acl.changes)
+	if err != nil {
+		return invalid("snapshot", "acl: %v", err)
+	}
+	a, err := aclOf(st, p)
+	if err != nil {
+		return invalid("snapshot", "%v", err)
+	}
+	if !a.anyWrite && a.mayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "" {
+		d.node.metrics.rejected.WithLabelValues(d.name, "snapshot_not_writer").Inc()
+		return fmt.Errorf("snapshot from %s: %w: its own acl does not let it write %s", p, ErrNotAllowed, d.name)
+	}
+	return nil
+}
+
+// decodeSnapshot decodes and checks a batch: content ids, signatures,
+// documents and bases.
+func (d *DB) decodeSnapshot(docs []bsync.SnapshotDoc) ([]*snapDoc, error) {
+	out := make([]*snapDoc, len(docs))
+	var all []*crdt.Change
+	for i, sd := range docs {
+		in := &snapDoc{doc: sd.Doc, clock: sd.Clock, authors: map[string]crdt.HLC{}}
+		for _, enc := range sd.Changes {
+			c, err := crdt.Decode(enc)
+			if err != nil {
+				return nil, invalid("snapshot", "document %s: %v", sd.Doc, err)
+			}
+			if c.DB != d.name || c.Doc != sd.Doc {
+				return nil, invalid("snapshot", "change %s is for %s/%s, not %s/%s", c.ID(), c.DB, c.Doc, d.name, sd.Doc)
+			}
+			in.changes = append(in.changes, c)
+		}
+		all = append(all, in.changes...)
+		if len(sd.Base) > 0 {
+			st, err := crdt.DecodeState(sd.Base)
+			if err != nil || len(st.Heads) == 0 {
+				return nil, invalid("snapshot", "document %s: bad base (%v)", sd.Doc, err)
+			}
+			in.base, in.heads = sd.Base, st.Heads
+			r := &foldRecord{Base: sd.Base, Clock: sd.Clock}
+			for _, a := range sd.Authors {
+				r.Authors = append(r.Authors, authorClock{Author: a.Author, Clock: a.Clock})
+				in.authors[string(a.Author)] = a.Clock
+			}
+			var err2 error
+			if in.rec, err2 = crdt.Marshal(r); err2 != nil {
+				return nil, err2
+			}
+		}
+		out[i] = in
+	}
+	if bad, err := verifyAll(all); err != nil {
+		d.node.metrics.rejected.WithLabelValues(d.name, rejectSignature).Add(float64(bad))
+		return nil, err
+	}
+	return out, nil
+}
+
+// install runs on the writer (exclusive): one batch of a snapshot from p
+// listed after after (docs nil: the end of the snapshot), in one atomic
+// write with the progress.
+func (d *DB) install(p peer.ID, head bsync.SnapshotHead, after string, docs []*snapDoc, partial bool) error {
+	g := d.newGroup(nil)
+	defer g.batch.Close()
+	g.snap = &snapState{bases: map[string]*crdt.State{}, dropped: map[string]bool{}, gone: map[crdt.ID]bool{}}
+	if g.folds == nil {
+		g.folds = map[string]*foldInfo{}
+	}
+	end := docs == nil
+	hi := ""
+	listed := map[string]bool{}
+	for _, sd := range docs {
+		listed[sd.doc] = true
+		if sd.doc != ACLDocID {
+			hi = sd.doc // the _acl document comes first in every session
+		}
+	}
+	if !end && hi == "" {
+		hi = after
+	}
+	if !partial {
+		if err := g.dropAbsent(p, head, after, hi, end, listed); err != nil {
+			return err
+		}
+	}
+	for _, sd := range docs {
+		if err := g.installDoc(p, sd); err != nil {
+			return fmt.Errorf("snapshot document %s: %w", sd.doc, err)
+		}
+	}
+	pr, err := d.snapProgress(p)
+	if err != nil {
+		return err
+	}
+	seq := head.Seq
+	if pr != nil {
+		seq = pr.Seq // the first session's position: nothing after it is missed
+	}
+	purged := d.purged
+	if end {
+		g.batch.Delete(d.keys.snapProgress([]byte(p)))
+		g.batch.Set(d.keys.checkpoint([]byte(p)), binary.BigEndian.AppendUint64(nil, seq))
+		if head.Purged.Compare(purged) > 0 {
+			purged = head.Purged
+			pb, err := crdt.Marshal(purged)
+			if err != nil {
+				return err
+			}
+			g.batch.Set(d.keys.meta(metaPurged), pb)
+		}
+	} else {
+		v, err := crdt.Marshal(&snapProgress{After: hi, Seq: seq})
+		if err != nil {
+			return err
+		}
+		g.batch.Set(d.keys.snapProgress([]byte(p)), v)
+	}
+	horizon := max(d.horizon.Load(), g.snap.horizon)
+	if horizon > d.horizon.Load() {
+		g.batch.Set(d.keys.meta(metaHorizon), binary.BigEndian.AppendUint64(nil, horizon))
+	}
+	if err := d.commitNow(g); err != nil {
+		return err
+	}
+	d.horizon.Store(horizon)
+	d.purged = purged
+	if g.snap.rebased > 0 {
+		d.log.Info("snapshot: own edits re-issued on the snapshot", "peer", p, "changes", g.snap.rebased)
+	}
+	return nil
+}
+
+// snapState is what a group installing a snapshot overrides of the store.
+type snapState struct {
+	bases   map[string]*crdt.State // a document's base as installed (nil: dropped)
+	dropped map[string]bool        // documents whose stored history is dropped
+	gone    map[crdt.ID]bool       // changes deleted by this group
+	horizon uint64                 // highest seq given to an installed base
+	rebased int
+}
+
+// installDoc installs one snapshot document (see the file comment).
+func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
+	ent, err := g.load(sd.doc)
+	if err != nil {
+		return err
+	}
+	fi, err := g.foldOf(sd.doc)
+	if err != nil {
+		return err
+	}
+	var own []*crdt.Change
+	switch {
+	case !ent.state.Exists() && fi == nil:
+		if sd.base != nil {
+			if err := g.installBase(p, sd); err != nil {
+				return err
+			}
+		}
+	case sd.base == nil:
+		// The server keeps the whole history: its changes merge as usual.
+	default:
+		knows := true
+		for _, h := range sd.heads {
+			has, err := g.has(h)
+			if err != nil {
+				return err
+			}
+			knows = knows && (has || fi.isFrontier(h))
+		}
+		if knows {
+			break
+		}
+		// Away longer than the horizon: take the server's document and
+		// re-issue our own edits it lacks.
+		kept := map[crdt.ID]bool{}
+		for _, c := range sd.changes {
+			kept[c.ID()] = true
+		}
+		mine := string(g.d.node.peerID)
+		if own, err = g.ownSince(sd.doc, func(c *crdt.Change) bool {
+			return !kept[c.ID()] && c.Clock.Compare(sd.authors[mine]) > 0
+		}); err != nil {
+			return err
+		}
+		if err := g.dropDoc(sd.doc); err != nil {
+			return err
+		}
+		if err := g.installBase(p, sd); err != nil {
+			return err
+		}
+	}
+	if len(sd.changes) > 0 {
+		resp := g.applyRemote(&request{remote: sd.changes, from: []byte(p)})
+		if resp.err != nil {
+			return resp.err
+		}
+	}
+	return g.rebase(sd.doc, own)
+}
+
+// dropAbsent handles the local documents in (after, hi] (to the end when
+// end) that the snapshot does not list: one whose changes from others are
+// all older than the server's purge clock was deleted and purged there, so
+// it is dropped here too, and this node's own later edits re-issued.
+func (g *group) dropAbsent(p peer.ID, head bsync.SnapshotHead, after, hi string, end bool, listed map[string]bool) error {
+	if head.Purged.Wall == 0 && head.Purged.Logical == 0 {
+		return nil // the server purged nothing: it just lacks them, and sync brings them
+	}
+	d := g.d
+	prefix := d.keys.sub(tagDoc)
+	lo := prefix
+	if after != "" {
+		lo = datastore.PrefixEnd(d.keys.doc(after))
+	}
+	top := datastore.PrefixEnd(prefix)
+	if !end {
+		top = datastore.PrefixEnd(d.keys.doc(hi))
+	}
+	var absent []string
+	err := d.store.Range(lo, top, false, func(k, _ []byte) (bool, error) {
+		doc, _, err := tuple.ReadString(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		if !listed[doc] && doc != ACLDocID {
+			absent = append(absent, doc)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	mine := d.node.peerID
+	for _, doc := range absent {
+		var foreign, oldest crdt.HLC
+		all, err := g.ownSince(doc, func(*crdt.Change) bool { return true })
+		if err != nil {
+			return err
+		}
+		for _, c := range all {
+			if peer.ID(c.Author) != mine && c.Clock.Compare(foreign) > 0 {
+				foreign = c.Clock
+			}
+			if oldest.Wall == 0 || c.Clock.Compare(oldest) < 0 {
+				oldest = c.Clock
+			}
+		}
+		if foreign.Compare(head.Purged) > 0 || (foreign.Wall == 0 && oldest.Compare(head.Purged) > 0) {
+			continue // newer than the purge: the server will get it by sync
+		}
+		own := slices.DeleteFunc(all, func(c *crdt.Change) bool {
+			return peer.ID(c.Author) != mine || c.Clock.Compare(foreign) <= 0
+		})
+		if err := g.dropDoc(doc); err != nil {
+			return err
+		}
+		if err := g.rebase(doc, own); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownSince returns the document's stored changes that keep accepts, in
+// replay order.
+func (g *group) ownSince(doc string, keep func(*crdt.Change) bool) ([]*crdt.Change, error) {
+	ids, err := g.d.historyIDs(doc)
+	if err != nil {
+		return nil, err
+	}
+	var out []*crdt.Change
+	for _, id := range ids {
+		c, err := g.change(id)
+		if err != nil {
+			return nil, err
+		}
+		if keep(c) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *crdt.Change) int { return a.Clock.Compare(b.Clock) })
+	return out, nil
+}
+
+// dropDoc deletes a document and its whole history in the group's batch.
+func (g *group) dropDoc(doc string) error {
+	d := g.d
+	ent, err := g.load(doc)
+	if err != nil {
+		return err
+	}
+	_, recSeq, err := d.readState(doc)
+	if err != nil {
+		return err
+	}
+	prefix := d.keys.history(doc)
+	err = d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
+		seq, _, err := tuple.ReadUint64(k[len(prefix):])
+		if err != nil {
+			return false, err
+		}
+		var id crdt.ID
+		copy(id[:], v)
+		g.batch.Delete(slices.Clone(k))
+		g.batch.Delete(d.keys.change(id))
+		g.batch.Delete(d.keys.feed(seq))
+		g.snap.gone[id] = true
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	g.batch.Delete(d.keys.feed(recSeq))
+	g.batch.Delete(d.keys.doc(doc))
+	g.batch.Delete(d.keys.fold(doc))
+	if live := liveBody(ent.state); live != nil {
+		del, _, err := index.Diff(d.keys.index(), doc, live, nil)
+		if err != nil {
+			return err
+		}
+		for _, k := range del {
+			g.batch.Delete(k)
+		}
+		g.count--
+	}
+	g.docs[doc] = &docEntry{state: crdt.NewState()}
+	g.folds[doc] = nil
+	g.snap.bases[doc] = nil
+	g.snap.dropped[doc] = true
+	g.written++
+	return nil
+}
+
+// installBase writes a snapshot document's base as the document's state
+// and fold, with a feed entry (its change is not held: the entry raises
+// this node's horizon).
+func (g *group) installBase(p peer.ID, sd *snapDoc) error {
+	d := g.d
+	st, err := crdt.DecodeState(sd.base)
+	if err != nil {
+		return err
+	}
+	base, err := crdt.DecodeState(sd.base)
+	if err != nil {
+		return err
+	}
+	g.seq++
+	feed, err := crdt.Marshal(&feedEntry{Doc: sd.doc, Rev: st.Last, Deleted: st.Deleted, From: []byte(p)})
+	if err != nil {
+		return err
+	}
+	g.batch.Set(d.keys.feed(g.seq), feed)
+	g.batch.Set(d.keys.doc(sd.doc), append(binary.BigEndian.AppendUint64(nil, g.seq), sd.base...))
+	g.batch.Set(d.keys.fold(sd.doc), sd.rec)
+	if live := liveBody(st); live != nil {
+		_, put, err := index.Diff(d.keys.index(), sd.doc, nil, live)
+		if err != nil {
+			return err
+		}
+		for _, k := range put {
+			g.batch.Set(k, nil)
+		}
+		g.count++
+	}
+	g.docs[sd.doc] = &docEntry{state: st}
+	g.folds[sd.doc] = &foldInfo{frontier: st.Heads, clock: sd.clock}
+	g.snap.bases[sd.doc] = base
+	g.snap.horizon = max(g.snap.horizon, g.seq)
+	g.written++
+	return nil
+}
+
+// rebase re-issues this node's own changes as new changes on top of the
+// document as it now stands: same operations, new parents and clock.
+func (g *group) rebase(doc string, own []*crdt.Change) error {
+	d := g.d
+	for _, old := range own {
+		ent, err := g.load(doc)
+		if err != nil {
+			return err
+		}
+		if old.Ops[0].Kind == crdt.OpDeleteDoc && (!ent.state.Exists() || ent.state.Deleted) {
+			continue
+		}
+		c := &crdt.Change{DB: d.name, Doc: doc, Parents: slices.Clone(ent.state.Heads),
+			Clock: d.clock.Now(d.node.cfg.Now().UnixNano()), Author: []byte(d.node.peerID), Ops: old.Ops}
+		if err := c.Seal(d.node.key); err != nil {
+			return err
+		}
+		m, err := g.merge(&prepared{ent: ent, change: c})
+		if err != nil {
+			return err
+		}
+		g.record(m)
+		g.snap.rebased++
+	}
+	return nil
+}
+
+// commitNow commits a group built by an exclusive job and publishes it as
+// the writer's commit does.
+func (d *DB) commitNow(g *group) error {
+	g.hlc = d.clock.Last()
+	err := g.finish()
+	if err == nil && g.written == 0 {
+		err = g.batch.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if g.written > 0 {
+		d.publish(g)
+	}
+	return nil
+}
+
+// publish makes a committed group visible: sequence, counts, digest,
+// waiters and announcements.
+func (d *DB) publish(g *group) {
+	d.seq.Store(g.seq)
+	d.count.Store(g.count)
+	d.digest.Lock()
+	d.digest.xor, d.digest.count = g.digest, g.nchange
+	d.digest.Unlock()
+	d.notifyCommit()
+	d.announce()
+	m := d.node.metrics
+	m.commit.Observe(time.Since(g.start).Seconds())
+	m.groupSize.Observe(float64(g.written))
+}
