@@ -58,15 +58,23 @@ type Patch struct {
 	Rev    string           // optional base revision
 }
 
-// Revision is one entry of a document's history.
+// Revision is one entry of a document's history: a kept change, or, last,
+// the base state compaction folded older changes into (Compacted).
 type Revision struct {
 	Rev     string    `json:"rev"`
 	Parents []string  `json:"parents"`
-	Author  string    `json:"author"`
-	Time    time.Time `json:"time"`
-	Seq     uint64    `json:"seq"`
+	Author  string    `json:"author,omitempty"` // empty for the folded base
+	Time    time.Time `json:"time"`             // the change's clock; the base: the latest clock folded
+	Seq     uint64    `json:"seq"`              // local sequence; 0 for the folded base
 	Ops     int       `json:"ops"`
 	Tx      string    `json:"tx,omitempty"`
+
+	// Set on the folded base only: Rev is the base state's revision, Heads
+	// its frontier (the heads it was folded up to), Folded the number of
+	// changes folded into it.
+	Compacted bool     `json:"compacted,omitempty"`
+	Heads     []string `json:"heads,omitempty"`
+	Folded    uint64   `json:"folded,omitempty"`
 }
 
 // Change is one entry of a database's changes feed.
@@ -114,11 +122,17 @@ type QueryResult struct {
 	Cursor string
 }
 
-// DBInfo describes a database.
+// DBInfo describes a database. The counts are kept by the writer and
+// compaction, so reading them costs nothing; DiskBytes is Pebble's
+// estimate for the database's key range.
 type DBInfo struct {
-	Name      string `json:"name"`
-	DocCount  int64  `json:"doc_count"`
-	UpdateSeq uint64 `json:"update_seq"`
+	Name           string           `json:"name"`
+	DocCount       int64            `json:"doc_count"`  // live documents
+	UpdateSeq      uint64           `json:"update_seq"` // last local sequence number
+	Revisions      int64            `json:"revisions"`  // history entries kept: changes not folded by compaction
+	Tombstones     int64            `json:"tombstones"` // deleted documents whose tombstone is kept
+	DiskBytes      uint64           `json:"disk_bytes"`
+	LastCompaction *CompactionStats `json:"last_compaction"` // nil: never compacted
 }
 
 // Info describes the node.

@@ -62,15 +62,15 @@ const (
 // foldRecord is the value of a document's fold key: its base state and the
 // latest clock folded into it.
 type foldRecord struct {
-	_       struct{} `cbor:",toarray"`
-	Base    []byte              // crdt.State encoding; its heads are the frontier
-	Clock   crdt.HLC            // no change after the frontier has a clock at or below this
+	_       struct{}      `cbor:",toarray"`
+	Base    []byte        // crdt.State encoding; its heads are the frontier
+	Clock   crdt.HLC      // no change after the frontier has a clock at or below this
 	Authors []authorClock // per author, the latest clock of theirs folded; sorted by author
 }
 
 type authorClock struct {
 	_      struct{} `cbor:",toarray"`
-	Author []byte // peer id bytes
+	Author []byte   // peer id bytes
 	Clock  crdt.HLC
 }
 
@@ -374,8 +374,8 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 	return nil
 }
 
-// commitCompaction adds the step's metadata (horizon, purge clock, counts)
-// to its batch and commits it.
+// commitCompaction adds the step's metadata (horizon, purge clock, counts
+// of revisions and tombstones) to its batch and commits it.
 func (d *DB) commitCompaction(b *datastore.Batch, res *compactResult) error {
 	h := max(d.horizon.Load(), res.horizon)
 	b.Set(d.keys.meta(metaHorizon), binary.BigEndian.AppendUint64(nil, h))
@@ -388,11 +388,16 @@ func (d *DB) commitCompaction(b *datastore.Batch, res *compactResult) error {
 		return err
 	}
 	b.Set(d.keys.meta(metaPurged), pb)
+	revs, tombs := d.revisions.Load()-int64(res.folded), d.tombstones.Load()-int64(res.tombstones)
+	b.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(revs)))
+	b.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(tombs)))
 	if err := b.Commit(); err != nil {
 		return err
 	}
 	d.horizon.Store(h)
 	d.purged = purged
+	d.revisions.Store(revs)
+	d.tombstones.Store(tombs)
 	return nil
 }
 

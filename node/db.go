@@ -29,8 +29,10 @@ type DB struct {
 	quit  chan struct{}
 	done  chan struct{}
 
-	seq   atomic.Uint64 // last committed local sequence number
-	count atomic.Int64  // live documents
+	seq        atomic.Uint64 // last committed local sequence number
+	count      atomic.Int64  // live documents
+	revisions  atomic.Int64  // history entries held (changes not folded away)
+	tombstones atomic.Int64  // deleted documents whose tombstone is held
 
 	clock crdt.Clock // owned by the writer goroutine
 
@@ -64,6 +66,8 @@ type DB struct {
 const (
 	metaSeq       = "seq"
 	metaCount     = "count"
+	metaRevisions = "revisions"  // history entries held (8 bytes)
+	metaTombs     = "tombstones" // deleted documents held (8 bytes)
 	metaClock     = "hlc"
 	metaDigest    = "digest"    // XOR of every change id held (32 bytes) + count (8 bytes)
 	metaHorizon   = "horizon"   // highest seq folded or purged (8 bytes)
@@ -97,6 +101,9 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		return nil, err
 	} else if v != nil {
 		d.count.Store(int64(binary.BigEndian.Uint64(v)))
+	}
+	if err := d.loadCounters(); err != nil {
+		return nil, err
 	}
 	if v, err := d.readMeta(metaDigest); err != nil {
 		return nil, err
@@ -143,10 +150,63 @@ func (d *DB) readMeta(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open db %s: read %s: %w", d.name, name, err)
 	}
-	if want := map[string]int{metaSeq: 8, metaCount: 8, metaDigest: 40, metaHorizon: 8}[name]; want != 0 && len(v) != want {
+	if want := map[string]int{metaSeq: 8, metaCount: 8, metaDigest: 40, metaHorizon: 8, metaRevisions: 8, metaTombs: 8}[name]; want != 0 && len(v) != want {
 		return nil, fmt.Errorf("open db %s: %s: corrupt value", d.name, name)
 	}
 	return v, nil
+}
+
+// loadCounters reads the revision and tombstone counts. A database written
+// before they were kept counts them once, from its history and documents,
+// and stores them.
+func (d *DB) loadCounters() error {
+	revs, err := d.readMeta(metaRevisions)
+	if err != nil {
+		return err
+	}
+	tombs, err := d.readMeta(metaTombs)
+	if err != nil {
+		return err
+	}
+	if revs != nil && tombs != nil {
+		d.revisions.Store(int64(binary.BigEndian.Uint64(revs)))
+		d.tombstones.Store(int64(binary.BigEndian.Uint64(tombs)))
+		return nil
+	}
+	var nrev, ntomb int64
+	h := d.keys.sub(tagHistory)
+	if err := d.store.Range(h, datastore.PrefixEnd(h), false, func(k, v []byte) (bool, error) {
+		nrev++
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("open db %s: count revisions: %w", d.name, err)
+	}
+	docs := d.keys.sub(tagDoc)
+	if err := d.store.Range(docs, datastore.PrefixEnd(docs), false, func(k, v []byte) (bool, error) {
+		if len(v) < 8 {
+			return false, fmt.Errorf("corrupt document record")
+		}
+		st, err := crdt.DecodeView(v[8:])
+		if err != nil {
+			return false, err
+		}
+		if st.Exists() && st.Deleted {
+			ntomb++
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("open db %s: count tombstones: %w", d.name, err)
+	}
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	b.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(nrev)))
+	b.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(ntomb)))
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("open db %s: store counters: %w", d.name, err)
+	}
+	d.revisions.Store(nrev)
+	d.tombstones.Store(ntomb)
+	return nil
 }
 
 // Digest returns a digest of the set of changes the database holds (XOR of

@@ -19,6 +19,8 @@ type group struct {
 	changes map[crdt.ID]*crdt.Change
 	seq     uint64
 	count   int64
+	revs    int64 // history entries held
+	tombs   int64 // tombstones held
 	written int
 	hlc     crdt.HLC
 	digest  crdt.ID // XOR of all change ids held after this group
@@ -48,11 +50,14 @@ func (d *DB) newGroup(prev *group) *group {
 		changes:   map[crdt.ID]*crdt.Change{},
 		seq:       d.seq.Load(),
 		count:     d.count.Load(),
+		revs:      d.revisions.Load(),
+		tombs:     d.tombstones.Load(),
 		start:     time.Now(),
 		committed: make(chan struct{}),
 	}
 	if prev != nil {
 		g.seq, g.count = prev.seq, prev.count
+		g.revs, g.tombs = prev.revs, prev.tombs
 		g.digest, g.nchange = prev.digest, prev.nchange
 	} else {
 		g.digest, g.nchange = d.Digest()

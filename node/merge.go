@@ -36,6 +36,7 @@ type merged struct {
 	feed            []byte
 	del, put        [][]byte
 	wasLive, isLive bool
+	wasTomb, isTomb bool // the document was, is a tombstone
 }
 
 // merge does the CPU work of applying a change: the CRDT merge (or replay),
@@ -44,6 +45,7 @@ type merged struct {
 // but does not write them.
 func (g *group) merge(p *prepared) (*merged, error) {
 	d, c, ent := g.d, p.change, p.ent
+	wasTomb := ent.state.Exists() && ent.state.Deleted
 	var oldBody map[string]any
 	if live := liveBody(ent.state); live != nil {
 		oldBody = crdt.Copy(live).(map[string]any) // ApplyNext mutates the state in place
@@ -62,7 +64,7 @@ func (g *group) merge(p *prepared) (*merged, error) {
 			return nil, fmt.Errorf("replay %s: %w", c.Doc, err)
 		}
 	}
-	m := &merged{p: p, st: st, wasLive: oldBody != nil}
+	m := &merged{p: p, st: st, wasLive: oldBody != nil, wasTomb: wasTomb, isTomb: st.Exists() && st.Deleted}
 	var err error
 	if m.enc, err = c.EncodeSealed(); err != nil {
 		return nil, fmt.Errorf("encode change: %w", err)
@@ -105,6 +107,13 @@ func (g *group) record(m *merged) {
 		g.count++
 	case m.wasLive && !m.isLive:
 		g.count--
+	}
+	g.revs++
+	switch {
+	case !m.wasTomb && m.isTomb:
+		g.tombs++
+	case m.wasTomb && !m.isTomb:
+		g.tombs--
 	}
 	ent.state = m.st
 	ent.added = append(ent.added, id)

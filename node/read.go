@@ -88,13 +88,29 @@ func (d *DB) checkOpen() error {
 	}
 }
 
-// Info returns the database's document count and last sequence number.
+// Info returns the database's counts (live documents, revisions kept,
+// tombstones), its last sequence number, its estimated bytes on disk and
+// its last compaction.
 func (d *DB) Info(ctx context.Context) (DBInfo, error) {
 	if err := d.checkOpen(); err != nil {
 		return DBInfo{}, err
 	}
-	return DBInfo{Name: d.name, DocCount: d.count.Load(), UpdateSeq: d.seq.Load()}, nil
+	info := DBInfo{Name: d.name, DocCount: d.count.Load(), UpdateSeq: d.seq.Load(),
+		Revisions: d.revisions.Load(), Tombstones: d.tombstones.Load()}
+	lo, hi := d.keys.all()
+	var err error
+	if info.DiskBytes, err = d.store.EstimateDiskUsage(lo, hi); err != nil {
+		return DBInfo{}, fmt.Errorf("info of %s: %w", d.name, err)
+	}
+	if info.LastCompaction, err = d.LastCompaction(); err != nil {
+		return DBInfo{}, fmt.Errorf("info of %s: %w", d.name, err)
+	}
+	return info, nil
 }
+
+// Retention is the retention the node compacts this database with when
+// Compact is given none.
+func (d *DB) Retention() Retention { return d.node.cfg.retention() }
 
 // Get reads a document with its revision, heads and conflicts. A deleted
 // document is returned with Deleted set; one that never existed gives
@@ -200,7 +216,9 @@ func checkLimit(limit int) (int, error) {
 	return limit, nil
 }
 
-// History returns a document's revisions, newest first by local sequence.
+// History returns what a document's history keeps: its revisions newest
+// first by local sequence, then, when compaction folded older changes, one
+// entry for the folded base (Compacted). ErrNotFound when there is none.
 func (d *DB) History(ctx context.Context, id string) ([]Revision, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
@@ -230,6 +248,22 @@ func (d *DB) History(ctx context.Context, id string) ([]Revision, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	fold, err := d.readFoldRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	if fold != nil {
+		base, err := crdt.DecodeView(fold.Base)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: base: %w", id, err)
+		}
+		r := Revision{Rev: base.Last.String(), Parents: []string{}, Time: time.Unix(0, fold.Clock.Wall).UTC(),
+			Compacted: true, Folded: base.Count}
+		for _, h := range base.Heads {
+			r.Heads = append(r.Heads, h.String())
+		}
+		revs = append(revs, r)
 	}
 	if len(revs) == 0 {
 		return nil, fmt.Errorf("document %s: %w", id, ErrNotFound)

@@ -142,10 +142,20 @@ func (g *group) finish() error {
 	}
 	g.batch.Set(d.keys.meta(metaSeq), binary.BigEndian.AppendUint64(nil, g.seq))
 	g.batch.Set(d.keys.meta(metaCount), binary.BigEndian.AppendUint64(nil, uint64(g.count)))
+	g.batch.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(g.revs)))
+	g.batch.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(g.tombs)))
 	g.batch.Set(d.keys.meta(metaClock), hlc)
 	g.batch.Set(d.keys.meta(metaDigest), binary.BigEndian.AppendUint64(slices.Clone(g.digest[:]), g.nchange))
 	for _, k := range g.unpend {
 		g.batch.Delete(k)
 	}
-	return g.batch.Commit()
+	if err := g.batch.Commit(); err != nil {
+		return err
+	}
+	// The counters only Info reads are published here rather than by the
+	// callers, so that every group committed (writer or exclusive job)
+	// publishes them.
+	d.revisions.Store(g.revs)
+	d.tombstones.Store(g.tombs)
+	return nil
 }
