@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/index"
+)
+
+// Purge (docs/design.md, Compaction): documents removed with all their
+// history on this peer, for data that must be gone.
+
+// MaxPurgeIDs is the most document ids one Purge takes.
+const MaxPurgeIDs = 10_000
+
+// rejectPurged is the rejection reason of a purged change: offered again
+// by a peer, it is refused.
+const rejectPurged = "purged"
+
+// Documents purged per exclusive step, so that writes wait at most one step.
+const purgeStepDocs = 256
+
+// PurgeResult reports one Purge.
+type PurgeResult struct {
+	Purged      []string      `json:"purged"`    // ids removed, sorted
+	NotFound    []string      `json:"not_found"` // ids this database did not hold, sorted
+	Changes     int           `json:"changes"`   // changes removed, refused from now on
+	BytesBefore uint64        `json:"bytes_before"`
+	BytesAfter  uint64        `json:"bytes_after"`
+	Took        time.Duration `json:"took_ns"`
+}
+
+// Purge removes documents and all their history from this database: the
+// document record, the folded base, the history, the change bodies, the
+// feed entries and the index entries; the blobs their attachments named
+// are reclaimed by the next CompactBlobs. Each purged change is recorded as
+// rejected, so a peer that offers it again is refused: the document does
+// not come back through replication. Purges do not travel to other peers.
+// The store then compacts the database's range, so the bytes leave the
+// disk rather than stay as tombstones.
+//
+// ErrInvalid, with nothing changed, for an empty list, more than
+// MaxPurgeIDs ids, a malformed id or the ACL document. Ids the database
+// does not hold are listed in NotFound. Purge works in steps of a few
+// hundred documents run by the writer between group commits; a step is
+// atomic, and an error in a later step leaves the earlier ones done (listed
+// in the result returned with the error).
+func (d *DB) Purge(ctx context.Context, ids []string) (PurgeResult, error) {
+	if err := d.checkOpen(); err != nil {
+		return PurgeResult{}, err
+	}
+	switch {
+	case len(ids) == 0:
+		return PurgeResult{}, invalid("ids", "no document ids to purge")
+	case len(ids) > MaxPurgeIDs:
+		return PurgeResult{}, invalid("ids", "%d document ids: at most %d per purge", len(ids), MaxPurgeIDs)
+	}
+	for _, id := range ids {
+		if err := crdt.ValidateName("doc id", id); err != nil {
+			return PurgeResult{}, invalid("doc id", "%v", err)
+		}
+		if id == ACLDocID {
+			return PurgeResult{}, invalid("doc id", "%s cannot be purged: the database would lose its access control", ACLDocID)
+		}
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	start := time.Now()
+	lo, hi := d.keys.all()
+	res := PurgeResult{Purged: []string{}, NotFound: []string{}}
+	res.BytesBefore, _ = d.store.EstimateDiskUsage(lo, hi)
+	for len(ids) > 0 {
+		step := ids[:min(len(ids), purgeStepDocs)]
+		ids = ids[len(step):]
+		if err := d.exclusive(ctx, func() error { return d.purgeStep(step, &res) }); err != nil {
+			return res, fmt.Errorf("purge %s: %w", d.name, err)
+		}
+	}
+	if len(res.Purged) > 0 {
+		if err := d.store.Compact(lo, hi); err != nil {
+			return res, fmt.Errorf("purge %s: reclaim space: %w", d.name, err)
+		}
+	}
+	res.BytesAfter, _ = d.store.EstimateDiskUsage(lo, hi)
+	res.Took = time.Since(start)
+	d.log.Info("purged", "docs", len(res.Purged), "not_found", len(res.NotFound), "changes", res.Changes,
+		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "dur", res.Took)
+	return res, nil
+}
+
+// purgeStep removes a step's documents in one batch. It runs exclusively
+// (no group is being prepared or committed), so it may rewrite the
+// counters the writer keeps.
+func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	count, revs, tombs, purged := d.count.Load(), d.revisions.Load(), d.tombstones.Load(), d.purged
+	var done []string
+	changes, rejected := 0, 0
+	for _, id := range ids {
+		found, n, refused, clock, err := d.purgeDoc(b, id)
+		if err != nil {
+			return err
+		}
+		if !found.Exists() {
+			res.NotFound = append(res.NotFound, id)
+			continue
+		}
+		done = append(done, id)
+		changes += n
+		rejected += refused
+		revs -= int64(n)
+		switch {
+		case found.Deleted:
+			tombs--
+		default:
+			count--
+		}
+		if clock.Compare(purged) > 0 {
+			purged = clock
+		}
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	pb, err := crdt.Marshal(purged)
+	if err != nil {
+		return err
+	}
+	b.Set(d.keys.meta(metaCount), binary.BigEndian.AppendUint64(nil, uint64(count)))
+	b.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(revs)))
+	b.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(tombs)))
+	b.Set(d.keys.meta(metaPurged), pb)
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	d.count.Store(count)
+	d.revisions.Store(revs)
+	d.tombstones.Store(tombs)
+	d.purged = purged
+	res.Purged = append(res.Purged, done...)
+	res.Changes += changes
+	d.node.metrics.rejected.WithLabelValues(d.name, rejectPurged).Add(float64(rejected))
+	return nil
+}
+
+// purgeDoc adds to b the removal of one document: everything stored under
+// its id, its changes and feed entries, its index entries, and a rejection
+// record for each change id it knows (kept changes and the heads of its
+// folded base). It returns the document's state (empty when the database
+// does not hold it), the number of history entries removed, the number of
+// change ids recorded as rejected and the latest
+// clock folded into its base (zero without one): old changes of the
+// document whose ids are gone with the fold are refused as stale below it
+// (isStale), as after a purged tombstone.
+func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused int, clock crdt.HLC, err error) {
+	st, recSeq, err := d.readView(id)
+	if err != nil || !st.Exists() {
+		return st, 0, 0, crdt.HLC{}, err
+	}
+	refuse := map[crdt.ID]bool{}
+	prefix := d.keys.history(id)
+	err = d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
+		seq, _, err := tuple.ReadUint64(k[len(prefix):])
+		if err != nil || len(v) != len(crdt.ID{}) {
+			return false, fmt.Errorf("history of %s: corrupt entry", id)
+		}
+		var cid crdt.ID
+		copy(cid[:], v)
+		b.Delete(d.keys.change(cid))
+		b.Delete(d.keys.feed(seq))
+		b.Delete(slices.Clone(k))
+		refuse[cid] = true
+		n++
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, 0, crdt.HLC{}, err
+	}
+	b.Delete(d.keys.feed(recSeq)) // compaction keeps the latest entry without its history key
+	fold, err := d.readFoldRecord(id)
+	if err != nil {
+		return nil, 0, 0, crdt.HLC{}, err
+	}
+	if fold != nil {
+		base, err := crdt.DecodeView(fold.Base)
+		if err != nil {
+			return nil, 0, 0, crdt.HLC{}, fmt.Errorf("purge %s: base: %w", id, err)
+		}
+		for _, h := range base.Heads {
+			refuse[h] = true
+		}
+		clock = fold.Clock
+		b.Delete(d.keys.fold(id))
+	}
+	for _, h := range st.Heads {
+		refuse[h] = true
+	}
+	for cid := range refuse {
+		b.Set(d.keys.rejected(cid), []byte(rejectPurged))
+	}
+	del, _, err := index.Diff(d.keys.index(), id, liveBody(st), nil)
+	if err != nil {
+		return nil, 0, 0, crdt.HLC{}, fmt.Errorf("purge %s: index: %w", id, err)
+	}
+	for _, k := range del {
+		b.Delete(k)
+	}
+	b.Delete(d.keys.doc(id))
+	return st, n, len(refuse), clock, nil
+}
