@@ -126,7 +126,7 @@ func (a *app) benchCmd() *cobra.Command {
 	f.Uint64Var(&c.seed, "seed", 1, "seed of the document generator")
 	f.StringVar(&c.dataParent, "data", "", "parent directory of the temporary data dir (default the system temp dir)")
 	f.BoolVar(&c.keep, "keep", false, "keep the data dir instead of removing it at the end")
-	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed part of W2, W3 and W4 to PREFIX.<workload>.pprof")
+	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each workload to PREFIX.<workload>.pprof (W2, W3, W4: the timed part; the others: all after the node opens)")
 	return cmd
 }
 
@@ -253,6 +253,11 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 	if err != nil {
 		return "", err
 	}
+	stop, err := b.profile()
+	if err != nil {
+		return "", err
+	}
+	defer stop(&err)
 	switch b.name {
 	case "W1a":
 		return b.putSequential(ctx, d)
