@@ -10,7 +10,7 @@ export function chart ({ title, subtitle, groups, series }) {
   const values = groups.flatMap(g => g.bars.map(b => b.value)).filter(v => v > 0)
   const lo = Math.min(0.1, ...values.map(v => 10 ** Math.floor(Math.log10(v))))
   const hi = Math.max(10, ...values.map(v => 10 ** Math.ceil(Math.log10(v))))
-  const labelW = 300
+  const labelW = 330
   const plotW = 560
   const barH = 12
   const gap = 3
