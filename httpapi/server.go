@@ -82,6 +82,7 @@ func (s *server) routes() {
 	s.route("PUT /dbs/{db}/replication", s.handleSetReplication)
 	s.aclRoutes()
 	s.attachmentRoutes()
+	s.compactRoutes()
 
 	s.route("GET /peers", s.handlePeers)
 	s.route("POST /peers", s.handleConnect)

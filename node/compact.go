@@ -162,9 +162,11 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 	m.compactions.WithLabelValues(d.name).Inc()
 	m.folded.WithLabelValues(d.name).Add(float64(stats.Folded))
 	m.tombstones.WithLabelValues(d.name).Add(float64(stats.Tombstones))
+	reclaimed := 0.0 // added even when 0, so the series exists from the first run
 	if stats.BytesBefore > stats.BytesAfter {
-		m.reclaimed.WithLabelValues(d.name).Add(float64(stats.BytesBefore - stats.BytesAfter))
+		reclaimed = float64(stats.BytesBefore - stats.BytesAfter)
 	}
+	m.reclaimed.WithLabelValues(d.name).Add(reclaimed)
 	d.log.Info("compacted", "docs", stats.Docs, "folded", stats.Folded, "tombstones", stats.Tombstones,
 		"bytes_before", stats.BytesBefore, "bytes_after", stats.BytesAfter, "took", stats.Took)
 	return stats, nil
