@@ -144,7 +144,7 @@ func (d *DB) receiveBlob(dg digest) (*blobSink, error) {
 		}
 	}
 	d.blobs.startUpload(w.Upload)
-	return &blobSink{d: d, dg: dg, w: w, h: h, buf: make([]byte, 0, ChunkBytes), b: d.store.NewWriteBatch()}, nil
+	return &blobSink{d: d, dg: dg, w: w, h: h, buf: make([]byte, 0, ChunkBytes), b: d.newBlobBatch()}, nil
 }
 
 // errReceiving: a second transfer of a blob already being received.
@@ -233,8 +233,11 @@ func (s *blobSink) persist() error {
 	}
 	s.w.State = st
 	s.b.Set(s.d.keys.blobWant(s.dg), s.w.encode())
-	err = s.b.Commit()
-	s.b = s.d.store.NewWriteBatch()
+	// Not synced: a crash loses at most the progress since the last synced
+	// write, and the record and its chunks go together (one batch, WAL
+	// order). Commit's final batch is synced, and with it every chunk.
+	err = s.b.CommitNoSync()
+	s.b = s.d.newBlobBatch()
 	s.batched = 0
 	if err != nil {
 		return fmt.Errorf("blob %s: write chunks: %w", s.dg, err)
@@ -273,7 +276,7 @@ func (s *blobSink) Commit(length int64) error {
 	s.b.Set(s.d.keys.blobMeta(s.dg), m.encode())
 	s.b.Delete(s.d.keys.blobWant(s.dg))
 	err := s.b.Commit()
-	s.b = s.d.store.NewWriteBatch()
+	s.b = s.d.store.NewWriteBatch() // done: nothing more is batched
 	if err != nil {
 		return fmt.Errorf("blob %s: write metadata: %w", s.dg, err)
 	}

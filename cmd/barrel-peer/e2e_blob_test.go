@@ -62,7 +62,7 @@ func attachmentDigest(t *testing.T, url string) (string, bool) {
 // TestE2EBlobReplication: a 200 MiB attachment written on A reaches B and
 // then C (connected only to B) byte-identical, while every process stays
 // under 150 MB resident. Peers run with a 16 MiB Pebble block cache and
-// 16 MiB memtables (p2p on loopback, mDNS and the DHT off).
+// 8 MiB memtables (p2p on loopback, mDNS and the DHT off).
 func TestE2EBlobReplication(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 200 MiB through three processes")
@@ -76,7 +76,7 @@ func TestE2EBlobReplication(t *testing.T) {
 	// Pebble's block cache (128 MiB) and memtables (up to 4 × 32 MiB)
 	// dominate a daemon's memory by default; a small-memory peer sets both.
 	cache := "--cache-bytes=" + strconv.Itoa(16<<20)
-	mem := "--memtable-bytes=" + strconv.Itoa(16<<20)
+	mem := "--memtable-bytes=" + strconv.Itoa(8<<20)
 	a := startNetPeer(t, "A", t.TempDir(), loop, cache, mem)
 	b := startNetPeer(t, "B", t.TempDir(), loop, cache, mem, "--bootstrap", a.addr)
 	c := startNetPeer(t, "C", t.TempDir(), loop, cache, mem, "--bootstrap", b.addr)
