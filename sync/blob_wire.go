@@ -3,7 +3,6 @@ package sync
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/barrel-db/barrel/crdt"
 )
@@ -124,15 +123,4 @@ func checkBlob(m any) error {
 
 // readBlob reads and decodes the next blob message within the conn's
 // frame limit and deadline.
-func (c *conn) readBlob() (any, error) {
-	if err := c.s.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-		return nil, fmt.Errorf("set read deadline: %w", err)
-	}
-	p, err := readFrame(c.r, c.maxFrame, c.s.Scope())
-	if err != nil {
-		return nil, err
-	}
-	defer c.s.Scope().ReleaseMemory(len(p))
-	c.bytesIn += int64(len(p))
-	return decodeBlobMessage(p)
-}
+func (c *conn) readBlob() (any, error) { return c.readAs(decodeBlobMessage) }
