@@ -72,7 +72,7 @@ type SnapshotDoc struct {
 // base: that author's changes up to it are in the base.
 type AuthorClock struct {
 	_      struct{} `cbor:",toarray"`
-	Author []byte // peer id bytes
+	Author []byte   // peer id bytes
 	Clock  crdt.HLC
 }
 
