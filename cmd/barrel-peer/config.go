@@ -28,6 +28,9 @@ type fileConfig struct {
 	MemTable   int64      `koanf:"memtable_bytes"` // Pebble memtable; 0: 32 MiB
 	LogLevel   string     `koanf:"log_level"`
 	P2P        p2pConfig  `koanf:"p2p"`
+	// Retention is the history every database keeps; it starts from
+	// node.DefaultRetention, so a file sets only the keys it changes.
+	Retention node.Retention `koanf:"retention"`
 }
 
 // httpConfig is the http section of the configuration file.
@@ -96,6 +99,7 @@ func defaultConfig() fileConfig {
 		HTTP:       httpConfig{Addr: "127.0.0.1:7080"},
 		Durability: "sync",
 		LogLevel:   "info",
+		Retention:  node.DefaultRetention,
 	}
 }
 
@@ -210,6 +214,9 @@ func (c fileConfig) validate() error {
 	}
 	if c.WriteQueue < 0 {
 		errs = append(errs, fmt.Errorf("write_queue %d: want >= 0", c.WriteQueue))
+	}
+	if r := c.Retention; r.KeepRevisions < 0 || r.KeepFor < 0 || r.TombstonesFor < 0 || r.Interval < 0 {
+		errs = append(errs, fmt.Errorf("retention %+v: keep_revisions, keep_for, tombstones_for and interval want >= 0", r))
 	}
 	if c.HTTP.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: want >= 0", c.HTTP.MaxBodyBytes))

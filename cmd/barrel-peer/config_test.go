@@ -28,6 +28,14 @@ func TestLoadConfig(t *testing.T) {
 	if err := os.WriteFile(badDur, []byte("p2p:\n  heartbeat: often\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	retFile := filepath.Join(dir, "retention.yaml")
+	if err := os.WriteFile(retFile, []byte("retention:\n  keep_revisions: 3\n  interval: 0s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badRet := filepath.Join(dir, "badret.yaml")
+	if err := os.WriteFile(badRet, []byte("retention:\n  keep_for: -1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("data_dri: /typo\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -51,6 +59,9 @@ func TestLoadConfig(t *testing.T) {
 					AllowPrivateAddrs: true, NATPortMap: true, HolePunching: true, RelayClient: true, AntiEntropy: 2 * time.Second, Heartbeat: 500 * time.Millisecond}}, ""},
 		{"no network", "", []string{"--no-network", "--bootstrap", "/ip4/10.0.0.1/tcp/1/p2p/x"}, fileConfig{DataDir: "/xdg/barrel", HTTP: httpConfig{Addr: "127.0.0.1:7080"}, Durability: "sync", LogLevel: "info",
 			P2P: p2pConfig{Off: true, Bootstrap: []string{"/ip4/10.0.0.1/tcp/1/p2p/x"}}}, ""},
+		{"retention over its defaults", retFile, nil, fileConfig{DataDir: "/xdg/barrel", HTTP: httpConfig{Addr: "127.0.0.1:7080"}, Durability: "sync", LogLevel: "info",
+			Retention: node.Retention{KeepRevisions: 3, KeepFor: node.DefaultRetention.KeepFor}}, ""},
+		{"negative retention", badRet, nil, fileConfig{}, "retention"},
 		{"bad duration in file", badDur, nil, fileConfig{}, "heartbeat"},
 		{"negative anti-entropy", "", []string{"--anti-entropy", "-1s"}, fileConfig{}, "anti_entropy"},
 		{"unknown key", bad, nil, fileConfig{}, "data_dri"},
@@ -74,6 +85,9 @@ func TestLoadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tt.want.Retention == (node.Retention{}) {
+				tt.want.Retention = node.DefaultRetention // the cases that leave it alone
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
@@ -91,6 +105,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg.P2P.Listen, node.DefaultListen) || cfg.P2P.Off || cfg.P2P.AntiEntropy != 30*time.Second || cfg.P2P.Heartbeat != 10*time.Second {
 		t.Fatalf("p2p section: got %+v, want the node's defaults", cfg.P2P)
+	}
+	if cfg.Retention != node.DefaultRetention {
+		t.Fatalf("retention section: got %+v, want the node's defaults %+v", cfg.Retention, node.DefaultRetention)
 	}
 	// Every key the daemon reads is documented in the example.
 	raw, err := os.ReadFile("../../configs/barrel.yaml")

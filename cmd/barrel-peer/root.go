@@ -45,6 +45,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.dbsCmd(), a.createDBCmd(), a.dropDBCmd(),
 		a.putCmd(), a.getCmd(), a.patchCmd(), a.deleteCmd(),
 		a.attachCmd(), a.fetchCmd(), a.compactBlobsCmd(),
+		a.compactCmd(), a.purgeCmd(), a.historyCmd(),
 		a.queryCmd(), a.changesCmd(),
 		a.importCmd(), a.exportCmd(),
 		a.idCmd(), a.peersCmd(), a.connectCmd(), a.statusCmd(), a.replicateCmd(),

@@ -92,6 +92,7 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		CacheBytes: cfg.CacheBytes,
 		MemTable:   cfg.MemTable,
 		P2P:        cfg.P2P.node(),
+		Retention:  &cfg.Retention,
 		Logger:     log,
 	})
 	if err != nil {
