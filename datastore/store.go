@@ -141,6 +141,18 @@ func (s *Store) DiskUsage() (uint64, error) {
 	return s.db.Metrics().DiskSpaceUsage(), nil
 }
 
+// Flush writes the memtables to sstables, so that EstimateDiskUsage counts
+// every key.
+func (s *Store) Flush() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
 // EstimateDiskUsage returns an estimate of the bytes on disk of the keys in
 // [lo, hi): the sstables overlapping it (memtables are not counted).
 func (s *Store) EstimateDiskUsage(lo, hi []byte) (uint64, error) {

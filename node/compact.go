@@ -121,6 +121,9 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 	defer d.compactRun.Unlock()
 	start := time.Now()
 	lo, hi := d.keys.all()
+	if err := d.store.Flush(); err != nil {
+		return CompactionStats{}, fmt.Errorf("compact %s: %w", d.name, err)
+	}
 	before, _ := d.store.EstimateDiskUsage(lo, hi)
 	stats := CompactionStats{BytesBefore: before}
 	now := d.node.cfg.Now()
