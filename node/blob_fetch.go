@@ -21,7 +21,7 @@ import (
 // the change first, then from the other connected peers; at most
 // maxBlobFetches transfers at once, one per blob; a failed round is
 // retried after a delay that doubles from P2PConfig.BlobRetry up to
-// blobRetryMax. Nothing waits for a fetch: the writer loop has answered
+// blobRetryMax (notYetRetryMax when every peer only lacked the blob). Nothing waits for a fetch: the writer loop has answered
 // before the want is noted, and a read of an attachment whose blob has not
 // arrived answers ErrNotFound at once.
 
@@ -36,6 +36,10 @@ const (
 	// defaultBlobRetry and blobRetryMax bound the retry delays.
 	defaultBlobRetry = 500 * time.Millisecond
 	blobRetryMax     = 30 * time.Second
+	// notYetRetryMax caps the delay when every peer answered that it
+	// lacks the blob: a peer between us and the author is likely fetching
+	// it (A to B to C), so asking again soon costs one short stream.
+	notYetRetryMax = 4 * time.Second
 )
 
 type blobKey struct {
@@ -195,6 +199,7 @@ const (
 	fetchDone    fetchResult = iota // the blob is here (or no longer wanted)
 	fetchFailed                     // every peer asked failed: back off
 	fetchNoPeers                    // nobody to ask: retry at the base delay
+	fetchNotYet                     // every peer lacks it (yet): back off to notYetRetryMax
 )
 
 // finish records a round's result and wakes the loop.
@@ -211,7 +216,11 @@ func (f *blobFetcher) finish(k blobKey, r fetchResult) {
 	default:
 		w.running = false
 		w.fails++
-		w.next = time.Now().Add(min(f.retry<<min(w.fails-1, 16), blobRetryMax))
+		limit := blobRetryMax
+		if r == fetchNotYet {
+			limit = notYetRetryMax
+		}
+		w.next = time.Now().Add(min(f.retry<<min(w.fails-1, 16), limit))
 	}
 	f.mu.Unlock()
 	f.signal()
@@ -233,6 +242,7 @@ func (f *blobFetcher) fetch(ctx context.Context, k blobKey, w wantState) fetchRe
 		return fetchNoPeers
 	}
 	log := f.log.With("db", k.db, "digest", k.dg.String())
+	notYet := true // every peer answered that it lacks the blob
 	for _, p := range peers {
 		start := time.Now()
 		n, err := f.client.Fetch(ctx, p, k.db, bsync.Digest(k.dg), w.length)
@@ -242,13 +252,20 @@ func (f *blobFetcher) fetch(ctx context.Context, k blobKey, w wantState) fetchRe
 			return fetchDone
 		case ctx.Err() != nil:
 			return fetchFailed
-		case errors.Is(err, bsync.ErrBlobNotFound), errors.Is(err, bsync.ErrNoDB), errors.Is(err, bsync.ErrForbidden):
-			log.Debug("peer cannot serve blob", "peer", p, "err", err)
+		case errors.Is(err, bsync.ErrBlobNotFound), errors.Is(err, bsync.ErrNoDB):
+			log.Debug("peer lacks the blob", "peer", p, "err", err)
+			continue
+		case errors.Is(err, bsync.ErrForbidden):
+			log.Debug("peer refused the blob", "peer", p, "err", err)
 		case errors.Is(err, bsync.ErrDigestMismatch):
 			log.Warn("peer sent a blob whose content does not match its digest; dropped", "peer", p, "err", err)
 		default:
 			log.Warn("blob transfer failed; will resume", "peer", p, "bytes", n, "err", err)
 		}
+		notYet = false
+	}
+	if notYet {
+		return fetchNotYet
 	}
 	return fetchFailed
 }
