@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -606,6 +605,7 @@ func (g *group) dropDoc(doc string) error {
 		g.batch.Delete(d.keys.change(id))
 		g.batch.Delete(d.keys.feed(seq))
 		g.snap.gone[id] = true
+		g.revs--
 		return true, nil
 	})
 	if err != nil {
@@ -623,6 +623,9 @@ func (g *group) dropDoc(doc string) error {
 			g.batch.Delete(k)
 		}
 		g.count--
+	}
+	if ent.state.Exists() && ent.state.Deleted {
+		g.tombs--
 	}
 	g.docs[doc] = &docEntry{state: crdt.NewState()}
 	g.folds[doc] = nil
@@ -662,6 +665,8 @@ func (g *group) installBase(p peer.ID, sd *snapDoc) error {
 			g.batch.Set(k, nil)
 		}
 		g.count++
+	} else if st.Deleted {
+		g.tombs++
 	}
 	g.docs[sd.doc] = &docEntry{state: st}
 	g.folds[sd.doc] = &foldInfo{frontier: st.Heads, clock: sd.clock}
@@ -713,19 +718,4 @@ func (d *DB) commitNow(g *group) error {
 		d.publish(g)
 	}
 	return nil
-}
-
-// publish makes a committed group visible: sequence, counts, digest,
-// waiters and announcements.
-func (d *DB) publish(g *group) {
-	d.seq.Store(g.seq)
-	d.count.Store(g.count)
-	d.digest.Lock()
-	d.digest.xor, d.digest.count = g.digest, g.nchange
-	d.digest.Unlock()
-	d.notifyCommit()
-	d.announce()
-	m := d.node.metrics
-	m.commit.Observe(time.Since(g.start).Seconds())
-	m.groupSize.Observe(float64(g.written))
 }

@@ -69,6 +69,11 @@ func TestSnapshotCatchUp(t *testing.T) {
 	if d := mustGet(t, f, "x"); !d.Deleted {
 		t.Fatalf("tombstone not in the snapshot: %+v", d)
 	}
+	is, _ := s.Info(t.Context())
+	if inf, _ := f.Info(t.Context()); inf.Revisions != is.Revisions || inf.Tombstones != 1 || is.Tombstones != 1 {
+		t.Fatalf("counts after the snapshot: %d revisions and %d tombstones, the server %d and %d",
+			inf.Revisions, inf.Tombstones, is.Revisions, is.Tombstones)
+	}
 	// Incremental both ways after the snapshot.
 	mustPut(t, s, "d000001", map[string]any{"from": "s"}, "")
 	mustPut(t, f, "d000002", map[string]any{"from": "f"}, "")

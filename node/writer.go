@@ -95,18 +95,24 @@ func (d *DB) commit(g *group, reqs []*request, resps []response) {
 		return
 	}
 	if g.written > 0 {
-		d.seq.Store(g.seq)
-		d.count.Store(g.count)
-		d.digest.Lock()
-		d.digest.xor, d.digest.count = g.digest, g.nchange
-		d.digest.Unlock()
-		d.notifyCommit()
-		d.announce()
-		m := d.node.metrics
-		m.commit.Observe(time.Since(g.start).Seconds())
-		m.groupSize.Observe(float64(g.written))
+		d.publish(g)
 	}
 	d.reply(reqs, resps, nil)
+}
+
+// publish makes a committed group visible: sequence, counts, digest,
+// waiters and announcements.
+func (d *DB) publish(g *group) {
+	d.seq.Store(g.seq)
+	d.count.Store(g.count)
+	d.digest.Lock()
+	d.digest.xor, d.digest.count = g.digest, g.nchange
+	d.digest.Unlock()
+	d.notifyCommit()
+	d.announce()
+	m := d.node.metrics
+	m.commit.Observe(time.Since(g.start).Seconds())
+	m.groupSize.Observe(float64(g.written))
 }
 
 // reply answers every request of a group; err, when set, replaces them all.
