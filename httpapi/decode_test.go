@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 func TestDecodeValue(t *testing.T) {
@@ -100,7 +102,8 @@ func TestLiteral(t *testing.T) {
 }
 
 func FuzzDecodeBody(f *testing.F) {
-	for _, s := range []string{`{"a":1}`, `[1,2.5,"x",null,true]`, `{"a":{"b":[{}]}}`, `{"a":1,"a":2}`, `1e400`, `"\u00e9"`, `{} x`} {
+	for _, s := range []string{`{"a":1}`, `[1,2.5,"x",null,true]`, `{"a":{"b":[{}]}}`, `{"a":1,"a":2}`, `1e400`, `"\u00e9"`, `{} x`,
+		`{"keep_revisions":3,"keep_for":"720h","tombstones_for":"1m"}`, `{"ids":["a","b"]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -114,8 +117,18 @@ func FuzzDecodeBody(f *testing.F) {
 			return
 		}
 		checkNormalized(t, v, 0)
+		// The _compact and _purge parsers refuse with 400, never panic.
+		if m, ok := v.(map[string]any); ok {
+			for _, err := range []error{second(parseRetention(node.DefaultRetention, m)), second(parsePurge(m))} {
+				if status, _, _, _ := errorStatus(err); err != nil && status != 400 {
+					t.Fatalf("error %v maps to %d, want 400", err, status)
+				}
+			}
+		}
 	})
 }
+
+func second[T any](_ T, err error) error { return err }
 
 // checkNormalized fails unless v only holds the normalized JSON types.
 func checkNormalized(t *testing.T, v any, depth int) {
