@@ -31,7 +31,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S"}
 
 // Fixed shape of the workloads.
 const (
@@ -71,6 +71,7 @@ type benchConfig struct {
 	// backoff is how long a writer waits after ErrOverloaded (or HTTP 503)
 	// before it retries.
 	backoff time.Duration
+	cmp     benchCompactConfig // C1, C2, W2S (bench_compact.go)
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -95,7 +96,14 @@ func (a *app) benchCmd() *cobra.Command {
 			"timed until the other peer can read it, --latency-gap apart (median and p99 ms); W4 two peers\n" +
 			"holding the same --n-repl documents each write 100 while apart and reconnect (seconds\n" +
 			"until both hold all, sync frame bytes received by both, and all_ids_bytes = n*40, what\n" +
-			"listing every id again would cost).",
+			"listing every id again would cost).\n\n" +
+			"Compaction workloads (issue 7): C1 --n-compact documents written --compact-revs times by\n" +
+			"Bulk, then compacted folding everything (revisions folded per second, bytes on disk per\n" +
+			"document before, after, and for a store of the final states only); C2 --writers Put new\n" +
+			"documents while that history is compacted, against --n writes before it and --n after\n" +
+			"(median and p99 ms, and their ratios); W2S W2 from a source of --n-snap documents with\n" +
+			"--snap-revs revisions each, compacted before the fresh peer dials (snapshot catch-up),\n" +
+			"next to W2 with one revision each in the same run (ratio of the times).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ws, err := parseWorkloads(workloads)
@@ -110,7 +118,7 @@ func (a *app) benchCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&workloads, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" adds MEM): W1a,W1b,W1c,W1d,Q1,MEM`)
+	f.StringVar(&workloads, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
@@ -126,7 +134,8 @@ func (a *app) benchCmd() *cobra.Command {
 	f.Uint64Var(&c.seed, "seed", 1, "seed of the document generator")
 	f.StringVar(&c.dataParent, "data", "", "parent directory of the temporary data dir (default the system temp dir)")
 	f.BoolVar(&c.keep, "keep", false, "keep the data dir instead of removing it at the end")
-	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each workload to PREFIX.<workload>.pprof (W2, W3, W4: the timed part; the others: all after the node opens)")
+	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each workload to PREFIX.<workload>.pprof (W2, W3, W4: the timed part; C1: the compaction; C2: the writes during it; W2S: the snapshot catch-up; the others: all after the node opens)")
+	c.cmp.flags(cmd)
 	return cmd
 }
 
@@ -177,6 +186,7 @@ func (c *benchConfig) validate() error {
 	if c.durability != "sync" && c.durability != "batch" {
 		errs = append(errs, fmt.Errorf("--durability %q: want sync or batch", c.durability))
 	}
+	errs = append(errs, c.cmp.validate())
 	return errors.Join(errs...)
 }
 
@@ -235,6 +245,12 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.latency(ctx)
 	case "W4":
 		return b.reconnect(ctx)
+	case "C1":
+		return b.compactThroughput(ctx)
+	case "C2":
+		return b.compactLatency(ctx)
+	case "W2S":
+		return b.snapshotCatchUp(ctx)
 	}
 	n, err := node.Open(ctx, node.Config{DataDir: b.dir, Durability: b.c.durability, Logger: b.log})
 	if err != nil {

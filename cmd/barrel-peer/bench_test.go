@@ -18,7 +18,8 @@ func TestBench(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"bench", "--workloads", "all", "--data", parent,
 		"--n", "200", "--n-bulk", "2000", "--n-query", "2000", "--n-mem", "2000",
-		"--n-repl", "1500", "--n-latency", "20"}
+		"--n-repl", "1500", "--n-latency", "20",
+		"--n-compact", "300", "--compact-revs", "3", "--n-snap", "1000", "--snap-revs", "3"}
 	if code := runMain(t.Context(), args, nil, &stdout, &stderr); code != exitOK {
 		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr.String())
 	}
@@ -39,6 +40,13 @@ func TestBench(t *testing.T) {
 		{"W2", 1500, writeKeys},
 		{"W3", 20, []string{"workload", "n", "gap_ms", "median_ms", "p99_ms", "rss_mb", "durability", "peak_rss_mb"}},
 		{"W4", 1500, []string{"workload", "n", "writes", "seconds", "bytes", "all_ids_bytes", "rss_mb", "durability", "peak_rss_mb"}},
+		{"C1", 300, []string{"workload", "n", "revs", "folded", "seconds", "folded_per_s", "bytes_per_doc_before",
+			"bytes_per_doc_after", "final_only_bytes_per_doc", "load_seconds", "rss_mb", "durability", "peak_rss_mb"}},
+		{"C2", 300, []string{"workload", "n", "revs", "folded", "compact_seconds", "writers", "writes", "median_ms", "p99_ms",
+			"compacting_writes", "compacting_median_ms", "compacting_p99_ms", "median_ratio", "p99_ratio", "retries", "rss_mb",
+			"durability", "peak_rss_mb"}},
+		{"W2S", 1000, []string{"workload", "n", "revs", "seconds", "docs_per_s", "w2_seconds", "w2_docs_per_s", "ratio",
+			"folded", "compact_seconds", "fresh_revisions", "rss_mb", "durability", "peak_rss_mb"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -71,6 +79,28 @@ func TestBench(t *testing.T) {
 				}
 				if b, _ := strconv.Atoi(kv["bytes"]); b <= 0 {
 					t.Errorf("got bytes=%s, want the bytes the catch-up moved", kv["bytes"])
+				}
+			}
+			switch w.workload {
+			case "C1":
+				// Every revision folded, and the space returned.
+				before, _ := strconv.Atoi(kv["bytes_per_doc_before"])
+				after, _ := strconv.Atoi(kv["bytes_per_doc_after"])
+				if kv["folded"] != "900" || after <= 0 || after >= before {
+					t.Errorf("got folded=%s bytes per document %d -> %d, want 900 folded and fewer bytes", kv["folded"], before, after)
+				}
+			case "C2":
+				// The history, the 400 writes before, and some during it.
+				if n, _ := strconv.Atoi(kv["compacting_writes"]); n < 1 || kv["writes"] != "400" {
+					t.Errorf("got writes=%s compacting_writes=%s, want 400 and some", kv["writes"], kv["compacting_writes"])
+				}
+				if f, _ := strconv.Atoi(kv["folded"]); f < 900+200 {
+					t.Errorf("got folded=%s, want at least the history and the writes before it (1100)", kv["folded"])
+				}
+			case "W2S":
+				// The fresh peer installed bases (a snapshot), not history.
+				if kv["folded"] != "3000" || kv["fresh_revisions"] != "0" {
+					t.Errorf("got folded=%s fresh_revisions=%s, want 3000 and 0", kv["folded"], kv["fresh_revisions"])
 				}
 			}
 		})
@@ -138,6 +168,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bad durability", []string{"--durability", "maybe"}, "--durability"},
 		{"bad country", []string{"--query-country", "Atlantis"}, "--query-country"},
 		{"bad limit", []string{"--query-limit", "-1"}, "--query-limit"},
+		{"bad compaction sizes", []string{"--n-compact", "0", "--snap-revs", "0"}, "--snap-revs 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
