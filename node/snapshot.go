@@ -100,7 +100,7 @@ func (s *docSnapshot) Close() { _ = s.sn.Close() }
 // gathers (one document may alone be up to the frame limit): a batch is
 // installed in one exclusive step of the receiver's writer, so it stays
 // short.
-const snapshotBatchBytes = 256 << 10
+const snapshotBatchBytes = 1 << 20
 
 func (s *docSnapshot) Next(ctx context.Context, maxBytes int) ([]bsync.SnapshotDoc, error) {
 	if s.done {
@@ -447,6 +447,13 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 	fi, err := g.foldOf(sd.doc)
 	if err != nil {
 		return err
+	}
+	for _, h := range sd.heads {
+		if gone, err := g.d.rejected(h); err != nil {
+			return err
+		} else if gone {
+			return nil // purged (or rejected) here: a snapshot must not bring it back
+		}
 	}
 	var own []*crdt.Change
 	switch {

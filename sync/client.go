@@ -82,7 +82,7 @@ func (c *Client) Pull(ctx context.Context, p peer.ID, db string, f *Filter) (st 
 	cn := newConn(s, c.cfg.StreamTimeout, c.cfg.MaxFrameBytes)
 	ps := &pull{c: c, cn: cn, peer: p, db: db, st: &st}
 	err = ps.run(ctx, since, f)
-	st.Bytes = cn.bytesIn
+	st.Bytes = cn.bytesIn.Load()
 	if err != nil {
 		var re *RemoteError
 		if !errors.As(err, &re) && ctx.Err() == nil {

@@ -3,6 +3,7 @@ package sync
 import (
 	"bufio"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -15,8 +16,8 @@ type conn struct {
 	s        network.Stream
 	r        *bufio.Reader
 	timeout  time.Duration
-	maxFrame int   // largest payload read or written
-	bytesIn  int64 // frame bytes read
+	maxFrame int          // largest payload read or written
+	bytesIn  atomic.Int64 // frame bytes read (atomic: a reader goroutine may count)
 }
 
 func newConn(s network.Stream, timeout time.Duration, maxFrame int) *conn {
@@ -37,7 +38,7 @@ func (c *conn) readAs(decode func([]byte) (any, error)) (any, error) {
 		return nil, err
 	}
 	defer c.s.Scope().ReleaseMemory(len(p))
-	c.bytesIn += int64(len(p))
+	c.bytesIn.Add(int64(len(p)))
 	return decode(p)
 }
 

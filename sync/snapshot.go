@@ -121,7 +121,7 @@ func (c *Client) Snapshot(ctx context.Context, p peer.ID, db string, f *Filter) 
 	defer stop()
 	cn := newConn(s, c.cfg.StreamTimeout, c.cfg.MaxFrameBytes)
 	err = c.installSnapshot(ctx, cn, store, p, db, after, f, &st)
-	st.Bytes = cn.bytesIn
+	st.Bytes = cn.bytesIn.Load()
 	if err != nil {
 		var re *RemoteError
 		if !errors.As(err, &re) && ctx.Err() == nil {
@@ -151,8 +151,35 @@ func (c *Client) installSnapshot(ctx context.Context, cn *conn, store SnapshotSt
 	default:
 		return fmt.Errorf("%w: want snapshot head, got %T", ErrBadRequest, m)
 	}
+	// Read ahead: the next frame travels and decodes while this one is
+	// installed (at most two frames held).
+	type frame struct {
+		m   any
+		err error
+	}
+	frames := make(chan frame, 1)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go func() {
+		defer close(frames)
+		for {
+			m, err := cn.readAs(decodeSnapMessage)
+			select {
+			case frames <- frame{m, err}:
+			case <-readCtx.Done():
+				return
+			}
+			if d, ok := m.(*snapDocsMsg); err != nil || !ok || d.Done {
+				return
+			}
+		}
+	}()
 	for {
-		m, err := cn.readAs(decodeSnapMessage)
+		fr, ok := <-frames
+		if !ok {
+			return fmt.Errorf("%w: snapshot stream ended early", ErrBadRequest)
+		}
+		m, err := fr.m, fr.err
 		if err != nil {
 			return fmt.Errorf("read snapshot documents: %w", err)
 		}
