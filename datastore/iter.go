@@ -69,6 +69,14 @@ func (i *Iter) Next() bool {
 	}
 }
 
+// SeekGE moves an ascending iterator to the first key at or after key
+// (within its bounds) and reports whether there is one; Next then goes on
+// from there.
+func (i *Iter) SeekGE(key []byte) bool {
+	i.started = true
+	return i.it.SeekGE(key)
+}
+
 // Key returns the current key. The slice is owned by the iterator and valid
 // only until the next call to Next or Close; copy it to keep it.
 func (i *Iter) Key() []byte { return i.it.Key() }

@@ -46,6 +46,14 @@ func (sn *Snapshot) Get(key []byte) ([]byte, error) {
 	return out, nil
 }
 
+// Iter is Store.Iter as of the snapshot.
+func (sn *Snapshot) Iter(lo, hi []byte, reverse bool) (*Iter, error) {
+	if sn.s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return newIter(sn.sn, lo, hi, reverse)
+}
+
 // Range is Store.Range as of the snapshot.
 func (sn *Snapshot) Range(lo, hi []byte, reverse bool, fn func(k, v []byte) (more bool, err error)) error {
 	if sn.s.closed.Load() {

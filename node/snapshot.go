@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -88,19 +89,25 @@ type docSnapshot struct {
 	head    bsync.SnapshotHead
 	after   string
 	match   func(string) (bool, error)
-	aclSent bool // every session starts with the _acl document, if any
+	aclSent bool            // every session starts with the _acl document, if any
+	hist    *datastore.Iter // over every history key, sought per document
 	done    bool
 }
 
 func (s *docSnapshot) Head() bsync.SnapshotHead { return s.head }
 
-func (s *docSnapshot) Close() { _ = s.sn.Close() }
+func (s *docSnapshot) Close() {
+	if s.hist != nil {
+		_ = s.hist.Close()
+	}
+	_ = s.sn.Close()
+}
 
 // snapshotBatchBytes is the most bytes of documents a snapshot batch
 // gathers (one document may alone be up to the frame limit): a batch is
 // installed in one exclusive step of the receiver's writer, so it stays
 // short.
-const snapshotBatchBytes = 1 << 20
+var snapshotBatchBytes = 1 << 20 // a variable so tests can make batches small
 
 func (s *docSnapshot) Next(ctx context.Context, maxBytes int) ([]bsync.SnapshotDoc, error) {
 	if s.done {
@@ -184,21 +191,29 @@ func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
 	case !errors.Is(err, datastore.ErrNotFound):
 		return sd, err
 	}
+	if s.hist == nil {
+		all := d.keys.sub(tagHistory)
+		if s.hist, err = s.sn.Iter(all, datastore.PrefixEnd(all), false); err != nil {
+			return sd, err
+		}
+	}
 	prefix := d.keys.history(doc)
-	err = s.sn.Range(prefix, datastore.PrefixEnd(prefix), false, func(_, v []byte) (bool, error) {
+	for ok := s.hist.SeekGE(prefix); ok && bytes.HasPrefix(s.hist.Key(), prefix); ok = s.hist.Next() {
 		var id crdt.ID
-		copy(id[:], v)
+		copy(id[:], s.hist.Value())
 		body, err := s.sn.Get(d.keys.change(id))
 		if err != nil {
-			return false, fmt.Errorf("change %s of %s: %w", id, doc, err)
+			return sd, fmt.Errorf("change %s of %s: %w", id, doc, err)
 		}
 		sd.Changes = append(sd.Changes, body)
-		return true, nil
-	})
-	if err == nil && len(sd.Base) == 0 && len(sd.Changes) == 0 {
-		err = fmt.Errorf("document %s has neither base nor history", doc)
 	}
-	return sd, err
+	if err := s.hist.Err(); err != nil {
+		return sd, err
+	}
+	if len(sd.Base) == 0 && len(sd.Changes) == 0 {
+		return sd, fmt.Errorf("document %s has neither base nor history", doc)
+	}
+	return sd, nil
 }
 
 // SnapshotProgress implements bsync.SnapshotStore.
@@ -232,8 +247,9 @@ func (d *DB) snapProgress(p peer.ID) (*snapProgress, error) {
 // snapDoc is a snapshot document decoded and verified.
 type snapDoc struct {
 	doc     string
-	base    []byte // state encoding, nil: none
-	rec     []byte // fold record to store with the base
+	base    []byte      // state encoding, nil: none
+	st      *crdt.State // base decoded
+	rec     []byte      // fold record to store with the base
 	heads   []crdt.ID
 	clock   crdt.HLC
 	authors map[string]crdt.HLC
@@ -335,7 +351,7 @@ func (d *DB) decodeSnapshot(docs []bsync.SnapshotDoc) ([]*snapDoc, error) {
 			if err != nil || len(st.Heads) == 0 {
 				return nil, invalid("snapshot", "document %s: bad base (%v)", sd.Doc, err)
 			}
-			in.base, in.heads = sd.Base, st.Heads
+			in.base, in.st, in.heads = sd.Base, st, st.Heads
 			r := &foldRecord{Base: sd.Base, Clock: sd.Clock}
 			for _, a := range sd.Authors {
 				r.Authors = append(r.Authors, authorClock{Author: a.Author, Clock: a.Clock})
@@ -366,6 +382,21 @@ func (d *DB) install(p peer.ID, head bsync.SnapshotHead, after string, docs []*s
 		g.folds = map[string]*foldInfo{}
 	}
 	end := docs == nil
+	if len(docs) > 0 {
+		fresh, err := d.noDocsAfter(after)
+		if err != nil {
+			return err
+		}
+		g.snap.fresh = fresh
+		x := d.keys.sub(tagRejected)
+		err = d.store.Range(x, datastore.PrefixEnd(x), false, func(_, _ []byte) (bool, error) {
+			g.snap.anyRejected = true
+			return false, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	hi := ""
 	listed := map[string]bool{}
 	for _, sd := range docs {
@@ -436,19 +467,49 @@ type snapState struct {
 	gone    map[crdt.ID]bool       // changes deleted by this group
 	horizon uint64                 // highest seq given to an installed base
 	rebased int
+	fresh   bool // no local document sorts after the batch's cursor: every one is new
+	// anyRejected: the database has rejected (or purged) changes, so a
+	// document whose heads are among them must not come back.
+	anyRejected bool
+}
+
+// noDocsAfter reports whether the database holds no document whose id
+// sorts after after.
+func (d *DB) noDocsAfter(after string) (bool, error) {
+	prefix := d.keys.sub(tagDoc)
+	lo := prefix
+	if after != "" {
+		lo = datastore.PrefixEnd(d.keys.doc(after))
+	}
+	none := true
+	err := d.store.Range(lo, datastore.PrefixEnd(prefix), false, func(k, _ []byte) (bool, error) {
+		doc, _, err := tuple.ReadString(k[len(prefix):])
+		none = err == nil && doc == ACLDocID // the _acl document comes first in every session
+		return none, err
+	})
+	return none, err
 }
 
 // installDoc installs one snapshot document (see the file comment).
 func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
-	ent, err := g.load(sd.doc)
-	if err != nil {
-		return err
-	}
-	fi, err := g.foldOf(sd.doc)
-	if err != nil {
-		return err
+	var ent *docEntry
+	var fi *foldInfo
+	if g.snap.fresh && sd.doc != ACLDocID {
+		ent = &docEntry{state: crdt.NewState()}
+		g.docs[sd.doc], g.folds[sd.doc] = ent, nil
+	} else {
+		var err error
+		if ent, err = g.load(sd.doc); err != nil {
+			return err
+		}
+		if fi, err = g.foldOf(sd.doc); err != nil {
+			return err
+		}
 	}
 	for _, h := range sd.heads {
+		if !g.snap.anyRejected {
+			break
+		}
 		if gone, err := g.d.rejected(h); err != nil {
 			return err
 		} else if gone {
@@ -484,6 +545,7 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 			kept[c.ID()] = true
 		}
 		mine := string(g.d.node.peerID)
+		var err error
 		if own, err = g.ownSince(sd.doc, func(c *crdt.Change) bool {
 			return !kept[c.ID()] && c.Clock.Compare(sd.authors[mine]) > 0
 		}); err != nil {
@@ -647,13 +709,14 @@ func (g *group) dropDoc(doc string) error {
 // this node's horizon).
 func (g *group) installBase(p peer.ID, sd *snapDoc) error {
 	d := g.d
-	st, err := crdt.DecodeState(sd.base)
-	if err != nil {
-		return err
-	}
-	base, err := crdt.DecodeState(sd.base)
-	if err != nil {
-		return err
+	st, base := sd.st, sd.st
+	if len(sd.changes) > 0 || !g.snap.fresh {
+		// The document's state moves on in this group (kept changes, or
+		// re-issued edits) while merges read the base: keep them apart.
+		var err error
+		if base, err = crdt.DecodeState(sd.base); err != nil {
+			return err
+		}
 	}
 	g.seq++
 	feed, err := crdt.Marshal(&feedEntry{Doc: sd.doc, Rev: st.Last, Deleted: st.Deleted, From: []byte(p)})
