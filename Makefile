@@ -34,6 +34,7 @@ fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePointer$$' -fuzztime $(FUZZTIME) ./index
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./sync
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBlobMessage$$' -fuzztime $(FUZZTIME) ./sync
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSnapMessage$$' -fuzztime $(FUZZTIME) ./sync
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAnnouncement$$' -fuzztime $(FUZZTIME) ./gossip
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBlobMeta$$' -fuzztime $(FUZZTIME) ./node
 

@@ -1,8 +1,7 @@
 package sync
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -20,27 +19,12 @@ func FuzzDecodeBlobMessage(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	const max = MinBlobData + blobFrameSlack
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := bufio.NewReader(bytes.NewReader(data))
-		for range 4 {
-			p, err := readFrame(r, max, nil)
-			if err != nil {
-				return
-			}
-			if len(p) > max {
-				t.Fatalf("frame of %d bytes past the limit", len(p))
-			}
-			m, err := decodeBlobMessage(p)
-			if err != nil {
-				continue
-			}
+		fuzzFrames(t, data, MinBlobData+blobFrameSlack, decodeBlobMessage, func(m any) error {
 			if d, ok := m.(*blobDataMsg); ok && len(d.Data) == 0 {
-				t.Fatal("a data frame without data decoded")
+				return errors.New("a data frame without data decoded")
 			}
-			if _, err := encodeFrame(msgBlobData, m); err != nil {
-				t.Fatalf("re-encode %T: %v", m, err)
-			}
-		}
+			return nil
+		})
 	})
 }
