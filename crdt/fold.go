@@ -27,11 +27,7 @@ type Fold struct {
 // first, with the number of changes that would stay after it; the first it
 // accepts is the fold point. It returns nil when nothing can be folded.
 func FoldHistory(base *State, changes []*Change, canFold func(c *Change, newer int) bool) (*Fold, error) {
-	var frontier []ID
-	if base != nil {
-		frontier = base.Heads
-	}
-	order, err := replayOrder(changes, frontier)
+	order, err := replayOrder(changes, base)
 	if err != nil {
 		return nil, err
 	}

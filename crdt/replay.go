@@ -29,11 +29,7 @@ func Replay(changes []*Change) (*State, error) { return ReplayFrom(nil, changes)
 // change comparable with all others), so it "saw" them all: the result is
 // byte-identical to replaying the whole history.
 func ReplayFrom(base *State, changes []*Change) (*State, error) {
-	var frontier []ID
-	if base != nil {
-		frontier = base.Heads
-	}
-	order, err := replayOrder(changes, frontier)
+	order, err := replayOrder(changes, base)
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +116,14 @@ func walker(order []*Change, pos map[ID]int, i int) func(ID) bool {
 // author, id).
 func ReplayOrder(changes []*Change) ([]*Change, error) { return replayOrder(changes, nil) }
 
-// replayOrder is ReplayOrder for changes kept after a folded base whose
-// heads are frontier: a parent in the frontier counts as already applied.
-func replayOrder(changes []*Change, frontier []ID) ([]*Change, error) {
+// replayOrder is ReplayOrder for changes kept after a folded base (nil:
+// none): a parent among the base's heads (its frontier) counts as already
+// applied.
+func replayOrder(changes []*Change, base *State) ([]*Change, error) {
+	var frontier []ID
+	if base != nil {
+		frontier = base.Heads
+	}
 	byID := make(map[ID]*Change, len(changes))
 	for _, c := range changes {
 		byID[c.id] = c

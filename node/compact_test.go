@@ -238,16 +238,9 @@ func TestCompactionInvisible(t *testing.T) {
 		}
 		for step := rapid.IntRange(1, 30).Draw(rt, "steps"); step > 0; step-- {
 			n := nodes[rapid.IntRange(0, len(nodes)-1).Draw(rt, "node")]
-			d := dbOf(rt, n)
-			id := rapid.SampledFrom([]string{"a", "b", "c"}).Draw(rt, "doc")
 			switch rapid.IntRange(0, 5).Draw(rt, "op") {
-			case 0, 1:
-				body := map[string]any{"f": rapid.IntRange(0, 3).Draw(rt, "f"), "g": rapid.SampledFrom([]any{"x", "y", nil}).Draw(rt, "g")}
-				d.Put(ctx, id, body, "")
-			case 2:
-				d.Delete(ctx, id, "")
-			case 3:
-				d.Patch(ctx, id, Patch{Incr: map[string]any{"/n": 1}, Add: map[string][]any{"/s": {rapid.IntRange(0, 2).Draw(rt, "e")}}})
+			case 0, 1, 2, 3:
+				randomWrite(rt, dbOf(rt, n))
 			case 4:
 				if src := nodes[rapid.IntRange(0, len(nodes)-1).Draw(rt, "src")]; src != n {
 					pull(src, n, rapid.IntRange(1, 5).Draw(rt, "batch"))

@@ -50,23 +50,34 @@ func pullAll(t tb, src, dst *Node, db string, since uint64, batch int) uint64 {
 	}
 }
 
+// docsOf returns the encoded state of every document of db (tombstones
+// too), paging through the list.
 func docsOf(t tb, n *Node, db string) map[string][]byte {
 	t.Helper()
-	d, _ := n.DB(db)
-	out := map[string][]byte{}
-	list, err := d.List(context.Background(), ListOptions{Limit: MaxListLimit, Deleted: true})
+	d, err := n.DB(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range list {
-		st, _, err := d.readState(s.ID)
+	out := map[string][]byte{}
+	after := ""
+	for {
+		list, err := d.List(context.Background(), ListOptions{StartAfter: after, Limit: MaxListLimit, Deleted: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := st.Encode()
-		out[s.ID] = b
+		for _, s := range list {
+			st, _, err := d.readState(s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := st.Encode()
+			out[s.ID] = b
+		}
+		if len(list) < MaxListLimit {
+			return out
+		}
+		after = list[len(list)-1].ID
 	}
-	return out
 }
 
 func TestApplyChangesConverges(t *testing.T) {
@@ -174,15 +185,9 @@ func TestReplicaConvergence(t *testing.T) {
 		for step := rapid.IntRange(1, 25).Draw(rt, "steps"); step > 0; step-- {
 			n := nodes[rapid.IntRange(0, 2).Draw(rt, "node")]
 			d, _ := n.DB("db")
-			id := rapid.SampledFrom([]string{"a", "b", "c"}).Draw(rt, "doc")
 			switch rapid.IntRange(0, 4).Draw(rt, "op") {
-			case 0, 1:
-				body := map[string]any{"f": rapid.IntRange(0, 3).Draw(rt, "f"), "g": rapid.SampledFrom([]any{"x", "y", nil}).Draw(rt, "g")}
-				d.Put(ctx, id, body, "")
-			case 2:
-				d.Delete(ctx, id, "")
-			case 3:
-				d.Patch(ctx, id, Patch{Incr: map[string]any{"/n": 1}, Add: map[string][]any{"/s": {rapid.IntRange(0, 2).Draw(rt, "e")}}})
+			case 0, 1, 2, 3:
+				randomWrite(rt, d)
 			case 4:
 				src := nodes[rapid.IntRange(0, 2).Draw(rt, "src")]
 				if src != n {
@@ -212,6 +217,22 @@ func TestReplicaConvergence(t *testing.T) {
 			}
 		}
 	})
+}
+
+// randomWrite makes one random write to document a, b or c of d: a put,
+// a delete, or a patch with a counter and a set.
+func randomWrite(rt *rapid.T, d *DB) {
+	ctx := context.Background()
+	id := rapid.SampledFrom([]string{"a", "b", "c"}).Draw(rt, "doc")
+	switch rapid.IntRange(0, 3).Draw(rt, "write") {
+	case 0, 1:
+		body := map[string]any{"f": rapid.IntRange(0, 3).Draw(rt, "f"), "g": rapid.SampledFrom([]any{"x", "y", nil}).Draw(rt, "g")}
+		d.Put(ctx, id, body, "")
+	case 2:
+		d.Delete(ctx, id, "")
+	case 3:
+		d.Patch(ctx, id, Patch{Incr: map[string]any{"/n": 1}, Add: map[string][]any{"/s": {rapid.IntRange(0, 2).Draw(rt, "e")}}})
+	}
 }
 
 // tb is what both *testing.T and *rapid.T offer.

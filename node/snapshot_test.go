@@ -254,7 +254,7 @@ func sameDocsNow(tn *testNet, name string) bool {
 		if n == nil {
 			continue
 		}
-		got := docsOfAll(tn.t, n, name)
+		got := docsOf(tn.t, n, name)
 		if want == nil {
 			want = got
 			continue
@@ -269,34 +269,6 @@ func sameDocsNow(tn *testNet, name string) bool {
 		}
 	}
 	return true
-}
-
-// docsOfAll is docsOf over every document, paging through the list.
-func docsOfAll(t tb, n *Node, db string) map[string][]byte {
-	d, err := n.DB(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	after := ""
-	for {
-		list, err := d.List(context.Background(), ListOptions{StartAfter: after, Limit: MaxListLimit, Deleted: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range list {
-			st, _, err := d.readState(s.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := st.Encode()
-			out[s.ID] = b
-		}
-		if len(list) < MaxListLimit {
-			return out
-		}
-		after = list[len(list)-1].ID
-	}
 }
 
 var _ = errors.New

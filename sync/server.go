@@ -165,21 +165,12 @@ func (s *Server) session(ctx context.Context, c *conn, remote peer.ID) error {
 	if !ok {
 		return fmt.Errorf("%w: want hello, got %T", ErrBadRequest, m)
 	}
-	if h.Version != Version {
-		return fmt.Errorf("%w: unsupported version %d", ErrBadRequest, h.Version)
+	if err := s.admit(ctx, c, remote, h.DB, h.Version, Version, h.MaxFrame); err != nil {
+		return err
 	}
-	if h.MaxFrame < MinFrameBytes {
-		return fmt.Errorf("%w: max frame %d below %d", ErrBadRequest, h.MaxFrame, MinFrameBytes)
-	}
-	c.maxFrame = min(c.maxFrame, int(h.MaxFrame))
 	limit := min(s.cfg.BatchSize, (c.maxFrame-frameSlack)/idEntryBytes)
 	if h.Limit > 0 {
 		limit = min(limit, int(h.Limit))
-	}
-	if a, ok := s.store.(ReadAuthorizer); ok {
-		if err := a.AuthorizeRead(ctx, h.DB, remote); err != nil {
-			return fmt.Errorf("authorize %s: %w", h.DB, err)
-		}
 	}
 	ss := &serverSession{s: s, c: c, db: h.DB, filter: h.Filter, limit: limit, remote: remote}
 	if err := ss.list(ctx, h.Since); err != nil {
@@ -207,6 +198,24 @@ func (s *Server) session(ctx context.Context, c *conn, remote peer.ID) error {
 			return err
 		}
 	}
+}
+
+// admit checks a session's opening (its version, its frame limit) and the
+// client's right to read db, and caps the session's frames.
+func (s *Server) admit(ctx context.Context, c *conn, remote peer.ID, db string, version, want, maxFrame uint32) error {
+	if version != want {
+		return fmt.Errorf("%w: unsupported version %d", ErrBadRequest, version)
+	}
+	if maxFrame < MinFrameBytes {
+		return fmt.Errorf("%w: max frame %d below %d", ErrBadRequest, maxFrame, MinFrameBytes)
+	}
+	c.maxFrame = min(c.maxFrame, int(maxFrame))
+	if a, ok := s.store.(ReadAuthorizer); ok {
+		if err := a.AuthorizeRead(ctx, db, remote); err != nil {
+			return fmt.Errorf("authorize %s: %w", db, err)
+		}
+	}
+	return nil
 }
 
 // serverSession is the state of one session: the database and the last

@@ -56,17 +56,8 @@ func (s *Server) snapshotSession(ctx context.Context, c *conn, remote peer.ID) e
 	if !ok {
 		return fmt.Errorf("%w: want snapshot hello, got %T", ErrBadRequest, m)
 	}
-	if h.Version != SnapshotVersion {
-		return fmt.Errorf("%w: unsupported snapshot version %d", ErrBadRequest, h.Version)
-	}
-	if h.MaxFrame < MinFrameBytes {
-		return fmt.Errorf("%w: max frame %d below %d", ErrBadRequest, h.MaxFrame, MinFrameBytes)
-	}
-	c.maxFrame = min(c.maxFrame, int(h.MaxFrame))
-	if a, ok := s.store.(ReadAuthorizer); ok {
-		if err := a.AuthorizeRead(ctx, h.DB, remote); err != nil {
-			return fmt.Errorf("authorize %s: %w", h.DB, err)
-		}
+	if err := s.admit(ctx, c, remote, h.DB, h.Version, SnapshotVersion, h.MaxFrame); err != nil {
+		return err
 	}
 	snap, err := store.OpenSnapshot(ctx, h.DB, remote, h.After, h.Filter)
 	if err != nil {
