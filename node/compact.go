@@ -124,7 +124,10 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 	if err := d.store.Flush(); err != nil {
 		return CompactionStats{}, fmt.Errorf("compact %s: %w", d.name, err)
 	}
-	before, _ := d.store.EstimateDiskUsage(lo, hi)
+	before, err := d.store.EstimateDiskUsage(lo, hi)
+	if err != nil {
+		return CompactionStats{}, fmt.Errorf("compact %s: %w", d.name, err)
+	}
 	stats := CompactionStats{BytesBefore: before}
 	now := d.node.cfg.Now()
 	tombs := ret.TombstonesFor
@@ -132,6 +135,9 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 		tombs = ret.KeepFor
 	}
 	h := horizons{history: now.Add(-ret.KeepFor).UnixNano(), tombstones: now.Add(-tombs).UnixNano(), keep: ret.KeepRevisions}
+	if h.historySeq, h.tombstoneSeq, err = d.markSeq(now, ret.KeepFor, tombs); err != nil {
+		return CompactionStats{}, fmt.Errorf("compact %s: %w", d.name, err)
+	}
 	after := []byte(nil)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -280,8 +286,77 @@ func (d *DB) compactStep(after []byte, h horizons, stats *CompactionStats) ([]by
 // is at or before history and keep newer revisions follow it; a tombstone
 // goes when its delete is at or before tombstones.
 type horizons struct {
-	history, tombstones int64
+	history, tombstones int64 // HLC wall times
 	keep                int
+	// historySeq and tombstoneSeq: the local seq this node had reached
+	// keep_for (tombstones_for) ago. A change is folded only if it also
+	// arrived before: one received late (from a peer back from a long
+	// absence) is not folded at once, which would push the horizon past the
+	// checkpoints of peers that synced recently and send them snapshots.
+	historySeq, tombstoneSeq uint64
+}
+
+// seqMark is one entry of the database's clock-to-seq marks: the local seq
+// reached at a time.
+type seqMark struct {
+	_    struct{} `cbor:",toarray"`
+	Wall int64
+	Seq  uint64
+}
+
+// maxSeqMarks bounds the marks kept (one per compaction run).
+const maxSeqMarks = 1024
+
+// markSeq records that the database has reached its current seq now, and
+// returns the seqs it had reached keepFor and tombsFor ago (the current
+// one for a zero duration; 0 when it has no mark that old yet).
+func (d *DB) markSeq(now time.Time, keepFor, tombsFor time.Duration) (uint64, uint64, error) {
+	var marks []seqMark
+	v, err := d.store.Get(d.keys.meta(metaSeqMarks))
+	switch {
+	case err == nil:
+		if err := crdt.Unmarshal(v, &marks); err != nil {
+			return 0, 0, fmt.Errorf("seq marks: %w", err)
+		}
+	case !errors.Is(err, datastore.ErrNotFound):
+		return 0, 0, err
+	}
+	cur := d.seq.Load()
+	at := func(age time.Duration) uint64 {
+		if age == 0 {
+			return cur
+		}
+		var seq uint64
+		for _, m := range marks {
+			if m.Wall <= now.Add(-age).UnixNano() {
+				seq = max(seq, m.Seq)
+			}
+		}
+		return seq
+	}
+	hist, tombs := at(keepFor), at(tombsFor)
+	marks = append(marks, seqMark{Wall: now.UnixNano(), Seq: cur})
+	// Keep the newest mark older than the longest window (it answers for
+	// it) and every later one; past maxSeqMarks, every other one.
+	oldest := now.Add(-max(keepFor, tombsFor)).UnixNano()
+	for len(marks) > 1 && marks[1].Wall <= oldest {
+		marks = marks[1:]
+	}
+	for len(marks) > maxSeqMarks {
+		thin := marks[:1]
+		for i := 1; i < len(marks); i += 2 {
+			thin = append(thin, marks[i])
+		}
+		marks = append(thin, marks[len(marks)-1])
+	}
+	enc, err := crdt.Marshal(marks)
+	if err != nil {
+		return 0, 0, err
+	}
+	b := d.store.NewWriteBatch()
+	defer b.Close()
+	b.Set(d.keys.meta(metaSeqMarks), enc)
+	return hist, tombs, b.Commit()
 }
 
 // compactResult accumulates what one step changed.
@@ -325,9 +400,9 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 	}
 	f, err := crdt.FoldHistory(base, changes, func(c *crdt.Change, newer int) bool {
 		if st.Deleted && newer == 0 && c.ID() == st.Last {
-			return c.Clock.Wall <= h.tombstones // the tombstone goes whole
+			return c.Clock.Wall <= h.tombstones && seqOf[c.ID()] <= h.tombstoneSeq // the tombstone goes whole
 		}
-		return newer >= h.keep && c.Clock.Wall <= h.history
+		return newer >= h.keep && c.Clock.Wall <= h.history && seqOf[c.ID()] <= h.historySeq
 	})
 	if err != nil {
 		return fmt.Errorf("compact %s: %w", doc, err)

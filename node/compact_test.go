@@ -274,3 +274,43 @@ func TestCompactionInvisible(t *testing.T) {
 }
 
 var _ = crdt.ID{}
+
+// TestCompactWaitsForArrival: a change is folded only when it arrived
+// here longer ago than keep_for, whatever its clock says: one received
+// late from a peer back from a long absence is kept, so the horizon does
+// not jump past the checkpoints of peers that synced meanwhile.
+func TestCompactWaitsForArrival(t *testing.T) {
+	ctx := t.Context()
+	now := time.Unix(1_800_000_000, 0)
+	n, err := Open(ctx, Config{DataDir: t.TempDir(), Durability: "batch", Logger: discardLogger(),
+		Retention: &Retention{KeepFor: time.Hour}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.CreateDB(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	d := dbOf(t, n)
+	for i := range 3 {
+		mustPut(t, d, "early", map[string]any{"v": i}, "")
+	}
+	if st := mustCompact(t, d, nil); st.Folded != 0 {
+		t.Fatalf("folded %d changes younger than keep_for", st.Folded)
+	}
+	// Written after the first mark with the same (old) clock: arrived late.
+	for i := range 3 {
+		mustPut(t, d, "late", map[string]any{"v": i}, "")
+	}
+	now = now.Add(2 * time.Hour)
+	if st := mustCompact(t, d, nil); st.Folded != 3 {
+		t.Fatalf("folded %d changes, want the 3 that arrived before the mark of keep_for ago", st.Folded)
+	}
+	if h, _ := d.History(ctx, "late"); len(h) != 3 {
+		t.Fatalf("the late document kept %d revisions, want 3", len(h))
+	}
+	now = now.Add(2 * time.Hour)
+	if st := mustCompact(t, d, nil); st.Folded != 3 {
+		t.Fatalf("folded %d changes, want the 3 late ones once they are old enough here", st.Folded)
+	}
+}

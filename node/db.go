@@ -73,6 +73,7 @@ const (
 	metaHorizon   = "horizon"   // highest seq folded or purged (8 bytes)
 	metaPurged    = "purged"    // latest clock of a purged tombstone (HLC)
 	metaCompacted = "compacted" // CompactStats of the last compaction
+	metaSeqMarks  = "seqmarks"  // []seqMark: the local seq reached at the times compaction ran
 )
 
 func openDB(n *Node, name string, m dbMeta) (*DB, error) {
