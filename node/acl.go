@@ -599,3 +599,57 @@ func (g *group) isRejected(r *rejections, id crdt.ID) (bool, error) {
 	}
 	return ok, err
 }
+
+// reconsidered are the rejection reasons that depend on the ACL as this
+// node knew it when the change arrived, not on the change and its
+// ancestors alone: a grant (or a lifted revocation) that arrives later can
+// make the change acceptable.
+var reconsidered = map[string]bool{rejectNotWriter: true, rejectRevoked: true, rejectParent: true, rejectTx: true}
+
+// reconsider runs after the _acl document changed: it forgets the
+// rejections the new ACL may overturn and pulls again from every peer from
+// the start (checkpoints reset), so those changes are fetched and checked
+// anew. A change still not allowed is rejected again; one now allowed is
+// applied, so peers that saw the grant first and peers that saw the
+// change first converge. Grants are rare, and a re-pull lists ids only:
+// the bodies fetched are those of the forgotten changes.
+func (d *DB) reconsider() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-d.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	forgot := 0
+	err := d.exclusive(ctx, func() error {
+		x := d.keys.sub(tagRejected)
+		b := d.store.NewWriteBatch()
+		defer b.Close()
+		err := d.store.Range(x, datastore.PrefixEnd(x), false, func(k, v []byte) (bool, error) {
+			if reconsidered[string(v)] {
+				b.Delete(slices.Clone(k))
+				forgot++
+			}
+			return true, nil
+		})
+		if err != nil || forgot == 0 {
+			return err
+		}
+		cp := d.keys.sub(tagCheckpoint)
+		b.DeleteRange(cp, datastore.PrefixEnd(cp))
+		return b.Commit()
+	})
+	if err != nil {
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+			d.log.Warn("reconsider rejected changes", "err", err)
+		}
+		return
+	}
+	if forgot > 0 {
+		d.log.Info("acl changed: rejected changes reconsidered", "changes", forgot)
+		d.node.resync(d.name)
+	}
+}

@@ -419,3 +419,28 @@ func FuzzDecodeACL(f *testing.F) {
 		}
 	})
 }
+
+// TestACLLaterGrant: a change by a peer not yet allowed to write is
+// rejected, and applied once the owner grants that peer write access:
+// peers that saw the grant first and peers that saw the change first end
+// with the same documents.
+func TestACLLaterGrant(t *testing.T) {
+	tn := newTestNet(t, 3)
+	tn.createDB("db")
+	a, b := tn.nodes[0], tn.nodes[1]
+	mustSetACL(t, a, "db", ACL{Readers: []string{AnyPeer}, Writers: ids(a)})
+	tn.connect(1, 0)
+	tn.connect(2, 1) // C hears from A only through B
+	for i := 1; i < 3; i++ {
+		tn.waitACL(i, "db", "the ACL to reach every peer", func(x ACL) bool { return x.Owner == a.PeerID().String() })
+	}
+	mustPut(t, tn.db(1, "db"), "from-b", map[string]any{"v": 1}, "")
+	waitFor(t, "B's change rejected by A", 15*time.Second, func() bool {
+		return rejectedCount(t, a, "db", rejectNotWriter) >= 1
+	})
+	mustSetACL(t, a, "db", ACL{Readers: []string{AnyPeer}, Writers: ids(a, b)})
+	for i := range 3 {
+		waitFor(t, "B's change accepted after the grant", 20*time.Second, func() bool { return hasDoc(tn.db(i, "db"), "from-b") })
+	}
+	waitFor(t, "identical documents", 15*time.Second, func() bool { return sameDocsNow(tn, "db") })
+}

@@ -27,10 +27,12 @@ type group struct {
 	nchange uint64
 	start   time.Time
 
-	folds  map[string]*foldInfo // documents' folds read by this group (nil: whole history)
-	snap   *snapState           // set while installing a snapshot (snapshot.go)
-	unpend [][]byte             // pending-transaction keys to delete: their transaction is applied
-	broken error                // set when the batch holds part of a failed request: commit nothing
+	folds map[string]*foldInfo // documents' folds read by this group (nil: whole history)
+	snap  *snapState           // set while installing a snapshot (snapshot.go)
+
+	aclChanged bool     // the group wrote a change of _acl: reconsider rejections after it commits
+	unpend     [][]byte // pending-transaction keys to delete: their transaction is applied
+	broken     error    // set when the batch holds part of a failed request: commit nothing
 
 	committed chan struct{} // closed when the commit finished; err is then set
 	err       error

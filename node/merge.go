@@ -115,6 +115,9 @@ func (g *group) record(m *merged) {
 	case m.wasTomb && !m.isTomb:
 		g.tombs--
 	}
+	if c.Doc == ACLDocID {
+		g.aclChanged = true
+	}
 	ent.state = m.st
 	ent.added = append(ent.added, id)
 	g.changes[id] = c

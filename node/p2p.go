@@ -244,6 +244,17 @@ func (n *Node) joinNetwork(name string) {
 	}
 }
 
+// resync pulls a database again from every connected peer.
+func (n *Node) resync(name string) {
+	np := n.net.Load()
+	if np == nil {
+		return
+	}
+	for _, p := range np.host.Network().Peers() {
+		np.repl.Trigger(p, name)
+	}
+}
+
 // leaveNetwork stops announcing a database (dropped, or replication off).
 func (n *Node) leaveNetwork(name string) {
 	if np := n.net.Load(); np != nil {

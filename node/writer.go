@@ -110,6 +110,9 @@ func (d *DB) publish(g *group) {
 	d.digest.Unlock()
 	d.notifyCommit()
 	d.announce()
+	if g.aclChanged {
+		go d.reconsider()
+	}
 	m := d.node.metrics
 	m.commit.Observe(time.Since(g.start).Seconds())
 	m.groupSize.Observe(float64(g.written))
