@@ -55,8 +55,8 @@ type CompactionStats struct {
 
 // Work per exclusive step, so that writes wait at most one step.
 const (
-	compactStepDocs    = 256
-	compactStepChanges = 20_000
+	compactStepDocs    = 64
+	compactStepChanges = 2_000
 )
 
 // foldRecord is the value of a document's fold key: its base state and the

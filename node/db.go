@@ -10,6 +10,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // DB is one database of a node. Its methods are safe for concurrent use:
@@ -56,6 +57,10 @@ type DB struct {
 	horizon    atomic.Uint64 // highest feed seq whose change was folded: pulls from before it need a snapshot
 	purged     crdt.HLC      // latest clock of a purged tombstone; owned by the writer
 	compactRun sync.Mutex    // one Compact at a time
+	bases      struct {      // per source peer, the highest seq of a base installed from its snapshots
+		sync.Mutex
+		from map[peer.ID]uint64
+	}
 
 	blobs     blobState  // pins and uploads shared by blob writers and CompactBlobs
 	compactMu sync.Mutex // one CompactBlobs at a time
@@ -74,6 +79,7 @@ const (
 	metaPurged    = "purged"    // latest clock of a purged tombstone (HLC)
 	metaCompacted = "compacted" // CompactStats of the last compaction
 	metaSeqMarks  = "seqmarks"  // []seqMark: the local seq reached at the times compaction ran
+	metaBasesFrom = "bases:"    // + peer id: highest seq of a base installed from that peer's snapshots
 )
 
 func openDB(n *Node, name string, m dbMeta) (*DB, error) {
@@ -123,6 +129,9 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		if err := crdt.Unmarshal(v, &d.purged); err != nil {
 			return nil, fmt.Errorf("open db %s: purge clock: %w", name, err)
 		}
+	}
+	if err := d.loadBases(); err != nil {
+		return nil, err
 	}
 	if err := d.loadPending(); err != nil {
 		return nil, err

@@ -47,9 +47,6 @@ func (s syncStore) Feed(ctx context.Context, db string, since uint64, limit int,
 	if err != nil {
 		return nil, 0, err
 	}
-	if h := d.horizon.Load(); since < h {
-		return nil, 0, fmt.Errorf("%w: history of %s up to %d was compacted, checkpoint %d", bsync.ErrSnapshotNeeded, db, h, since)
-	}
 	if limit <= 0 || limit > MaxListLimit {
 		limit = MaxListLimit
 	}

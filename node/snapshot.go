@@ -38,7 +38,57 @@ import (
 // with access control on, only a snapshot from a peer that may write the
 // database is installed.
 
-var _ bsync.SnapshotStore = syncStore{}
+var (
+	_ bsync.SnapshotStore = syncStore{}
+	_ bsync.Horizoner     = syncStore{}
+)
+
+// Horizon implements bsync.Horizoner: the compaction horizon, and the
+// highest seq of a base installed from a peer other than remote (remote
+// has those documents' history itself: its own changes skip it anyway).
+func (s syncStore) Horizon(ctx context.Context, db string, remote peer.ID) (uint64, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return 0, err
+	}
+	h := d.horizon.Load()
+	d.bases.Lock()
+	defer d.bases.Unlock()
+	for p, seq := range d.bases.from {
+		if p != remote {
+			h = max(h, seq)
+		}
+	}
+	return h, nil
+}
+
+func (d *DB) basesFrom(p peer.ID) uint64 {
+	d.bases.Lock()
+	defer d.bases.Unlock()
+	return d.bases.from[p]
+}
+
+func (d *DB) setBasesFrom(p peer.ID, seq uint64) {
+	d.bases.Lock()
+	defer d.bases.Unlock()
+	if d.bases.from == nil {
+		d.bases.from = map[peer.ID]uint64{}
+	}
+	d.bases.from[p] = seq
+}
+
+// loadBases reads, per source peer, the highest seq of a base installed
+// from its snapshots.
+func (d *DB) loadBases() error {
+	prefix := d.keys.meta(metaBasesFrom)
+	return d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
+		if len(v) != 8 {
+			return false, fmt.Errorf("open db %s: corrupt %s", d.name, metaBasesFrom)
+		}
+		d.setBasesFrom(peer.ID(k[len(prefix):]), binary.BigEndian.Uint64(v))
+		return true, nil
+	})
+}
 
 // snapProgress is the value of a snapshot-progress key: an install from a
 // peer that was interrupted resumes after After, and the checkpoint it
@@ -445,14 +495,14 @@ func (d *DB) install(p peer.ID, head bsync.SnapshotHead, after string, docs []*s
 		}
 		g.batch.Set(d.keys.snapProgress([]byte(p)), v)
 	}
-	horizon := max(d.horizon.Load(), g.snap.horizon)
-	if horizon > d.horizon.Load() {
-		g.batch.Set(d.keys.meta(metaHorizon), binary.BigEndian.AppendUint64(nil, horizon))
+	based := max(d.basesFrom(p), g.snap.horizon)
+	if based > d.basesFrom(p) {
+		g.batch.Set(d.keys.meta(metaBasesFrom+string(p)), binary.BigEndian.AppendUint64(nil, based))
 	}
 	if err := d.commitNow(g); err != nil {
 		return err
 	}
-	d.horizon.Store(horizon)
+	d.setBasesFrom(p, based)
 	d.purged = purged
 	if g.snap.rebased > 0 {
 		d.log.Info("snapshot: own edits re-issued on the snapshot", "peer", p, "changes", g.snap.rebased)

@@ -232,6 +232,15 @@ type serverSession struct {
 
 // list sends the IDs batch after since.
 func (ss *serverSession) list(ctx context.Context, since uint64) error {
+	if hz, ok := ss.s.store.(Horizoner); ok {
+		h, err := hz.Horizon(ctx, ss.db, ss.remote)
+		if err != nil {
+			return fmt.Errorf("horizon of %s: %w", ss.db, err)
+		}
+		if since < h {
+			return fmt.Errorf("%w: history of %s up to %d was compacted, checkpoint %d", ErrSnapshotNeeded, ss.db, h, since)
+		}
+	}
 	var entries []wireEntry
 	last, done := since, false
 	for range maxFeedCalls {

@@ -33,6 +33,14 @@ type SnapshotStore interface {
 	FinishSnapshot(ctx context.Context, db string, p peer.ID, head SnapshotHead, after string, partial bool) error
 }
 
+// Horizoner is an optional interface of a Store: the feed sequence before
+// which a pull from remote cannot be served from history (compacted, or
+// bases installed from a snapshot of some other peer). The server answers
+// a pull from before it with ErrSnapshotNeeded.
+type Horizoner interface {
+	Horizon(ctx context.Context, db string, remote peer.ID) (uint64, error)
+}
+
 // Snapshot is a server's open view of a database.
 type Snapshot interface {
 	Head() SnapshotHead
