@@ -221,6 +221,16 @@ func (tn *testNet) converged(name string) bool {
 // sameDocs asserts byte-identical document states on every running node.
 func (tn *testNet) sameDocs(name string) map[string][]byte {
 	tn.t.Helper()
+	want, diff := tn.docsAgree(name)
+	if diff != "" {
+		tn.t.Fatal(diff)
+	}
+	return want
+}
+
+// docsAgree compares every running node's documents with the first one's:
+// the documents, and "" or what differs.
+func (tn *testNet) docsAgree(name string) (map[string][]byte, string) {
 	var want map[string][]byte
 	for i, n := range tn.nodes {
 		if n == nil {
@@ -232,15 +242,15 @@ func (tn *testNet) sameDocs(name string) map[string][]byte {
 			continue
 		}
 		if len(got) != len(want) {
-			tn.t.Fatalf("node %d holds %d documents, want %d", i, len(got), len(want))
+			return want, fmt.Sprintf("node %d holds %d documents, want %d", i, len(got), len(want))
 		}
 		for id, v := range want {
 			if !bytes.Equal(v, got[id]) {
-				tn.t.Fatalf("node %d: document %s differs", i, id)
+				return want, fmt.Sprintf("node %d: document %s differs", i, id)
 			}
 		}
 	}
-	return want
+	return want, ""
 }
 
 func TestReplicationTransitive(t *testing.T) {

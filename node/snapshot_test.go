@@ -250,26 +250,8 @@ func TestSnapshotFromNonWriterRefused(t *testing.T) {
 // sameDocsNow reports whether every running node holds byte-identical
 // document states (sameDocs, as a condition to wait for).
 func sameDocsNow(tn *testNet, name string) bool {
-	var want map[string][]byte
-	for _, n := range tn.nodes {
-		if n == nil {
-			continue
-		}
-		got := docsOf(tn.t, n, name)
-		if want == nil {
-			want = got
-			continue
-		}
-		if len(got) != len(want) {
-			return false
-		}
-		for id, v := range want {
-			if string(v) != string(got[id]) {
-				return false
-			}
-		}
-	}
-	return true
+	_, diff := tn.docsAgree(name)
+	return diff == ""
 }
 
 var _ = errors.New

@@ -69,30 +69,19 @@ type blobDataMsg struct {
 // *blobGetMsg, *blobHeadMsg, *blobDataMsg or *errorMsg, or an error
 // wrapping ErrBadRequest. It never panics on any input.
 func decodeBlobMessage(p []byte) (any, error) {
-	var env envelope
-	if err := wireDec.Unmarshal(p, &env); err != nil {
-		return nil, fmt.Errorf("%w: envelope: %v", ErrBadRequest, err)
-	}
-	var m any
-	switch env.Type {
-	case msgBlobGet:
-		m = new(blobGetMsg)
-	case msgBlobHead:
-		m = new(blobHeadMsg)
-	case msgBlobData:
-		m = new(blobDataMsg)
-	case msgError:
-		m = new(errorMsg)
-	default:
-		return nil, fmt.Errorf("%w: unknown blob message type %d", ErrBadRequest, env.Type)
-	}
-	if err := wireDec.Unmarshal(env.Body, m); err != nil {
-		return nil, fmt.Errorf("%w: blob message type %d: %v", ErrBadRequest, env.Type, err)
-	}
-	if err := checkBlob(m); err != nil {
-		return nil, fmt.Errorf("%w: blob message type %d: %v", ErrBadRequest, env.Type, err)
-	}
-	return m, nil
+	return decodeIn(p, "blob ", func(t msgType) any {
+		switch t {
+		case msgBlobGet:
+			return new(blobGetMsg)
+		case msgBlobHead:
+			return new(blobHeadMsg)
+		case msgBlobData:
+			return new(blobDataMsg)
+		case msgError:
+			return new(errorMsg)
+		}
+		return nil
+	}, checkBlob)
 }
 
 // checkBlob validates what a blob message's type cannot express.

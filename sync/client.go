@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/barrel-db/barrel/crdt"
 )
@@ -73,28 +74,40 @@ func (c *Client) Pull(ctx context.Context, p peer.ID, db string, f *Filter) (st 
 		return st, fmt.Errorf("checkpoint of %s for %s: %w", db, p, err)
 	}
 	st.Checkpoint = since
-	s, err := c.h.NewStream(ctx, p, ProtocolID)
+	st.Bytes, err = c.stream(ctx, p, ProtocolID, func(cn *conn) error {
+		ps := &pull{c: c, cn: cn, peer: p, db: db, st: &st}
+		return ps.run(ctx, since, f)
+	})
 	if err != nil {
-		return st, fmt.Errorf("open sync stream to %s: %w", p, err)
+		return st, fmt.Errorf("pull %s from %s: %w", db, p, err)
+	}
+	return st, nil
+}
+
+// stream opens a stream of proto to p, runs fn on it and ends it: closed
+// after success; after an error, reset, with an Error frame first when the
+// failure is ours. It returns the frame bytes received.
+func (c *Client) stream(ctx context.Context, p peer.ID, proto protocol.ID, fn func(*conn) error) (int64, error) {
+	s, err := c.h.NewStream(ctx, p, proto)
+	if err != nil {
+		return 0, fmt.Errorf("open %s stream to %s: %w", proto, p, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	cn := newConn(s, c.cfg.StreamTimeout, c.cfg.MaxFrameBytes)
-	ps := &pull{c: c, cn: cn, peer: p, db: db, st: &st}
-	err = ps.run(ctx, since, f)
-	st.Bytes = cn.bytesIn.Load()
-	if err != nil {
-		var re *RemoteError
-		if !errors.As(err, &re) && ctx.Err() == nil {
-			cn.writeError(err)
-		}
-		_ = s.Reset()
-		if ctx.Err() != nil {
-			return st, fmt.Errorf("pull %s from %s: %w", db, p, ctx.Err())
-		}
-		return st, fmt.Errorf("pull %s from %s: %w", db, p, err)
+	err = fn(cn)
+	if err == nil {
+		return cn.bytesIn.Load(), s.Close()
 	}
-	return st, s.Close()
+	var re *RemoteError
+	if !errors.As(err, &re) && ctx.Err() == nil {
+		cn.writeError(err)
+	}
+	_ = s.Reset()
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return cn.bytesIn.Load(), err
 }
 
 // pull is one client session.

@@ -112,24 +112,13 @@ func (c *Client) Snapshot(ctx context.Context, p peer.ID, db string, f *Filter) 
 	if err != nil {
 		return st, fmt.Errorf("snapshot progress of %s from %s: %w", db, p, err)
 	}
-	s, err := c.h.NewStream(ctx, p, SnapshotProtocolID)
+	st.Bytes, err = c.stream(ctx, p, SnapshotProtocolID, func(cn *conn) error {
+		return c.installSnapshot(ctx, cn, store, p, db, after, f, &st)
+	})
 	if err != nil {
-		return st, fmt.Errorf("open snapshot stream to %s: %w", p, err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	cn := newConn(s, c.cfg.StreamTimeout, c.cfg.MaxFrameBytes)
-	err = c.installSnapshot(ctx, cn, store, p, db, after, f, &st)
-	st.Bytes = cn.bytesIn.Load()
-	if err != nil {
-		var re *RemoteError
-		if !errors.As(err, &re) && ctx.Err() == nil {
-			cn.writeError(err)
-		}
-		_ = s.Reset()
 		return st, fmt.Errorf("snapshot of %s from %s: %w", db, p, err)
 	}
-	return st, s.Close()
+	return st, nil
 }
 
 func (c *Client) installSnapshot(ctx context.Context, cn *conn, store SnapshotStore, p peer.ID, db, after string, f *Filter, st *SnapshotStats) error {

@@ -89,30 +89,19 @@ func (d *SnapshotDoc) Size() int {
 // *snapHelloMsg, *SnapshotHead, *snapDocsMsg, *errorMsg, or an error
 // wrapping ErrBadRequest. It never panics on any input.
 func decodeSnapMessage(p []byte) (any, error) {
-	var env envelope
-	if err := wireDec.Unmarshal(p, &env); err != nil {
-		return nil, fmt.Errorf("%w: envelope: %v", ErrBadRequest, err)
-	}
-	var m any
-	switch env.Type {
-	case msgSnapHello:
-		m = new(snapHelloMsg)
-	case msgSnapHead:
-		m = new(SnapshotHead)
-	case msgSnapDocs:
-		m = new(snapDocsMsg)
-	case msgError:
-		m = new(errorMsg)
-	default:
-		return nil, fmt.Errorf("%w: unknown snapshot message type %d", ErrBadRequest, env.Type)
-	}
-	if err := wireDec.Unmarshal(env.Body, m); err != nil {
-		return nil, fmt.Errorf("%w: snapshot message type %d: %v", ErrBadRequest, env.Type, err)
-	}
-	if err := checkSnap(m); err != nil {
-		return nil, fmt.Errorf("%w: snapshot message type %d: %v", ErrBadRequest, env.Type, err)
-	}
-	return m, nil
+	return decodeIn(p, "snapshot ", func(t msgType) any {
+		switch t {
+		case msgSnapHello:
+			return new(snapHelloMsg)
+		case msgSnapHead:
+			return new(SnapshotHead)
+		case msgSnapDocs:
+			return new(snapDocsMsg)
+		case msgError:
+			return new(errorMsg)
+		}
+		return nil
+	}, checkSnap)
 }
 
 func checkSnap(m any) error {

@@ -247,32 +247,43 @@ func readLength(r io.ByteReader) (uint64, error) {
 // *helloMsg, *idsMsg, *wantMsg, *bodiesMsg, *nextMsg, *errorMsg, or an
 // error wrapping ErrBadRequest. It never panics on any input.
 func decodeMessage(p []byte) (any, error) {
+	return decodeIn(p, "", func(t msgType) any {
+		switch t {
+		case msgHello:
+			return new(helloMsg)
+		case msgIDs:
+			return new(idsMsg)
+		case msgWant:
+			return new(wantMsg)
+		case msgBodies:
+			return new(bodiesMsg)
+		case msgNext:
+			return new(nextMsg)
+		case msgError:
+			return new(errorMsg)
+		}
+		return nil
+	}, check)
+}
+
+// decodeIn decodes a frame's payload in one protocol's message space:
+// newMsg gives the message a type decodes into (nil: unknown type), check
+// validates what the type cannot express. Errors wrap ErrBadRequest; no
+// input panics.
+func decodeIn(p []byte, space string, newMsg func(msgType) any, check func(any) error) (any, error) {
 	var env envelope
 	if err := wireDec.Unmarshal(p, &env); err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrBadRequest, err)
 	}
-	var m any
-	switch env.Type {
-	case msgHello:
-		m = new(helloMsg)
-	case msgIDs:
-		m = new(idsMsg)
-	case msgWant:
-		m = new(wantMsg)
-	case msgBodies:
-		m = new(bodiesMsg)
-	case msgNext:
-		m = new(nextMsg)
-	case msgError:
-		m = new(errorMsg)
-	default:
-		return nil, fmt.Errorf("%w: unknown message type %d", ErrBadRequest, env.Type)
+	m := newMsg(env.Type)
+	if m == nil {
+		return nil, fmt.Errorf("%w: unknown %smessage type %d", ErrBadRequest, space, env.Type)
 	}
 	if err := wireDec.Unmarshal(env.Body, m); err != nil {
-		return nil, fmt.Errorf("%w: message type %d: %v", ErrBadRequest, env.Type, err)
+		return nil, fmt.Errorf("%w: %smessage type %d: %v", ErrBadRequest, space, env.Type, err)
 	}
 	if err := check(m); err != nil {
-		return nil, fmt.Errorf("%w: message type %d: %v", ErrBadRequest, env.Type, err)
+		return nil, fmt.Errorf("%w: %smessage type %d: %v", ErrBadRequest, space, env.Type, err)
 	}
 	return m, nil
 }
