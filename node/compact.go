@@ -88,6 +88,9 @@ func (d *DB) readFold(doc string) (*crdt.State, crdt.HLC, error) {
 }
 
 func (d *DB) readFoldRecord(doc string) (*foldRecord, error) {
+	if !d.anyFold.Load() {
+		return nil, nil // nothing folded yet: no lookup on the write path
+	}
 	v, err := d.store.Get(d.keys.fold(doc))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, nil
@@ -450,6 +453,7 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 	if err != nil {
 		return err
 	}
+	d.anyFold.Store(true)
 	b.Set(d.keys.fold(doc), rec)
 	return nil
 }

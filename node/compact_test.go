@@ -314,3 +314,35 @@ func TestCompactWaitsForArrival(t *testing.T) {
 		t.Fatalf("folded %d changes, want the 3 late ones once they are old enough here", st.Folded)
 	}
 }
+
+// TestCompactSurvivesReopen: after a restart the node still knows it holds
+// folded documents, and a write from an older kept revision merges on the
+// base.
+func TestCompactSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	n := openRetained(t, dir)
+	d := dbOf(t, n)
+	var revs []string
+	for i := range 4 {
+		revs = append(revs, mustPut(t, d, "x", map[string]any{"v": i, "w": "a"}, ""))
+	}
+	if st := mustCompact(t, d, &Retention{KeepRevisions: 2}); st.Folded != 2 {
+		t.Fatalf("folded %d, want 2", st.Folded)
+	}
+	n.Close()
+	n, err := Open(t.Context(), Config{DataDir: dir, Durability: "batch", Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	d = dbOf(t, n)
+	if !d.anyFold.Load() {
+		t.Fatal("the reopened database does not know it holds folded documents")
+	}
+	if _, err := d.Put(t.Context(), "x", map[string]any{"v": 2, "w": "b"}, revs[2]); err != nil {
+		t.Fatalf("write from a kept revision after reopen: %v", err)
+	}
+	if got := mustGet(t, d, "x"); got.Body["v"] != int64(3) || got.Body["w"] != "b" || len(got.Revs) != 2 {
+		t.Fatalf("after the write: %+v", got)
+	}
+}

@@ -57,6 +57,7 @@ type DB struct {
 	horizon    atomic.Uint64 // highest feed seq whose change was folded: pulls from before it need a snapshot
 	purged     crdt.HLC      // latest clock of a purged tombstone; owned by the writer
 	compactRun sync.Mutex    // one Compact at a time
+	anyFold    atomic.Bool   // some document has a fold record (set before the first is written)
 	bases      struct {      // per source peer, the highest seq of a base installed from its snapshots
 		sync.Mutex
 		from map[peer.ID]uint64
@@ -129,6 +130,13 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		if err := crdt.Unmarshal(v, &d.purged); err != nil {
 			return nil, fmt.Errorf("open db %s: purge clock: %w", name, err)
 		}
+	}
+	z := d.keys.sub(tagFold)
+	if err := d.store.Range(z, datastore.PrefixEnd(z), false, func(_, _ []byte) (bool, error) {
+		d.anyFold.Store(true)
+		return false, nil
+	}); err != nil {
+		return nil, fmt.Errorf("open db %s: %w", name, err)
 	}
 	if err := d.loadBases(); err != nil {
 		return nil, err

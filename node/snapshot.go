@@ -775,6 +775,7 @@ func (g *group) installBase(p peer.ID, sd *snapDoc) error {
 	}
 	g.batch.Set(d.keys.feed(g.seq), feed)
 	g.batch.Set(d.keys.doc(sd.doc), append(binary.BigEndian.AppendUint64(nil, g.seq), sd.base...))
+	d.anyFold.Store(true)
 	g.batch.Set(d.keys.fold(sd.doc), sd.rec)
 	if live := liveBody(st); live != nil {
 		_, put, err := index.Diff(d.keys.index(), sd.doc, nil, live)
