@@ -640,7 +640,13 @@ func (d *DB) reconsider() {
 		}
 		cp := d.keys.sub(tagCheckpoint)
 		b.DeleteRange(cp, datastore.PrefixEnd(cp))
-		return b.Commit()
+		d.checkpoints.Lock()
+		defer d.checkpoints.Unlock()
+		if err := b.Commit(); err != nil {
+			return err
+		}
+		d.checkpoints.epoch++ // a pull that started before must not restore its checkpoint
+		return nil
 	})
 	if err != nil {
 		if !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {

@@ -58,7 +58,13 @@ type DB struct {
 	purged     crdt.HLC      // latest clock of a purged tombstone; owned by the writer
 	compactRun sync.Mutex    // one Compact at a time
 	anyFold    atomic.Bool   // some document has a fold record (set before the first is written)
-	bases      struct {      // per source peer, the highest seq of a base installed from its snapshots
+
+	checkpoints struct { // orders sync checkpoint writes against their reset (reconsider)
+		sync.Mutex
+		epoch  uint64             // resets so far
+		readAt map[peer.ID]uint64 // per peer, the epoch its last pull started in
+	}
+	bases struct { // per source peer, the highest seq of a base installed from its snapshots
 		sync.Mutex
 		from map[peer.ID]uint64
 	}

@@ -185,6 +185,12 @@ func (s syncStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (u
 	if err != nil {
 		return 0, err
 	}
+	d.checkpoints.Lock()
+	defer d.checkpoints.Unlock()
+	if d.checkpoints.readAt == nil {
+		d.checkpoints.readAt = map[peer.ID]uint64{}
+	}
+	d.checkpoints.readAt[remote] = d.checkpoints.epoch
 	v, err := d.store.Get(d.keys.checkpoint([]byte(remote)))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return 0, nil
@@ -200,6 +206,13 @@ func (s syncStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID,
 	d, err := s.db(db)
 	if err != nil {
 		return err
+	}
+	d.checkpoints.Lock()
+	defer d.checkpoints.Unlock()
+	if d.checkpoints.readAt[remote] != d.checkpoints.epoch {
+		// The checkpoints were reset (reconsider) after this pull read
+		// its own: it must not put back the position the reset undid.
+		return nil
 	}
 	b := d.store.NewBatch()
 	defer b.Close()
