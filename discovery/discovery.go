@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/multiformats/go-multiaddr"
 )
 
@@ -97,7 +98,8 @@ func New(h host.Host, cfg Config) (*Discovery, error) {
 // Config.DialTimeout. On success the peer becomes known: it is persisted
 // and redialed after disconnects and restarts. Errors: ErrNoPeerID,
 // ErrSelf, the dial's error, or the datastore's when persisting fails (the
-// connection then stays up).
+// connection then stays up). A user asked for this dial now, so an earlier
+// failed dial's backoff does not refuse it.
 func (d *Discovery) Connect(ctx context.Context, addr multiaddr.Multiaddr) (peer.AddrInfo, error) {
 	ai, err := peer.AddrInfoFromP2pAddr(addr)
 	if err != nil {
@@ -107,6 +109,9 @@ func (d *Discovery) Connect(ctx context.Context, addr multiaddr.Multiaddr) (peer
 		return peer.AddrInfo{}, fmt.Errorf("connect %s: %w", addr, ErrSelf)
 	}
 	d.m.found.WithLabelValues(sourceManual).Inc()
+	if sw, ok := d.h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(ai.ID)
+	}
 	if err := d.dial(ctx, *ai); err != nil {
 		return peer.AddrInfo{}, fmt.Errorf("connect %s: %w", addr, err)
 	}

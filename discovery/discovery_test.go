@@ -354,3 +354,38 @@ func FuzzDecodeRecord(f *testing.F) {
 		_, _ = decodeRecord(key, data)
 	})
 }
+
+// TestConnectIgnoresBackoff: a peer that was down when the user first
+// asked is connected when the user asks again after it came up, without
+// waiting for the swarm's dial backoff of the failed attempt.
+func TestConnectIgnoresBackoff(t *testing.T) {
+	ha := newHost(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	hb, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := hb.Peerstore().PrivKey(hb.ID())
+	_ = hb.Close()
+	addr, err := multiaddr.NewMultiaddr("/ip4/127.0.0.1/tcp/" + port + "/p2p/" + hb.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDiscovery(t, ha, Config{DialTimeout: 2 * time.Second})
+	if _, err := d.Connect(t.Context(), addr); err == nil {
+		t.Fatal("Connect to a peer that is down: got nil error")
+	}
+	up, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/"+port), libp2p.DisableRelay())
+	if err != nil {
+		t.Skipf("port %s was taken meanwhile: %v", port, err)
+	}
+	t.Cleanup(func() { _ = up.Close() })
+	if _, err := d.Connect(t.Context(), addr); err != nil {
+		t.Fatalf("Connect after the peer came up: %v", err)
+	}
+}
