@@ -25,6 +25,10 @@ PIDS=()
 cleanup() {
 	local rc=$?
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	# Anything else still running in the namespaces goes too.
+	for i in 1 2 3; do
+		ip netns pids "${TAG}$i" 2>/dev/null | xargs -r kill 2>/dev/null || true
+	done
 	wait 2>/dev/null || true
 	if [ $rc -ne 0 ]; then
 		for f in "$WORK"/*.log; do echo "--- $f"; tail -n 30 "$f"; done
@@ -54,7 +58,9 @@ inns() { local i=$1; shift; ip netns exec "${TAG}$i" "$@"; }
 cli() { local i=$1; shift; inns "$i" "$BIN" --api http://127.0.0.1:7080 "$@"; }
 
 for i in 1 2 3; do
-	inns "$i" "$BIN" run --data "$WORK/peer$i" --http 127.0.0.1:7080 \
+	# Not through inns: $! must be the peer itself (ip netns exec execs
+	# it), not a subshell whose kill would leave the peer running.
+	ip netns exec "${TAG}$i" "$BIN" run --data "$WORK/peer$i" --http 127.0.0.1:7080 \
 		--listen "/ip4/10.231.7.$i/tcp/4001" --no-dht --allow-private-addrs \
 		--heartbeat 500ms --anti-entropy 1s 2>"$WORK/peer$i.log" &
 	PIDS+=($!)
