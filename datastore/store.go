@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dspebble "github.com/ipfs/go-ds-pebble"
@@ -40,6 +41,8 @@ type Config struct {
 type Store struct {
 	ds        *dspebble.Datastore
 	db        *pebble.DB
+	fs        vfs.FS // Pebble's file system: Ingest writes its tables there
+	dir       string
 	writeOpts *pebble.WriteOptions
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -88,7 +91,14 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
-	return &Store{ds: d, db: d.DB, writeOpts: wo}, nil
+	// NewDatastore filled po's defaults: FS is set.
+	s := &Store{ds: d, db: d.DB, fs: po.FS, dir: dir, writeOpts: wo}
+	tmp := po.FS.PathJoin(dir, ingestDir)
+	if err := errors.Join(po.FS.RemoveAll(tmp), po.FS.MkdirAll(tmp, 0o755)); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("open datastore %s: empty %s: %w", dir, tmp, err)
+	}
+	return s, nil
 }
 
 // DB returns the underlying Pebble database, for callers that need an

@@ -20,16 +20,23 @@ import (
 //
 // Write path (bounded memory, no visible partial blob): the content is cut
 // into ChunkBytes chunks as it streams in and hashed on the way; the chunks
-// go under a random upload id ('b' uploadID chunk), committed
-// blobBatchChunks at a time, so one upload holds one chunk buffer and one
-// batch in memory. Only when the stream ends, and so the digest is known, is
-// the metadata key 'B' digest written, pointing at the upload id. A blob is
-// visible exactly when its metadata key exists, so a crash mid-upload leaves
-// chunks no metadata points at, which CompactBlobs reclaims; never a partial
-// blob under a digest. Writing chunks under the digest would need the digest
-// first (the whole content in memory or on a spool file), and renaming them
-// after the hash would rewrite every byte once more. When the digest is
-// already stored, the new upload's chunks are dropped (one range delete).
+// go under a random upload id ('b' uploadID chunk), written in key order
+// into table files that join the store in one step when the stream ends
+// (datastore.Ingest: each byte is written once, not to the log and again
+// by a memtable flush), so one upload holds one chunk buffer and one table
+// block in memory. Then, the digest known, the metadata key 'B' digest is
+// written, pointing at the upload id. A blob is visible exactly when its
+// metadata key exists, so a crash mid-upload leaves table files the next
+// Open removes, or chunks no metadata points at, which CompactBlobs
+// reclaims; never a partial blob under a digest. Writing chunks under the
+// digest would need the digest first (the whole content in memory or on a
+// spool file), and renaming them after the hash would rewrite every byte
+// once more. When the digest is already stored, the new upload's tables
+// are dropped before they join the store.
+//
+// Replication writes the chunks it receives through batches instead
+// (blob_replica.go): a transfer cut half-way resumes from the chunks it
+// committed, which an ingest, all or nothing, could not offer.
 //
 // Readers read a datastore snapshot, so CompactBlobs may delete a blob a
 // reader holds: the reader keeps seeing it and Pebble keeps its data until
@@ -202,59 +209,44 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 	}
 	d.blobs.startUpload(u)
 	defer d.blobs.endUpload(u)
-	discard := func() {
-		b := d.store.NewWriteBatch()
-		b.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
-		if err := b.Commit(); err != nil {
-			d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", err)
-		}
-	}
+	in := d.store.NewIngest()
+	defer in.Close()
 	h := sha256.New()
 	buf := make([]byte, ChunkBytes)
 	m := blobMeta{Chunk: ChunkBytes, Upload: u}
-	b := d.newBlobBatch()
-	defer func() { b.Close() }()
 	for {
 		if err := ctx.Err(); err != nil {
-			discard()
 			return digest{}, blobMeta{}, err
 		}
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
 			h.Write(buf[:n])
-			b.Set(d.keys.blobChunk(u, m.Chunks), buf[:n])
+			if serr := in.Set(d.keys.blobChunk(u, m.Chunks), buf[:n]); serr != nil {
+				return digest{}, blobMeta{}, fmt.Errorf("write blob chunks: %w", serr)
+			}
 			m.Chunks++
 			m.Length += int64(n)
-			if m.Chunks%blobBatchChunks == 0 {
-				// Not synced: the metadata batch below is, and syncing the
-				// WAL makes every earlier write durable with it.
-				if cerr := b.CommitNoSync(); cerr != nil {
-					discard()
-					return digest{}, blobMeta{}, fmt.Errorf("write blob chunks: %w", cerr)
-				}
-				b = d.newBlobBatch()
-			}
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
 		if err != nil {
-			discard()
 			return digest{}, blobMeta{}, fmt.Errorf("read blob: %w", err)
 		}
 	}
 	var dg digest
 	h.Sum(dg[:0])
 	if want != "" && dg != wantD {
-		discard()
 		return digest{}, blobMeta{}, fmt.Errorf("content has %s, want %s: %w", dg, want, ErrDigestMismatch)
 	}
 	d.blobs.pin(dg)
 	ok, err := d.store.Has(d.keys.blobMeta(dg))
-	if err == nil && ok {
-		// Stored already: keep the old copy, drop ours.
-		b.Close()
-		discard()
+	if err != nil {
+		d.blobs.unpin(dg)
+		return digest{}, blobMeta{}, fmt.Errorf("write blob: %w", err)
+	}
+	if ok {
+		// Stored already: keep the old copy, drop ours (in.Close).
 		old, err := d.blobMetaOf(dg)
 		if err != nil {
 			d.blobs.unpin(dg)
@@ -262,15 +254,20 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 		}
 		return dg, old, nil
 	}
-	if err != nil {
+	if err := in.Commit(ctx); err != nil {
 		d.blobs.unpin(dg)
-		discard()
-		return digest{}, blobMeta{}, fmt.Errorf("write blob: %w", err)
+		return digest{}, blobMeta{}, fmt.Errorf("write blob chunks: %w", err)
 	}
+	b := d.store.NewWriteBatch()
+	defer b.Close()
 	b.Set(d.keys.blobMeta(dg), m.encode())
 	if err := b.Commit(); err != nil {
 		d.blobs.unpin(dg)
-		discard()
+		discard := d.store.NewWriteBatch()
+		discard.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
+		if derr := discard.Commit(); derr != nil {
+			d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", derr)
+		}
 		return digest{}, blobMeta{}, fmt.Errorf("write blob metadata: %w", err)
 	}
 	return dg, m, nil
