@@ -63,6 +63,6 @@ bench-deps: ## install the pinned Node harness of the side-by-side benchmarks (b
 bench-compare: ## barrel vs PouchDB and OrbitDB: medians of 3 runs, table, docs/benchmarks.md section and chart (bench/compare.sh)
 	GO=$(GO) bash bench/compare.sh
 
-bench-smoke: build ## barrel's side of bench-compare at 1,000 documents, no npm needed (bench/smoke.sh); C1, C2, W2S small
+bench-smoke: build ## barrel's side of bench-compare at 1,000 documents, no npm needed (bench/smoke.sh); C1, C2, W2S small; A1, A2 with an 8 MiB blob
 	BIN=$(BIN) bash bench/smoke.sh
-	$(BIN) bench --workloads C1,C2,W2S --n-compact 1000 --compact-revs 3 --n 500 --n-snap 1000 --snap-revs 3
+	$(BIN) bench --workloads C1,C2,W2S,A1,A2 --n-compact 1000 --compact-revs 3 --n 500 --n-snap 1000 --snap-revs 3 --blob-bytes 8388608

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S", "A1", "A2"}
 
 // Fixed shape of the workloads.
 const (
@@ -72,6 +73,7 @@ type benchConfig struct {
 	// before it retries.
 	backoff time.Duration
 	cmp     benchCompactConfig // C1, C2, W2S (bench_compact.go)
+	att     benchAttachConfig  // A1, A2 (bench_attach.go)
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -103,7 +105,15 @@ func (a *app) benchCmd() *cobra.Command {
 			"documents while that history is compacted, against --n writes before it and --n after\n" +
 			"(median and p99 ms, and their ratios); W2S W2 from a source of --n-snap documents with\n" +
 			"--snap-revs revisions each, compacted before the fresh peer dials (snapshot catch-up),\n" +
-			"next to W2 with one revision each in the same run (ratio of the times).",
+			"next to W2 with one revision each in the same run (ratio of the times).\n\n" +
+			"Attachment workloads (issue 6), one blob of --blob-bytes from a ChaCha8 stream seeded by\n" +
+			"--seed, never held whole, checked by SHA-256 after it is read back: A1 PUT over HTTP to\n" +
+			"an in-process server, then GET (put_mb_s, get_mb_s); A2 attached on one peer, then\n" +
+			"replicated to a fresh peer on 127.0.0.1 (no mDNS, no DHT), timed from its dial until it\n" +
+			"can open the attachment, complete and verified (replicate_mb_s). MB is 10^6 bytes.\n" +
+			"vmhwm_mb is the kernel's peak resident set (VmHWM) since the workload started (-1 where\n" +
+			"it cannot be reset), heap_peak_mb the Go heap sampled every 50 ms; A2's peers share the\n" +
+			"process, so its figures are both peers'.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ws, err := parseWorkloads(workloads)
@@ -118,7 +128,7 @@ func (a *app) benchCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&workloads, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S`)
+	f.StringVar(&workloads, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S,A1,A2`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
@@ -136,6 +146,7 @@ func (a *app) benchCmd() *cobra.Command {
 	f.BoolVar(&c.keep, "keep", false, "keep the data dir instead of removing it at the end")
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each workload to PREFIX.<workload>.pprof (W2, W3, W4: the timed part; C1: the compaction; C2: the writes during it; W2S: the snapshot catch-up; the others: all after the node opens)")
 	c.cmp.flags(cmd)
+	c.att.flags(cmd)
 	return cmd
 }
 
@@ -186,7 +197,7 @@ func (c *benchConfig) validate() error {
 	if c.durability != "sync" && c.durability != "batch" {
 		errs = append(errs, fmt.Errorf("--durability %q: want sync or batch", c.durability))
 	}
-	errs = append(errs, c.cmp.validate())
+	errs = append(errs, c.cmp.validate(), c.att.validate())
 	return errors.Join(errs...)
 }
 
@@ -251,6 +262,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.compactLatency(ctx)
 	case "W2S":
 		return b.snapshotCatchUp(ctx)
+	case "A2":
+		return b.replicateBlob(ctx)
 	}
 	n, err := node.Open(ctx, node.Config{DataDir: b.dir, Durability: b.c.durability, Logger: b.log})
 	if err != nil {
@@ -287,6 +300,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.query(ctx, d)
 	case "MEM":
 		return b.bulk(ctx, d, b.c.nMem, true)
+	case "A1":
+		return b.attachHTTP(ctx, n, db)
 	}
 	return "", fmt.Errorf("unknown workload %q", b.name)
 }
@@ -410,26 +425,16 @@ func (b *bench) bulkRange(ctx context.Context, d *node.DB, lo, hi int) error {
 // on a loopback port, through one shared client. 503 (overloaded) is
 // retried after the backoff and counted.
 func (b *bench) putHTTP(ctx context.Context, n *node.Node, db string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop, err := b.serveHTTP(n)
 	if err != nil {
-		return "", fmt.Errorf("listen: %w", err)
+		return "", err
 	}
-	srv := &http.Server{
-		Handler:           httpapi.New(n, httpapi.Config{Logger: b.log}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		_ = srv.Close()
-		<-served
-	}()
+	defer stop()
 
 	tr := &http.Transport{MaxIdleConnsPerHost: b.c.writers, MaxIdleConns: b.c.writers}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: time.Minute}
-	base := "http://" + ln.Addr().String() + "/dbs/" + db + "/docs/"
+	base := "http://" + addr + "/dbs/" + db + "/docs/"
 
 	var retries atomic.Int64
 	put := func(ctx context.Context, i int) error {
@@ -469,6 +474,26 @@ func (b *bench) putHTTP(ctx context.Context, n *node.Node, db string) (string, e
 	}
 	elapsed := time.Since(start)
 	return b.result(b.c.n, elapsed, b.rss(), "writers="+strconv.Itoa(b.c.writers), "retries="+strconv.FormatInt(retries.Load(), 10)), nil
+}
+
+// serveHTTP serves n's HTTP API on a loopback port until stop, which
+// returns once the server has stopped.
+func (b *bench) serveHTTP(n *node.Node) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(n, httpapi.Config{Logger: b.log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return ln.Addr().String(), func() {
+		_ = srv.Close()
+		<-served
+	}, nil
 }
 
 // Q1: load nQuery documents by Bulk, then run the equality query on
@@ -626,7 +651,11 @@ func drawCountry(r *rand.Rand, i int) string {
 
 // rssMB returns the process's resident set size in MiB from
 // /proc/self/status, or -1 where that file is unavailable.
-func rssMB() int {
+func rssMB() int { return statusMB("VmRSS") }
+
+// statusMB returns a field of /proc/self/status counted in kB (VmRSS,
+// VmHWM) in MiB, or -1 where that file or field is unavailable.
+func statusMB(field string) int {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return -1
@@ -634,7 +663,7 @@ func rssMB() int {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		rest, ok := strings.CutPrefix(sc.Text(), field+":")
 		if !ok {
 			continue
 		}
@@ -647,19 +676,25 @@ func rssMB() int {
 	return -1
 }
 
-// peakRSS samples the resident set from its own goroutine until stop;
-// readings taken elsewhere count too (observe).
+// peakRSS samples a reading in MiB (the resident set, unless started by
+// startPeak) from its own goroutine until stop; readings taken elsewhere
+// count too (observe).
 type peakRSS struct {
+	read     func() int
 	max      atomic.Int64
 	done     chan struct{}
 	finished chan struct{}
+	stopOnce sync.Once
 }
 
 // startPeakRSS samples rssMB every interval until stop is called.
-func startPeakRSS(every time.Duration) *peakRSS {
-	p := &peakRSS{done: make(chan struct{}), finished: make(chan struct{})}
+func startPeakRSS(every time.Duration) *peakRSS { return startPeak(every, rssMB) }
+
+// startPeak samples read every interval until stop is called.
+func startPeak(every time.Duration, read func() int) *peakRSS {
+	p := &peakRSS{read: read, done: make(chan struct{}), finished: make(chan struct{})}
 	p.max.Store(-1)
-	p.observe(rssMB())
+	p.observe(read())
 	go func() {
 		defer close(p.finished)
 		t := time.NewTicker(every)
@@ -667,7 +702,7 @@ func startPeakRSS(every time.Duration) *peakRSS {
 		for {
 			select {
 			case <-t.C:
-				p.observe(rssMB())
+				p.observe(p.read())
 			case <-p.done:
 				return
 			}
@@ -687,11 +722,13 @@ func (p *peakRSS) observe(mb int) {
 }
 
 // stop ends the sampler and returns the largest reading in MiB (-1 where
-// /proc/self/status is unavailable). Call it once.
+// /proc/self/status is unavailable). Later calls return the same.
 func (p *peakRSS) stop() int {
-	close(p.done)
-	<-p.finished
-	p.observe(rssMB())
+	p.stopOnce.Do(func() {
+		close(p.done)
+		<-p.finished
+		p.observe(p.read())
+	})
 	return int(p.max.Load())
 }
 

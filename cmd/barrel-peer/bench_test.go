@@ -19,11 +19,16 @@ func TestBench(t *testing.T) {
 	args := []string{"bench", "--workloads", "all", "--data", parent,
 		"--n", "200", "--n-bulk", "2000", "--n-query", "2000", "--n-mem", "2000",
 		"--n-repl", "1500", "--n-latency", "20",
-		"--n-compact", "300", "--compact-revs", "3", "--n-snap", "1000", "--snap-revs", "3"}
+		"--n-compact", "300", "--compact-revs", "3", "--n-snap", "1000", "--snap-revs", "3",
+		"--blob-bytes", strconv.Itoa(benchTestBlob)}
 	if code := runMain(t.Context(), args, nil, &stdout, &stderr); code != exitOK {
 		t.Fatalf("bench exited %d; stderr:\n%s", code, stderr.String())
 	}
 
+	attachKeys := func(rate ...string) []string {
+		return append(append([]string{"workload", "bytes", "seconds"}, rate...),
+			"rss_mb", "vmhwm_mb", "heap_peak_mb", "durability", "peak_rss_mb")
+	}
 	writeKeys := []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability", "peak_rss_mb"}
 	concurrentKeys := []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability", "writers", "retries", "peak_rss_mb"}
 	want := []struct {
@@ -47,6 +52,8 @@ func TestBench(t *testing.T) {
 			"durability", "peak_rss_mb"}},
 		{"W2S", 1000, []string{"workload", "n", "revs", "seconds", "docs_per_s", "w2_seconds", "w2_docs_per_s", "ratio",
 			"folded", "compact_seconds", "fresh_revisions", "rss_mb", "durability", "peak_rss_mb"}},
+		{"A1", benchTestBlob, attachKeys("put_seconds", "put_mb_s", "get_seconds", "get_mb_s")},
+		{"A2", benchTestBlob, attachKeys("replicate_mb_s", "attach_seconds", "attach_mb_s")},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -58,8 +65,12 @@ func TestBench(t *testing.T) {
 			if !slices.Equal(keys, w.keys) {
 				t.Fatalf("got keys %v, want %v in %q", keys, w.keys, lines[i])
 			}
-			if kv["workload"] != w.workload || kv["n"] != strconv.Itoa(w.n) || kv["durability"] != "sync" {
-				t.Fatalf("got %q, want workload=%s n=%d durability=sync", lines[i], w.workload, w.n)
+			size := "n"
+			if strings.HasPrefix(w.workload, "A") { // one blob of this many bytes
+				size = "bytes"
+			}
+			if kv["workload"] != w.workload || kv[size] != strconv.Itoa(w.n) || kv["durability"] != "sync" {
+				t.Fatalf("got %q, want workload=%s %s=%d durability=sync", lines[i], w.workload, size, w.n)
 			}
 			for _, k := range keys[1:] {
 				if k == "durability" {
@@ -102,6 +113,21 @@ func TestBench(t *testing.T) {
 				if kv["folded"] != "3000" || kv["fresh_revisions"] != "0" {
 					t.Errorf("got folded=%s fresh_revisions=%s, want 3000 and 0", kv["folded"], kv["fresh_revisions"])
 				}
+			case "A1", "A2":
+				// The blob moved (the workload checked its digest), and a
+				// peak is at least what was resident at the end.
+				for _, k := range []string{"seconds", "put_mb_s", "get_mb_s", "replicate_mb_s", "attach_mb_s", "heap_peak_mb"} {
+					if v, ok := kv[k]; ok {
+						if f, _ := strconv.ParseFloat(v, 64); f <= 0 {
+							t.Errorf("got %s=%s, want more than 0", k, v)
+						}
+					}
+				}
+				rss, _ := strconv.Atoi(kv["rss_mb"])
+				peak, _ := strconv.Atoi(kv["peak_rss_mb"])
+				if hwm, _ := strconv.Atoi(kv["vmhwm_mb"]); peak < rss || (hwm != -1 && hwm < rss) {
+					t.Errorf("got rss_mb=%d vmhwm_mb=%d peak_rss_mb=%d, want both peaks at least rss_mb", rss, hwm, peak)
+				}
 			}
 		})
 	}
@@ -109,6 +135,9 @@ func TestBench(t *testing.T) {
 		t.Errorf("data dir left behind: %v", left)
 	}
 }
+
+// benchTestBlob is the blob of the attachment workloads in TestBench.
+const benchTestBlob = 8 << 20
 
 // parseBenchLine splits a line of key=value fields, failing on anything
 // else or on a repeated key.
@@ -169,6 +198,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bad country", []string{"--query-country", "Atlantis"}, "--query-country"},
 		{"bad limit", []string{"--query-limit", "-1"}, "--query-limit"},
 		{"bad compaction sizes", []string{"--n-compact", "0", "--snap-revs", "0"}, "--snap-revs 0"},
+		{"bad blob size", []string{"--blob-bytes", "0"}, "--blob-bytes 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +224,7 @@ func TestBenchParseWorkloads(t *testing.T) {
 		{"w2,W4", []string{"W2", "W4"}},
 		{"q1, w1a,Q1", []string{"Q1", "W1a"}},
 		{"MEM", []string{"MEM"}},
+		{"a2,A1", []string{"A2", "A1"}},
 	}
 	for _, tt := range tests {
 		got, err := parseWorkloads(tt.in)
