@@ -42,16 +42,6 @@ func (b *Batch) record(op string, err error) {
 	}
 }
 
-// NewWriteBatchSize is NewWriteBatch with room for about size bytes of
-// keys and values reserved up front, so a writer that knows its batch is
-// large (4 MiB of blob chunks) does not pay for the buffer's growth.
-func (s *Store) NewWriteBatchSize(size int) *Batch {
-	if s.closed.Load() {
-		return &Batch{s: s, err: ErrClosed}
-	}
-	return &Batch{s: s, b: s.db.NewBatchWithSize(size)}
-}
-
 // Set records key = value. Key and value are copied; the caller may reuse
 // them.
 func (b *Batch) Set(key, value []byte) {
@@ -140,32 +130,6 @@ func (b *Batch) Commit() error {
 		return ErrClosed
 	}
 	if err := b.b.Commit(b.s.writeOpts); err != nil {
-		return fmt.Errorf("commit batch: %w", err)
-	}
-	return nil
-}
-
-// CommitNoSync applies the batch like Commit but does not wait for the WAL
-// to reach the disk, whatever the durability. A crash may lose it, and
-// then every later write too (the WAL is replayed in order), so it fits
-// writes that a later Commit makes durable or that may be redone: the
-// chunks of a blob before the synced batch that writes its metadata. The
-// batch is unusable afterwards.
-func (b *Batch) CommitNoSync() error {
-	if b.b == nil {
-		if b.err != nil {
-			return b.err
-		}
-		return ErrBatchDone
-	}
-	defer b.Close()
-	if b.err != nil {
-		return b.err
-	}
-	if b.s.closed.Load() {
-		return ErrClosed
-	}
-	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +20,12 @@ const ingestDir = "ingest"
 // ingestFileBytes is the size at which an Ingest starts a new table file.
 const ingestFileBytes = 64 << 20
 
+// ingestSmallBytes bounds what an Ingest keeps in memory before it writes
+// table files: up to it, Commit writes the keys through the caller's batch
+// instead, one log write with the rest, where files would cost a table, a
+// link and a manifest update, each synced.
+const ingestSmallBytes = 4 << 20
+
 // Ingest writes keys straight into table files and, on Commit, adds them to
 // the store in one atomic step. Their bytes are written once, where a
 // batch writes them to the log and again when the memtable is flushed: the
@@ -28,12 +35,16 @@ const ingestFileBytes = 64 << 20
 // which is correct but slow). An Ingest is not safe for concurrent use;
 // the caller must Commit or Close it.
 type Ingest struct {
-	s     *Store
-	w     *sstable.Writer
-	paths []string // table files written, the last one open while w != nil
-	err   error    // first error: Set and Commit return it
-	done  bool
+	s      *Store
+	small  []kv // keys set while they total under ingestSmallBytes
+	nsmall int  // their bytes
+	w      *sstable.Writer
+	paths  []string // table files written, the last one open while w != nil
+	err    error    // first error: Set and Commit return it
+	done   bool
 }
+
+type kv struct{ k, v []byte }
 
 // NewIngest returns an empty Ingest.
 func (s *Store) NewIngest() *Ingest {
@@ -54,10 +65,26 @@ func (in *Ingest) Set(key, value []byte) error {
 		return ErrBatchDone
 	}
 	if in.w == nil {
+		if n := len(in.small); n > 0 && bytes.Compare(key, in.small[n-1].k) <= 0 {
+			in.err = fmt.Errorf("ingest set %x: keys out of order (after %x)", key, in.small[n-1].k)
+			return in.err
+		}
+		if in.nsmall+len(key)+len(value) <= ingestSmallBytes {
+			in.small = append(in.small, kv{bytes.Clone(key), bytes.Clone(value)})
+			in.nsmall += len(key) + len(value)
+			return nil
+		}
 		if err := in.open(); err != nil {
 			in.err = err
 			return err
 		}
+		for _, e := range in.small {
+			if err := in.w.Set(e.k, e.v); err != nil {
+				in.err = fmt.Errorf("ingest set %x: %w", e.k, err)
+				return in.err
+			}
+		}
+		in.small, in.nsmall = nil, 0
 	}
 	if err := in.w.Set(key, value); err != nil {
 		in.err = fmt.Errorf("ingest set %x: %w", key, err)
@@ -100,11 +127,14 @@ func (in *Ingest) finishFile() error {
 	return nil
 }
 
-// Commit adds every key set to the store, atomically and durably (the
-// tables and the store's manifest are synced, whatever the store's
-// durability). An Ingest with no keys commits nothing. The table files are
-// removed either way.
-func (in *Ingest) Commit(ctx context.Context) error {
+// Commit adds every key set to the store, then commits b (which may hold
+// other writes, such as a record pointing at the keys; nil: none). Few
+// keys go into b, so they and b's writes commit together, with b's
+// durability. More were written to table files: these join the store
+// first, atomically and synced whatever the store's durability, then b is
+// committed. An Ingest with no keys only commits b. The table files are
+// removed either way; the caller still owns b (Close it).
+func (in *Ingest) Commit(ctx context.Context, b *Batch) error {
 	if in.done {
 		return ErrBatchDone
 	}
@@ -112,13 +142,20 @@ func (in *Ingest) Commit(ctx context.Context) error {
 	if in.err != nil {
 		return in.err
 	}
+	if b == nil {
+		b = in.s.NewWriteBatch()
+		defer b.Close()
+	}
+	if in.w == nil && len(in.paths) == 0 {
+		for _, e := range in.small {
+			b.Set(e.k, e.v)
+		}
+		return b.Commit()
+	}
 	if in.w != nil {
 		if err := in.finishFile(); err != nil {
 			return err
 		}
-	}
-	if len(in.paths) == 0 {
-		return nil
 	}
 	if in.s.closed.Load() {
 		return ErrClosed
@@ -126,7 +163,7 @@ func (in *Ingest) Commit(ctx context.Context) error {
 	if err := in.s.db.Ingest(ctx, in.paths); err != nil {
 		return fmt.Errorf("ingest %d tables: %w", len(in.paths), err)
 	}
-	return nil
+	return b.Commit()
 }
 
 // Close abandons what was not committed and removes the table files. It is
@@ -144,5 +181,5 @@ func (in *Ingest) Close() {
 		// A file left behind is removed by the next Open.
 		_ = in.s.fs.Remove(p)
 	}
-	in.paths = nil
+	in.paths, in.small = nil, nil
 }

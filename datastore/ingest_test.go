@@ -32,7 +32,7 @@ func TestIngest(t *testing.T) {
 	if _, err := s.Get([]byte("m0000")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("before commit: got %v, want ErrNotFound", err)
 	}
-	if err := in.Commit(t.Context()); err != nil {
+	if err := in.Commit(t.Context(), nil); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
 	for i := range n {
@@ -49,7 +49,7 @@ func TestIngest(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(dir, ingestDir)); len(left) != 0 {
 		t.Fatalf("table files left after commit: %v", left)
 	}
-	if err := in.Commit(t.Context()); !errors.Is(err, ErrBatchDone) {
+	if err := in.Commit(t.Context(), nil); !errors.Is(err, ErrBatchDone) {
 		t.Fatalf("second commit: got %v, want ErrBatchDone", err)
 	}
 }
@@ -75,7 +75,7 @@ func TestIngestAbandoned(t *testing.T) {
 	if err := bad.Set([]byte("k1"), []byte("v")); err == nil {
 		t.Fatal("a key below the previous one: got nil error")
 	}
-	if err := bad.Commit(t.Context()); err == nil {
+	if err := bad.Commit(t.Context(), nil); err == nil {
 		t.Fatal("commit after a failed set: got nil error")
 	}
 	for _, k := range []string{"k1", "k2"} {
@@ -100,5 +100,42 @@ func TestIngestAbandoned(t *testing.T) {
 	defer s.Close()
 	if _, err := os.Stat(crashed); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("leftover table file after Open: %v", err)
+	}
+}
+
+// TestIngestSmall: a few keys commit through the caller's batch, together
+// with its own writes; a large ingest commits the batch after its tables.
+func TestIngestSmall(t *testing.T) {
+	for _, size := range []int{10, 12 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			s := openTest(t, Config{})
+			in := s.NewIngest()
+			chunk := bytes.Repeat([]byte{1}, 1<<20)
+			for i := 0; i*len(chunk) < size; i++ {
+				v := chunk[:min(len(chunk), size-i*len(chunk))]
+				if err := in.Set(fmt.Appendf(nil, "c%04d", i), v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := s.NewWriteBatch()
+			defer b.Close()
+			b.Set([]byte("meta"), []byte("done"))
+			if err := in.Commit(t.Context(), b); err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+			if v, err := s.Get([]byte("meta")); err != nil || string(v) != "done" {
+				t.Fatalf("the batch's write: got %q, %v", v, err)
+			}
+			total := 0
+			if err := s.Range([]byte("c"), []byte("d"), false, func(k, v []byte) (bool, error) {
+				total += len(v)
+				return true, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if total != size {
+				t.Fatalf("bytes under the ingested keys: got %d, want %d", total, size)
+			}
+		})
 	}
 }

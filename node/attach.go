@@ -175,7 +175,11 @@ func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (Attac
 		// A replicated document whose blob has not arrived yet: the
 		// fetcher pulls it in the background (blob_fetch.go); answer now
 		// rather than hold a reader for a transfer of unknown length.
-		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("attachment %s of %s: blob %s has not arrived from peers yet (replicating): %w", name, docID, dg, ErrNotFound)
+		progress := "replicating"
+		if got, ok := d.blobs.received(dg); ok {
+			progress = fmt.Sprintf("replicating: %d of %d bytes received", got, info.Length)
+		}
+		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("attachment %s of %s: blob %s has not arrived from peers yet (%s): %w", name, docID, dg, progress, ErrNotFound)
 	}
 	if err != nil {
 		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("read blob %s: %w", dg, err)

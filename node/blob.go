@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/barrel-db/barrel/datastore"
 )
@@ -20,15 +21,16 @@ import (
 //
 // Write path (bounded memory, no visible partial blob): the content is cut
 // into ChunkBytes chunks as it streams in and hashed on the way; the chunks
-// go under a random upload id ('b' uploadID chunk), written in key order
-// into table files that join the store in one step when the stream ends
-// (datastore.Ingest: each byte is written once, not to the log and again
-// by a memtable flush), so one upload holds one chunk buffer and one table
-// block in memory. Then, the digest known, the metadata key 'B' digest is
-// written, pointing at the upload id. A blob is visible exactly when its
-// metadata key exists, so a crash mid-upload leaves table files the next
-// Open removes, or chunks no metadata points at, which CompactBlobs
-// reclaims; never a partial blob under a digest. Writing chunks under the
+// go under a random upload id ('b' uploadID chunk), in key order, through a
+// datastore.Ingest: past 4 MiB they are written into table files that join
+// the store in one step when the stream ends (each byte written once, not
+// to the log and again by a memtable flush), so one upload holds one chunk
+// buffer and at most 4 MiB in memory. Then, the digest known, the metadata
+// key 'B' digest is written, pointing at the upload id (a small blob's
+// chunks in the same batch). A blob is visible exactly when its metadata
+// key exists, so a crash mid-upload leaves table files the next Open
+// removes, or chunks no metadata points at, which CompactBlobs reclaims;
+// never a partial blob under a digest. Writing chunks under the
 // digest would need the digest first (the whole content in memory or on a
 // spool file), and renaming them after the hash would rewrite every byte
 // once more. When the digest is already stored, the new upload's tables
@@ -50,9 +52,6 @@ import (
 
 // ChunkBytes is the size of a blob chunk; the last chunk may be shorter.
 const ChunkBytes = 256 << 10
-
-// blobBatchChunks is how many chunks one upload batch commits (4 MiB).
-const blobBatchChunks = 16
 
 // DigestPrefix starts every attachment digest: "sha256-" and 64 hex digits.
 const DigestPrefix = "sha256-"
@@ -121,24 +120,37 @@ type blobState struct {
 	pins       map[digest]int
 	uploads    map[uploadID]bool
 	compacting bool
-	touched    map[digest]bool   // pinned at some point of the running compaction
-	touchedUp  map[uploadID]bool // uploading at some point of the running compaction
-	receiving  map[digest]bool   // blobs a replication transfer is writing
+	touched    map[digest]bool          // pinned at some point of the running compaction
+	touchedUp  map[uploadID]bool        // uploading at some point of the running compaction
+	receiving  map[digest]*atomic.Int64 // blobs a replication transfer is writing: bytes received
 }
 
-// startReceive claims dg for one replication transfer; false if another
-// holds it.
-func (b *blobState) startReceive(d digest) bool {
+// startReceive claims dg for one replication transfer, whose sink counts
+// the bytes received in the counter returned; nil if another transfer
+// holds dg.
+func (b *blobState) startReceive(d digest) *atomic.Int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.receiving[d] {
-		return false
+	if b.receiving[d] != nil {
+		return nil
 	}
 	if b.receiving == nil {
-		b.receiving = map[digest]bool{}
+		b.receiving = map[digest]*atomic.Int64{}
 	}
-	b.receiving[d] = true
-	return true
+	got := new(atomic.Int64)
+	b.receiving[d] = got
+	return got
+}
+
+// received reports the bytes of dg a running transfer holds (stored or
+// not yet); false when no transfer of dg runs.
+func (b *blobState) received(d digest) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := b.receiving[d]; got != nil {
+		return got.Load(), true
+	}
+	return 0, false
 }
 
 func (b *blobState) endReceive(d digest) {
@@ -254,30 +266,18 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 		}
 		return dg, old, nil
 	}
-	if err := in.Commit(ctx); err != nil {
-		d.blobs.unpin(dg)
-		return digest{}, blobMeta{}, fmt.Errorf("write blob chunks: %w", err)
-	}
+	// A small blob's chunks commit with its metadata in one batch; a larger
+	// one's are ingested first, so a failure of the metadata batch leaves
+	// chunks no metadata points at.
 	b := d.store.NewWriteBatch()
 	defer b.Close()
 	b.Set(d.keys.blobMeta(dg), m.encode())
-	if err := b.Commit(); err != nil {
+	if err := in.Commit(ctx, b); err != nil {
 		d.blobs.unpin(dg)
-		discard := d.store.NewWriteBatch()
-		discard.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
-		if derr := discard.Commit(); derr != nil {
-			d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", derr)
-		}
-		return digest{}, blobMeta{}, fmt.Errorf("write blob metadata: %w", err)
+		d.dropUpload(u)
+		return digest{}, blobMeta{}, fmt.Errorf("write blob: %w", err)
 	}
 	return dg, m, nil
-}
-
-// newBlobBatch returns a write batch with room reserved for
-// blobBatchChunks chunks: growing a 4 MiB buffer by doubling cost a third
-// of the write path's time.
-func (d *DB) newBlobBatch() *datastore.Batch {
-	return d.store.NewWriteBatchSize(blobBatchChunks*(ChunkBytes+64) + 4096)
 }
 
 func (d *DB) blobMetaOf(dg digest) (blobMeta, error) {
@@ -505,7 +505,7 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 		st.Bytes += c.m.Length
 	}
 	for _, c := range deadWants {
-		if bs.touched[c.dg] || bs.pins[c.dg] > 0 || bs.receiving[c.dg] || bs.touchedUp[c.m.Upload] {
+		if bs.touched[c.dg] || bs.pins[c.dg] > 0 || bs.receiving[c.dg] != nil || bs.touchedUp[c.m.Upload] {
 			continue
 		}
 		b.Delete(d.keys.blobWant(c.dg))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -23,12 +24,19 @@ import (
 // record says so durably, so a restart still fetches it. The same record
 // carries a transfer's progress: the upload id its chunks go under, the
 // chunks stored and the SHA-256 state after them. The sink writes chunks
-// as they arrive, in batches of blobBatchChunks with the record updated in
-// the same batch, so a cut connection or a crash loses at most one batch
-// and the next transfer resumes at the record's offset with the hash state
-// it saved. Only Commit, after the digest of the whole content matched,
+// as they arrive through a datastore.Ingest (written once, as table files
+// past 4 MiB), committed every blobIngestChunks chunks and when the
+// transfer stops, with the record updated after them: a cut connection
+// loses nothing stored, a crash at most blobIngestChunks chunks, and the
+// next transfer resumes at the record's offset with the hash state it
+// saved. Only Commit, after the digest of the whole content matched,
 // writes the 'B' metadata (the blob becomes visible) and deletes the
-// record, in one batch. A mismatch drops the chunks and the record.
+// record. A mismatch drops the chunks and the record.
+
+// blobIngestChunks is how many received chunks one ingest holds (32 MiB):
+// what a crash can cost a resumed transfer, against an ingest (a table,
+// its link and a manifest update, synced) per that many bytes.
+const blobIngestChunks = 128
 
 // blobWant is the value of a 'W' key.
 type blobWant struct {
@@ -119,7 +127,8 @@ func (d *DB) receiveBlob(dg digest) (*blobSink, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
 	}
-	if !d.blobs.startReceive(dg) {
+	got := d.blobs.startReceive(dg)
+	if got == nil {
 		return nil, fmt.Errorf("blob %s: %w", dg, errReceiving)
 	}
 	w, err := d.blobWant(dg)
@@ -144,7 +153,8 @@ func (d *DB) receiveBlob(dg digest) (*blobSink, error) {
 		}
 	}
 	d.blobs.startUpload(w.Upload)
-	return &blobSink{d: d, dg: dg, w: w, h: h, buf: make([]byte, 0, ChunkBytes), b: d.newBlobBatch()}, nil
+	got.Store(int64(w.Chunks) * ChunkBytes)
+	return &blobSink{d: d, dg: dg, w: w, h: h, buf: make([]byte, 0, ChunkBytes), in: d.store.NewIngest(), got: got}, nil
 }
 
 // errReceiving: a second transfer of a blob already being received.
@@ -177,16 +187,17 @@ func (d *DB) dropUpload(u uploadID) {
 }
 
 // blobSink writes one received blob (bsync.BlobSink). It holds one chunk
-// buffer and one batch of chunks. Used by one goroutine.
+// buffer and one ingest of chunks. Used by one goroutine.
 type blobSink struct {
 	d       *DB
 	dg      digest
 	w       blobWant
 	h       hash.Hash // over the chunks in w.Chunks
 	buf     []byte    // the chunk being filled
-	b       *datastore.Batch
-	batched int  // chunks in b
-	done    bool // committed or dropped: nothing left to keep
+	in      *datastore.Ingest
+	pending int           // chunks in in
+	got     *atomic.Int64 // bytes received, stored or in buf (blobState.received)
+	done    bool          // committed or dropped: nothing left to keep
 	closed  bool
 }
 
@@ -199,6 +210,7 @@ func (s *blobSink) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("blob %s: write after the end", s.dg)
 	}
 	n := len(p)
+	defer func() { s.got.Add(int64(n - len(p))) }()
 	for len(p) > 0 {
 		k := copy(s.buf[len(s.buf):cap(s.buf)], p)
 		s.buf, p = s.buf[:len(s.buf)+k], p[k:]
@@ -211,34 +223,44 @@ func (s *blobSink) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flushChunk moves the full chunk buffer into the batch, and commits the
-// batch with the progress record every blobBatchChunks chunks.
+// flushChunk moves the full chunk buffer into the ingest, and commits it
+// with the progress record every blobIngestChunks chunks.
 func (s *blobSink) flushChunk() error {
-	s.h.Write(s.buf)
-	s.b.Set(s.d.keys.blobChunk(s.w.Upload, s.w.Chunks), s.buf)
-	s.w.Chunks++
-	s.batched++
-	s.buf = s.buf[:0]
-	if s.batched < blobBatchChunks {
+	if err := s.addChunk(); err != nil {
+		return err
+	}
+	if s.pending < blobIngestChunks {
 		return nil
 	}
 	return s.persist()
 }
 
-// persist commits the batched chunks with the record of the progress.
+// addChunk moves the chunk buffer, full or the last, into the ingest.
+func (s *blobSink) addChunk() error {
+	s.h.Write(s.buf)
+	if err := s.in.Set(s.d.keys.blobChunk(s.w.Upload, s.w.Chunks), s.buf); err != nil {
+		return fmt.Errorf("blob %s: write chunks: %w", s.dg, err)
+	}
+	s.w.Chunks++
+	s.pending++
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// persist commits the pending chunks, then the record of the progress
+// (with them when they are few; after them, once they are stored, when
+// they were ingested as tables).
 func (s *blobSink) persist() error {
 	st, err := s.h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("blob %s: save hash state: %w", s.dg, err)
 	}
 	s.w.State = st
-	s.b.Set(s.d.keys.blobWant(s.dg), s.w.encode())
-	// Not synced: a crash loses at most the progress since the last synced
-	// write, and the record and its chunks go together (one batch, WAL
-	// order). Commit's final batch is synced, and with it every chunk.
-	err = s.b.CommitNoSync()
-	s.b = s.d.newBlobBatch()
-	s.batched = 0
+	b := s.d.store.NewWriteBatch()
+	defer b.Close()
+	b.Set(s.d.keys.blobWant(s.dg), s.w.encode())
+	err = s.in.Commit(context.Background(), b)
+	s.in, s.pending = s.d.store.NewIngest(), 0
 	if err != nil {
 		return fmt.Errorf("blob %s: write chunks: %w", s.dg, err)
 	}
@@ -254,10 +276,9 @@ func (s *blobSink) Commit(length int64) error {
 		return fmt.Errorf("blob %s: %d bytes received, want %d", s.dg, got, length)
 	}
 	if len(s.buf) > 0 {
-		s.h.Write(s.buf)
-		s.b.Set(s.d.keys.blobChunk(s.w.Upload, s.w.Chunks), s.buf)
-		s.w.Chunks++
-		s.buf = s.buf[:0]
+		if err := s.addChunk(); err != nil {
+			return err
+		}
 	}
 	var got digest
 	s.h.Sum(got[:0])
@@ -273,11 +294,11 @@ func (s *blobSink) Commit(length int64) error {
 		return err
 	}
 	m := blobMeta{Length: length, Chunks: s.w.Chunks, Chunk: ChunkBytes, Upload: s.w.Upload}
-	s.b.Set(s.d.keys.blobMeta(s.dg), m.encode())
-	s.b.Delete(s.d.keys.blobWant(s.dg))
-	err := s.b.Commit()
-	s.b = s.d.store.NewWriteBatch() // done: nothing more is batched
-	if err != nil {
+	b := s.d.store.NewWriteBatch()
+	defer b.Close()
+	b.Set(s.d.keys.blobMeta(s.dg), m.encode())
+	b.Delete(s.d.keys.blobWant(s.dg))
+	if err := s.in.Commit(context.Background(), b); err != nil {
 		return fmt.Errorf("blob %s: write metadata: %w", s.dg, err)
 	}
 	s.done = true
@@ -288,18 +309,18 @@ func (s *blobSink) Commit(length int64) error {
 // to no progress if the blob is still wanted (a mismatch: another peer may
 // hold the right content), deleted otherwise.
 func (s *blobSink) drop(stillWanted bool) {
-	s.b.Close()
-	s.b = s.d.store.NewWriteBatch()
-	s.b.DeleteRange(s.d.keys.blobChunks(s.w.Upload), datastore.PrefixEnd(s.d.keys.blobChunks(s.w.Upload)))
+	s.in.Close()
+	b := s.d.store.NewWriteBatch()
+	defer b.Close()
+	b.DeleteRange(s.d.keys.blobChunks(s.w.Upload), datastore.PrefixEnd(s.d.keys.blobChunks(s.w.Upload)))
 	if stillWanted {
-		s.b.Set(s.d.keys.blobWant(s.dg), blobWant{Length: s.w.Length}.encode())
+		b.Set(s.d.keys.blobWant(s.dg), blobWant{Length: s.w.Length}.encode())
 	} else {
-		s.b.Delete(s.d.keys.blobWant(s.dg))
+		b.Delete(s.d.keys.blobWant(s.dg))
 	}
-	if err := s.b.Commit(); err != nil {
+	if err := b.Commit(); err != nil {
 		s.d.log.Warn("drop received blob chunks failed; compaction will reclaim them", "err", err)
 	}
-	s.b = s.d.store.NewWriteBatch()
 	s.done = true
 }
 
@@ -320,11 +341,13 @@ func (s *blobSink) Close() error {
 	s.closed = true
 	defer s.d.blobs.endReceive(s.dg)
 	defer s.d.blobs.endUpload(s.w.Upload)
-	if s.done || s.batched == 0 {
-		s.b.Close()
+	if s.done || s.pending == 0 {
+		s.in.Close()
 		return nil
 	}
-	return s.persist()
+	err := s.persist()
+	s.in.Close()
+	return err
 }
 
 // wantBlobs records the blobs that received changes reference and this

@@ -237,11 +237,16 @@ func TestBlobTransferResumes(t *testing.T) {
 		<-cut
 	})
 	sendAttachmentDoc(t, tn.nodes[0], evil, key, "d1", dg, size)
-	waitFor(t, "half the blob stored on peer 0", 20*time.Second, func() bool {
-		w, err := tn.db(0, "files").blobWant(dg)
-		return err == nil && w.Chunks*ChunkBytes == half
+	waitFor(t, "half the blob received by peer 0", 20*time.Second, func() bool {
+		got, ok := tn.db(0, "files").blobs.received(dg)
+		return ok && got == half
 	})
-	// Cut the connection, then restart the receiver.
+	_, err := readDigest(tn.db(0, "files"), "d1", "f")
+	if want := fmt.Sprintf("%d of %d bytes received", half, size); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("read during the transfer: %v, want it to say %q", err, want)
+	}
+	// Cut the connection (what arrived is stored when the transfer stops,
+	// not only every blobIngestChunks), then restart the receiver.
 	tn.nodes[0].net.Load().host.Network().ClosePeer(evil.ID())
 	close(cut)
 	evil.Close()
