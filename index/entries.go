@@ -81,37 +81,81 @@ func Key(prefix []byte, path string, value any, docID string) ([]byte, error) {
 	return tuple.AppendString(k, docID), nil
 }
 
-// keys returns the sorted index keys of doc (nil doc: none).
-func keys(prefix []byte, docID string, doc map[string]any) ([][]byte, error) {
+// keys returns the sorted, deduplicated index keys of doc (nil doc: none):
+// those of its Entries, with the same rules, built in one walk into one
+// buffer. The path is kept encoded as it is walked, so no leaf encodes it
+// again. Prefix and docID are the same in every key, so the keys sort as
+// their (path, value) pairs do.
+func keys(prefix []byte, docID string, doc map[string]any) [][]byte {
 	if doc == nil {
-		return nil, nil
+		return nil
 	}
-	es := Entries(doc)
-	out := make([][]byte, 0, len(es))
-	for _, e := range es {
-		k, err := Key(prefix, e.Path, e.Value, docID)
-		if err != nil {
-			return nil, err
+	var buf []byte
+	var ends []int              // end of each key in buf
+	path := make([]byte, 0, 64) // tuple.AppendStringPrefix of the JSON pointer
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			n := len(path)
+			for _, k := range slices.Sorted(maps.Keys(x)) {
+				path = appendEncodedToken(append(path[:n], '/'), k)
+				walk(x[k])
+			}
+			path = path[:n]
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		default:
+			start := len(buf)
+			buf = append(append(append(buf, prefix...), path...), 0x00, 0x01)
+			var err error
+			if buf, err = tuple.AppendValue(buf, v); err != nil {
+				buf = buf[:start] // Not an indexable scalar.
+				return
+			}
+			buf = tuple.AppendString(buf, docID)
+			ends = append(ends, len(buf))
 		}
-		out = append(out, k)
 	}
-	return out, nil
+	walk(doc)
+	out := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[i] = buf[start:end:end]
+		start = end
+	}
+	slices.SortFunc(out, bytes.Compare)
+	return slices.CompactFunc(out, bytes.Equal)
+}
+
+// appendEncodedToken appends a member name as a JSON pointer token ("~" as
+// "~0", "/" as "~1") in tuple string encoding (0x00 as 0x00 0xFF).
+func appendEncodedToken(b []byte, key string) []byte {
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; c {
+		case '~':
+			b = append(b, '~', '0')
+		case '/':
+			b = append(b, '~', '1')
+		case 0x00:
+			b = append(b, 0x00, 0xFF)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // Diff returns the index keys to delete and to add when document docID
 // changes from old to new. A nil old means the document is new; a nil new
 // means it was deleted. Keys present in both are in neither list. Both lists
 // are sorted; the caller writes them into the batch that writes the
-// document, so the index never disagrees with the stored body.
-func Diff(prefix []byte, docID string, old, new map[string]any) (del, put [][]byte, err error) {
-	ok, err := keys(prefix, docID, old)
-	if err != nil {
-		return nil, nil, fmt.Errorf("diff %s: old: %w", docID, err)
-	}
-	nk, err := keys(prefix, docID, new)
-	if err != nil {
-		return nil, nil, fmt.Errorf("diff %s: new: %w", docID, err)
-	}
+// document, so the index never disagrees with the stored body. Values that
+// cannot be indexed are skipped, as by Entries.
+func Diff(prefix []byte, docID string, old, new map[string]any) (del, put [][]byte) {
+	ok, nk := keys(prefix, docID, old), keys(prefix, docID, new)
 	i, j := 0, 0
 	for i < len(ok) || j < len(nk) {
 		switch {
@@ -135,5 +179,5 @@ func Diff(prefix []byte, docID string, old, new map[string]any) (del, put [][]by
 			}
 		}
 	}
-	return del, put, nil
+	return del, put
 }

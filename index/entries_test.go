@@ -127,10 +127,7 @@ func TestDiff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			del, put, err := index.Diff(prefix, "doc", tt.old, tt.new)
-			if err != nil {
-				t.Fatal(err)
-			}
+			del, put := index.Diff(prefix, "doc", tt.old, tt.new)
 			sortKeys := func(ks [][]byte) [][]byte { ks = slices.Clone(ks); slices.SortFunc(ks, bytes.Compare); return ks }
 			if diff := cmp.Diff(sortKeys(tt.del), del); diff != "" {
 				t.Errorf("del (-want +got):\n%s", diff)

@@ -77,9 +77,7 @@ func (g *group) merge(p *prepared) (*merged, error) {
 	}
 	newBody := liveBody(st)
 	m.isLive = newBody != nil
-	if m.del, m.put, err = index.Diff(d.keys.index(), c.Doc, oldBody, newBody); err != nil {
-		return nil, fmt.Errorf("index %s: %w", c.Doc, err)
-	}
+	m.del, m.put = index.Diff(d.keys.index(), c.Doc, oldBody, newBody)
 	return m, nil
 }
 

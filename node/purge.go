@@ -204,10 +204,7 @@ func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused
 	for cid := range refuse {
 		b.Set(d.keys.rejected(cid), []byte(rejectPurged))
 	}
-	del, _, err := index.Diff(d.keys.index(), id, liveBody(st), nil)
-	if err != nil {
-		return nil, 0, 0, crdt.HLC{}, fmt.Errorf("purge %s: index: %w", id, err)
-	}
+	del, _ := index.Diff(d.keys.index(), id, liveBody(st), nil)
 	for _, k := range del {
 		b.Delete(k)
 	}

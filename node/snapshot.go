@@ -734,10 +734,7 @@ func (g *group) dropDoc(doc string) error {
 	g.batch.Delete(d.keys.doc(doc))
 	g.batch.Delete(d.keys.fold(doc))
 	if live := liveBody(ent.state); live != nil {
-		del, _, err := index.Diff(d.keys.index(), doc, live, nil)
-		if err != nil {
-			return err
-		}
+		del, _ := index.Diff(d.keys.index(), doc, live, nil)
 		for _, k := range del {
 			g.batch.Delete(k)
 		}
@@ -778,10 +775,7 @@ func (g *group) installBase(p peer.ID, sd *snapDoc) error {
 	d.anyFold.Store(true)
 	g.batch.Set(d.keys.fold(sd.doc), sd.rec)
 	if live := liveBody(st); live != nil {
-		_, put, err := index.Diff(d.keys.index(), sd.doc, nil, live)
-		if err != nil {
-			return err
-		}
+		_, put := index.Diff(d.keys.index(), sd.doc, nil, live)
 		for _, k := range put {
 			g.batch.Set(k, nil)
 		}
