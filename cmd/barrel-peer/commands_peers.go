@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 // nodeInfo is the answer of GET /.
@@ -15,47 +17,6 @@ type nodeInfo struct {
 	PeerID  string   `json:"peer_id"`
 	Version string   `json:"version"`
 	Addrs   []string `json:"addresses"`
-}
-
-// peerInfo is one entry of GET /peers.
-type peerInfo struct {
-	ID    string       `json:"id"`
-	Addrs []string     `json:"addresses"`
-	DBs   []peerDBRepl `json:"dbs"`
-}
-
-// peerDBRepl is the replication of one database with one peer.
-type peerDBRepl struct {
-	Peer       string    `json:"peer,omitempty"`
-	DB         string    `json:"db"`
-	Running    bool      `json:"running"`
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	Checkpoint uint64    `json:"checkpoint"`
-	Pulled     int       `json:"last_pulled"`
-}
-
-// replState is the answer of GET and PUT /dbs/{db}/replication.
-type replState struct {
-	DB      string       `json:"db"`
-	Setting replSetting  `json:"setting"`
-	Seq     uint64       `json:"update_seq"`
-	Peers   []peerDBRepl `json:"peers"`
-}
-
-// replSetting is a database's replication setting, the body of PUT
-// /dbs/{db}/replication.
-type replSetting struct {
-	Off      bool       `json:"off"`
-	IDPrefix string     `json:"id_prefix"`
-	Where    []condJSON `json:"where"`
-}
-
-// condJSON is one condition of a partial view.
-type condJSON struct {
-	Path  string `json:"path"`
-	Op    string `json:"op"`
-	Value any    `json:"value,omitempty"`
 }
 
 func (a *app) idCmd() *cobra.Command {
@@ -92,7 +53,7 @@ func (a *app) peersCmd() *cobra.Command {
 				return err
 			}
 			var res struct {
-				Peers []peerInfo `json:"peers"`
+				Peers []node.PeerInfo `json:"peers"`
 			}
 			if err := c.do(cmd.Context(), http.MethodGet, "/peers", nil, &res); err != nil {
 				return err
@@ -113,7 +74,7 @@ func (a *app) peersCmd() *cobra.Command {
 }
 
 // writePeerLine writes one peer as a tab-separated line.
-func writePeerLine(w io.Writer, p peerInfo) error {
+func writePeerLine(w io.Writer, p node.PeerInfo) error {
 	fields := []string{p.ID, strings.Join(p.Addrs, ",")}
 	for _, d := range p.DBs {
 		fields = append(fields, dbReplSummary(d))
@@ -123,8 +84,8 @@ func writePeerLine(w io.Writer, p peerInfo) error {
 }
 
 // dbReplSummary is one database's replication with a peer in one field.
-func dbReplSummary(d peerDBRepl) string {
-	s := fmt.Sprintf("%s checkpoint=%d", d.DB, d.Checkpoint)
+func dbReplSummary(d node.PeerReplStatus) string {
+	s := fmt.Sprintf("%s checkpoint=%d lag=%d", d.DB, d.Checkpoint, d.Lag)
 	if d.LastSync.IsZero() {
 		s += " last_sync=never"
 	} else {
@@ -171,10 +132,10 @@ type status struct {
 
 // dbStatus is one database in the status output.
 type dbStatus struct {
-	Name        string    `json:"name"`
-	DocCount    int64     `json:"doc_count"`
-	UpdateSeq   uint64    `json:"update_seq"`
-	Replication replState `json:"replication"`
+	Name        string                `json:"name"`
+	DocCount    int64                 `json:"doc_count"`
+	UpdateSeq   uint64                `json:"update_seq"`
+	Replication node.ReplicationState `json:"replication"`
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -193,7 +154,7 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			var peers struct {
-				Peers []peerInfo `json:"peers"`
+				Peers []node.PeerInfo `json:"peers"`
 			}
 			switch err := c.do(ctx, http.MethodGet, "/peers", nil, &peers); {
 			case err == nil:
@@ -247,7 +208,7 @@ func (a *app) replicateCmd() *cobra.Command {
 			if all && (f.Changed("id-prefix") || f.Changed("where")) {
 				return usageErr("--all contradicts --id-prefix and --where")
 			}
-			conds := make([]condJSON, 0, len(where))
+			conds := make([]node.Cond, 0, len(where))
 			for _, w := range where {
 				c, err := parseCond(w)
 				if err != nil {
@@ -260,7 +221,7 @@ func (a *app) replicateCmd() *cobra.Command {
 				return err
 			}
 			p := segs("dbs", args[0], "replication")
-			var st replState
+			var st node.ReplicationState
 			if err := c.do(cmd.Context(), http.MethodGet, p, nil, &st); err != nil {
 				return err
 			}
@@ -285,7 +246,7 @@ func (a *app) replicateCmd() *cobra.Command {
 			}
 			// A fresh value: decoding into st would keep the fields the
 			// answer omits (an emptied prefix or where).
-			var now replState
+			var now node.ReplicationState
 			if err := c.do(cmd.Context(), http.MethodPut, p, set, &now); err != nil {
 				return err
 			}
@@ -303,12 +264,12 @@ func (a *app) replicateCmd() *cobra.Command {
 
 // parseCond reads 'PATH OP VALUE' (VALUE optional for exists, and may hold
 // spaces). A PATH without a leading slash gets one, as in query.
-func parseCond(s string) (condJSON, error) {
+func parseCond(s string) (node.Cond, error) {
 	fields := strings.Fields(s)
 	if len(fields) < 2 || (len(fields) < 3 && fields[1] != "exists") {
-		return condJSON{}, usageErr("--where %q: want 'PATH OP VALUE'", s)
+		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE'", s)
 	}
-	c := condJSON{Path: fields[0], Op: fields[1]}
+	c := node.Cond{Path: fields[0], Op: fields[1]}
 	if !strings.HasPrefix(c.Path, "/") {
 		c.Path = "/" + c.Path
 	}

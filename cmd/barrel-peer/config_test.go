@@ -152,16 +152,16 @@ func TestP2PAddrLines(t *testing.T) {
 func TestParseCond(t *testing.T) {
 	tests := []struct {
 		in   string
-		want condJSON
+		want node.Cond
 		err  bool
 	}{
-		{"/type == note", condJSON{Path: "/type", Op: "==", Value: "note"}, false},
-		{"type == note", condJSON{Path: "/type", Op: "==", Value: "note"}, false},
-		{"/n >= 3", condJSON{Path: "/n", Op: ">=", Value: json.Number("3")}, false},
-		{"/title == hello  world", condJSON{Path: "/title", Op: "==", Value: "hello  world"}, false},
-		{"/tag exists", condJSON{Path: "/tag", Op: "exists"}, false},
-		{"/type ==", condJSON{}, true},
-		{"/type", condJSON{}, true},
+		{"/type == note", node.Cond{Path: "/type", Op: "==", Value: "note"}, false},
+		{"type == note", node.Cond{Path: "/type", Op: "==", Value: "note"}, false},
+		{"/n >= 3", node.Cond{Path: "/n", Op: ">=", Value: json.Number("3")}, false},
+		{"/title == hello  world", node.Cond{Path: "/title", Op: "==", Value: "hello  world"}, false},
+		{"/tag exists", node.Cond{Path: "/tag", Op: "exists"}, false},
+		{"/type ==", node.Cond{}, true},
+		{"/type", node.Cond{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parseCond(tt.in)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 // replWait bounds every wait for replication in these tests.
@@ -274,7 +276,7 @@ func TestE2EReplication(t *testing.T) {
 				t.Fatalf("peers on B, line of %s: got %q, want its address and %s's checkpoint", want.name, lines[i], db)
 			}
 		}
-		var st replState
+		var st node.ReplicationState
 		pollf(t, replWait, func() bool {
 			r := mustStatus(t, http.StatusOK, http.MethodGet, b.url+"/dbs/"+db+"/replication", "")
 			if err := json.Unmarshal(r.raw, &st); err != nil {
@@ -381,10 +383,10 @@ func TestE2EReplication(t *testing.T) {
 func TestE2EReplicationCLI(t *testing.T) {
 	p := startPeer(t, t.TempDir())
 	mustStatus(t, http.StatusCreated, http.MethodPut, p.url+"/dbs/docs", "")
-	setting := func(t *testing.T, args ...string) replSetting {
+	setting := func(t *testing.T, args ...string) node.Replication {
 		t.Helper()
 		r := cli(t, p.url, "", append([]string{"replicate", "docs"}, args...)...)
-		var st replState
+		var st node.ReplicationState
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
 			t.Fatalf("replicate %v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
 		}
@@ -393,17 +395,17 @@ func TestE2EReplicationCLI(t *testing.T) {
 		}
 		return st.Setting
 	}
-	note := condJSON{Path: "/type", Op: "==", Value: "note"}
+	note := node.Cond{Path: "/type", Op: "==", Value: "note"}
 	for _, tt := range []struct {
 		args []string
-		want replSetting
+		want node.Replication
 	}{
-		{nil, replSetting{}},
-		{[]string{"--where", "type == note"}, replSetting{Where: []condJSON{note}}},
-		{[]string{"--id-prefix", "k-"}, replSetting{IDPrefix: "k-", Where: []condJSON{note}}},
-		{[]string{"--off"}, replSetting{Off: true, IDPrefix: "k-", Where: []condJSON{note}}},
-		{[]string{"--all"}, replSetting{Off: true}},
-		{[]string{"--on"}, replSetting{}},
+		{nil, node.Replication{}},
+		{[]string{"--where", "type == note"}, node.Replication{Where: []node.Cond{note}}},
+		{[]string{"--id-prefix", "k-"}, node.Replication{IDPrefix: "k-", Where: []node.Cond{note}}},
+		{[]string{"--off"}, node.Replication{Off: true, IDPrefix: "k-", Where: []node.Cond{note}}},
+		{[]string{"--all"}, node.Replication{Off: true}},
+		{[]string{"--on"}, node.Replication{}},
 	} {
 		if got := setting(t, tt.args...); !reflect.DeepEqual(got, tt.want) {
 			t.Fatalf("replicate %v: got %+v, want %+v", tt.args, got, tt.want)
