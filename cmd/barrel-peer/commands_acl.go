@@ -5,17 +5,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-)
 
-// aclJSON is a database's access control list as GET and PUT
-// /dbs/{db}/_acl carry it. Readers and writers ["*"] mean every peer.
-type aclJSON struct {
-	Owner   string            `json:"owner"`
-	Admins  []string          `json:"admins"`
-	Readers []string          `json:"readers"`
-	Writers []string          `json:"writers"`
-	Revoked map[string]string `json:"revoked,omitempty"`
-}
+	"github.com/barrel-db/barrel/node"
+)
 
 func (a *app) aclCmd() *cobra.Command {
 	var readers, writers, admins, owner string
@@ -36,7 +28,7 @@ only the owner may hand ownership on (--owner).`,
 				return err
 			}
 			path := segs("dbs", args[0], "_acl")
-			var cur aclJSON
+			var cur node.ACL
 			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &cur); err != nil {
 				return err
 			}
@@ -44,7 +36,7 @@ only the owner may hand ownership on (--owner).`,
 			if !f.Changed("readers") && !f.Changed("writers") && !f.Changed("admins") && !f.Changed("owner") {
 				return printJSON(a.stdout, cur)
 			}
-			next := aclJSON{Owner: cur.Owner, Admins: cur.Admins, Readers: cur.Readers, Writers: cur.Writers}
+			next := node.ACL{Owner: cur.Owner, Admins: cur.Admins, Readers: cur.Readers, Writers: cur.Writers}
 			if f.Changed("readers") {
 				next.Readers = peerList(readers)
 			}
@@ -57,7 +49,7 @@ only the owner may hand ownership on (--owner).`,
 			if f.Changed("owner") {
 				next.Owner = owner
 			}
-			var out aclJSON
+			var out node.ACL
 			if err := c.do(cmd.Context(), http.MethodPut, path, next, &out); err != nil {
 				return err
 			}

@@ -12,13 +12,6 @@ import (
 	"github.com/barrel-db/barrel/node"
 )
 
-// nodeInfo is the answer of GET /.
-type nodeInfo struct {
-	PeerID  string   `json:"peer_id"`
-	Version string   `json:"version"`
-	Addrs   []string `json:"addresses"`
-}
-
 func (a *app) idCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "id",
@@ -29,7 +22,7 @@ func (a *app) idCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var info nodeInfo
+			var info node.Info
 			if err := c.do(cmd.Context(), http.MethodGet, "/", nil, &info); err != nil {
 				return err
 			}
@@ -124,7 +117,7 @@ func (a *app) connectCmd() *cobra.Command {
 
 // status is what the status command prints.
 type status struct {
-	nodeInfo
+	node.Info
 	Network bool       `json:"network"` // false: the daemon runs with --no-network
 	Peers   int        `json:"peers"`   // connected peers
 	DBs     []dbStatus `json:"dbs"`
@@ -150,7 +143,7 @@ func (a *app) statusCmd() *cobra.Command {
 			}
 			ctx := cmd.Context()
 			var st status
-			if err := c.do(ctx, http.MethodGet, "/", nil, &st.nodeInfo); err != nil {
+			if err := c.do(ctx, http.MethodGet, "/", nil, &st.Info); err != nil {
 				return err
 			}
 			var peers struct {

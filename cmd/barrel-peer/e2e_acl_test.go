@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 // TestE2EACL: `acl DB` prints the default open ACL owned by the daemon;
@@ -17,12 +19,12 @@ func TestE2EACL(t *testing.T) {
 	}
 	self := strings.SplitN(run("id").stdout, "\n", 2)[0]
 	const other = "12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"
-	parse := func(r cliResult) aclJSON {
+	parse := func(r cliResult) node.ACL {
 		t.Helper()
 		if r.code != 0 {
 			t.Fatalf("acl: exit %d, stderr %q", r.code, r.stderr)
 		}
-		var a aclJSON
+		var a node.ACL
 		if err := json.Unmarshal([]byte(r.stdout), &a); err != nil {
 			t.Fatalf("acl output %q: %v", r.stdout, err)
 		}
