@@ -22,6 +22,9 @@ var (
 	ErrClosed = errors.New("closed")
 	// ErrTxAborted: an atomic bulk was not applied because one document failed.
 	ErrTxAborted = errors.New("transaction aborted")
+	// ErrStoreFormat: Open of a data dir written in a store format this
+	// binary does not read (a newer barrel's); nothing was changed.
+	ErrStoreFormat = errors.New("unsupported store format")
 )
 
 // InvalidError says which input was bad and why. It matches ErrInvalid.

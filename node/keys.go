@@ -12,6 +12,7 @@ import (
 //
 //	0x00 'c' name            -> catalog entry (dbMeta, CBOR)
 //	0x00 'n' "next_db"       -> next database id
+//	0x00 'n' "format"        -> store format (format.go)
 //	'd' dbid 'c' changeID    -> encoded change (signed, canonical CBOR)
 //	'd' dbid 'f' seq         -> feed entry: the change stored at local seq
 //	'd' dbid 's' docID       -> document record (seq + crdt.State)

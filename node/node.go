@@ -75,6 +75,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
+	if err := checkFormat(store); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open node %s: %w", cfg.DataDir, err)
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, store: store, key: key, peerID: pid}
 	reg := cfg.Registerer
 	if reg == nil {

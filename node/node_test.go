@@ -1,14 +1,19 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/barrel-db/barrel/datastore"
 )
 
 func openTestNode(t *testing.T, dir string, mod func(*Config)) *Node {
@@ -328,3 +333,49 @@ func TestConcurrentWriters(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestStoreFormat: a data dir records its store format; one written in
+// another format (a newer barrel's) or with an unreadable record is
+// refused at Open with ErrStoreFormat, and left as it was.
+func TestStoreFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		record []byte
+	}{
+		{"newer format", binary.BigEndian.AppendUint64(nil, storeFormat+1)},
+		{"unreadable record", []byte("x")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			n := openTestNode(t, dir, nil)
+			n.CreateDB(t.Context(), "db")
+			db, _ := n.DB("db")
+			mustPut(t, db, "a", map[string]any{"x": 1}, "")
+			n.Close()
+			s, err := datastore.Open(filepath.Join(dir, "store"), datastore.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := s.Get(formatKey); err != nil || binary.BigEndian.Uint64(v) != storeFormat {
+				t.Fatalf("format record of a new data dir: %x, %v; want %d", v, err, storeFormat)
+			}
+			b := s.NewWriteBatch()
+			b.Set(formatKey, tc.record)
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if _, err := Open(t.Context(), Config{DataDir: dir}); !errors.Is(err, ErrStoreFormat) {
+				t.Fatalf("Open: got %v, want ErrStoreFormat", err)
+			}
+			s, err = datastore.Open(filepath.Join(dir, "store"), datastore.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if v, _ := s.Get(formatKey); !bytes.Equal(v, tc.record) {
+				t.Fatalf("format record after the refused Open: %x, want %x", v, tc.record)
+			}
+		})
+	}
+}
