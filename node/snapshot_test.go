@@ -260,6 +260,15 @@ var _ = errors.New
 // documents with 10 revisions each (compacted by the server's retention)
 // holds them all in at most 1.5 times what it needs when each has one
 // revision (issue 7). Both are measured in the same run.
+//
+// Under the race detector the test checks only that both peers catch up:
+// the detector slows every catch-up about tenfold and not evenly (the
+// snapshot install pays more for it than the pull). At 10,000 documents
+// on the same loaded 2-core machine the ratio was 0.72-0.82x without the
+// detector and 1.05-1.29x with it, close enough to 1.5 for a noisier CI
+// machine to cross. The ratio is a claim about the product, which never
+// runs with the detector; the non-race run of make test checks it at full
+// size.
 func TestSnapshotCatchUpTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a million writes")
@@ -294,7 +303,14 @@ func TestSnapshotCatchUpTime(t *testing.T) {
 		wg.Go(func() {
 			f := r.tn.db(1, "db")
 			start := time.Now()
-			r.tn.connect(1, 0)
+			// Not tn.connect: its Fatalf must not run off the test goroutine.
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			_, err := r.tn.nodes[1].Connect(ctx, r.tn.nodes[0].Addrs()[0])
+			cancel()
+			if err != nil {
+				t.Errorf("connect the fresh peer: %v", err)
+				return
+			}
 			deadline := start.Add(5 * time.Minute)
 			for docCount(t, f) != int64(n) && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond) // polling interval
@@ -303,6 +319,9 @@ func TestSnapshotCatchUpTime(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if t.Failed() {
+		return
+	}
 	for _, r := range []*run{one, ten} {
 		if got := docCount(t, r.tn.db(1, "db")); got != int64(n) {
 			t.Fatalf("the fresh peer holds %d documents of %d after %v", got, n, r.took)
@@ -310,7 +329,7 @@ func TestSnapshotCatchUpTime(t *testing.T) {
 	}
 	t.Logf("fresh peers, %d documents, joining at once: 1 revision each %v, 10 revisions each (compacted) %v (%.2fx)",
 		n, one.took, ten.took, float64(ten.took)/float64(one.took))
-	if ten.took > one.took*3/2 {
+	if !raceEnabled && ten.took > one.took*3/2 {
 		t.Errorf("catch-up with 10 revisions took %v, more than 1.5 x %v", ten.took, one.took)
 	}
 }
