@@ -25,11 +25,12 @@ const envelopeBytes = 8 << 10
 // Config configures a Gossip. The zero value of every field means its
 // default.
 type Config struct {
-	// Debounce is how long the publish loop waits after a Notify before it
-	// publishes, so a burst of commits becomes one announcement carrying the
-	// latest value. The wait starts at the first Notify of a burst, so a
-	// steady stream of commits is still announced at least once per
-	// Debounce. Default 20ms; negative publishes at once.
+	// Debounce is the shortest time between two publishes of notified
+	// announcements: a Notify after a quiet Debounce is published at once,
+	// the Notifies of a burst that follows go out together at the end of
+	// the window, carrying the latest values. So a lone commit is announced
+	// without delay and a steady stream of commits once per Debounce.
+	// Default 20ms; negative publishes every Notify at once.
 	Debounce time.Duration
 	// Heartbeat is how often every joined database that has been notified
 	// at least once is announced again, repairing lost messages and telling

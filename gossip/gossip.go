@@ -156,8 +156,9 @@ func (g *Gossip) Leave(db string) error {
 }
 
 // Notify records a as db's latest announcement (a.DB is set to db). The
-// publish loop publishes the latest value Debounce after the first Notify
-// of a burst. It never blocks; a Notify for a database not joined, or with a
+// publish loop publishes it at once after a quiet Debounce, else with the
+// rest of its burst at the end of the window (Config.Debounce). It never
+// blocks; a Notify for a database not joined, or with a
 // digest that is not DigestBytes long, is dropped and logged.
 func (g *Gossip) Notify(db string, a Announcement) {
 	a.DB = db

@@ -97,6 +97,12 @@ func (g *Gossip) publishLoop(ctx context.Context) {
 		beat = t.C
 	}
 	defer debounce.Stop()
+	// A Notify after a quiet Debounce is published at once (a lone commit
+	// is not delayed); the Notifies that follow within Debounce of that
+	// publish wait for the window to end and go out as one, with the
+	// latest values. So at most one publish per Debounce, and none later
+	// than Debounce after its Notify.
+	var last time.Time // the last debounced publish
 	// Notifies before Run are pending already.
 	g.kickLoop()
 	for {
@@ -104,13 +110,20 @@ func (g *Gossip) publishLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-g.kick:
-			if !armed {
-				debounce.Reset(g.cfg.Debounce)
-				armed = true
+			if armed {
+				break
 			}
+			if wait := g.cfg.Debounce - time.Since(last); wait > 0 {
+				debounce.Reset(wait)
+				armed = true
+				break
+			}
+			g.publish(ctx, false)
+			last = time.Now()
 		case <-debounce.C:
 			armed = false
 			g.publish(ctx, false)
+			last = time.Now()
 		case <-beat:
 			g.publish(ctx, true)
 		}

@@ -42,7 +42,7 @@ type P2PConfig struct {
 	MaxMemoryBytes int64 // resource manager memory limit for libp2p; default 256 MiB
 	MaxFDs         int   // resource manager file descriptor limit; default 512
 
-	Debounce    time.Duration // after a commit, wait this long to announce heads; default 5ms
+	Debounce    time.Duration // heads are announced at most once per Debounce (a commit after a quiet one at once); default 5ms
 	Heartbeat   time.Duration // re-announce heads this often; default 10s
 	AntiEntropy time.Duration // pull from every connected peer this often; default 30s
 	Rendezvous  time.Duration // DHT advertise and lookup interval; default 1m
