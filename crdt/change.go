@@ -55,7 +55,19 @@ const (
 	OpAdd       OpKind = 4 // add element Value to the set at Path
 	OpRemove    OpKind = 5 // remove element Value from the set at Path
 	OpDeleteDoc OpKind = 6 // delete the document (Path empty)
+	// OpUnseen names changes the change did not see although its parents
+	// descend from them (Value: their ids, 64 hex digits each, sorted; Path
+	// empty; the first op, never the only one). A value one of them wrote
+	// that the change overwrites stays in the document's conflicts, as if
+	// the two writes were concurrent. A returning peer re-issues its own
+	// offline edits on top of a snapshot with it, so that they displace
+	// nothing silently that their author never saw (docs/design.md,
+	// Compaction; DESIGN.md invariant 7).
+	OpUnseen OpKind = 7
 )
+
+// MaxUnseen bounds the ids of one OpUnseen.
+const MaxUnseen = 1024
 
 func (k OpKind) String() string {
 	switch k {
@@ -71,6 +83,8 @@ func (k OpKind) String() string {
 		return "remove"
 	case OpDeleteDoc:
 		return "delete_doc"
+	case OpUnseen:
+		return "unseen"
 	}
 	return fmt.Sprintf("op(%d)", uint8(k))
 }
@@ -306,14 +320,86 @@ func (c *Change) validate() error {
 				return bad("op %d: incr by a %T", i, op.Value)
 			}
 		case OpDeleteDoc:
-			if op.Path != "" || op.Value != nil || len(c.Ops) != 1 {
+			if op.Path != "" || op.Value != nil || len(c.Ops) != 1+unseenOps(c.Ops) {
 				return bad("op %d: delete_doc takes no path or value and is the only op", i)
+			}
+		case OpUnseen:
+			if err := validateUnseen(i, op, len(c.Ops)); err != nil {
+				return bad("%v", err)
 			}
 		default:
 			return bad("op %d: unknown kind %d", i, op.Kind)
 		}
 	}
 	return nil
+}
+
+// unseenOps is 1 when ops start with an OpUnseen, else 0.
+func unseenOps(ops []Op) int {
+	if len(ops) > 0 && ops[0].Kind == OpUnseen {
+		return 1
+	}
+	return 0
+}
+
+func validateUnseen(i int, op Op, ops int) error {
+	if i != 0 || ops < 2 || op.Path != "" {
+		return fmt.Errorf("op %d: unseen is the first op of several and has no path", i)
+	}
+	ids, ok := op.Value.([]any)
+	if !ok || len(ids) == 0 || len(ids) > MaxUnseen {
+		return fmt.Errorf("op %d: unseen takes 1 to %d ids", i, MaxUnseen)
+	}
+	prev := ""
+	for _, v := range ids {
+		s, ok := v.(string)
+		if !ok || s <= prev {
+			return fmt.Errorf("op %d: unseen ids must be sorted, unique strings", i)
+		}
+		if _, err := ParseID(s); err != nil {
+			return fmt.Errorf("op %d: %v", i, err)
+		}
+		prev = s
+	}
+	return nil
+}
+
+// Unseen returns the ids an OpUnseen of the change names (nil: none).
+func (c *Change) Unseen() []ID {
+	if unseenOps(c.Ops) == 0 {
+		return nil
+	}
+	vals, _ := c.Ops[0].Value.([]any) // validated by Seal/Decode
+	out := make([]ID, 0, len(vals))
+	for _, v := range vals {
+		s, _ := v.(string)
+		if id, err := ParseID(s); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// UnseenOp returns the OpUnseen naming ids (sorted and made unique here),
+// or false when ids is empty.
+func UnseenOp(ids []ID) (Op, bool) {
+	strs := make([]string, 0, len(ids))
+	for _, id := range ids {
+		strs = append(strs, id.String())
+	}
+	slices.Sort(strs)
+	strs = slices.Compact(strs)
+	if len(strs) == 0 {
+		return Op{}, false
+	}
+	if len(strs) > MaxUnseen {
+		strs = strs[:MaxUnseen]
+	}
+	vals := make([]any, len(strs))
+	for i, s := range strs {
+		vals[i] = s
+	}
+	return Op{Kind: OpUnseen, Value: vals}, true
 }
 
 // ValidateName checks a database name or document id: non-empty UTF-8, at

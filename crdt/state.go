@@ -91,9 +91,17 @@ func (s *State) ApplyNext(c *Change) bool {
 // apply runs one change. seen reports whether a change is an ancestor of c.
 func (s *State) apply(c *Change, seen func(ID) bool) {
 	a := applier{s: s, id: c.id, seen: func(id ID) bool { return id == c.id || seen(id) }}
+	ops := c.Ops
+	if unseen := c.Unseen(); len(unseen) > 0 {
+		// Invariant (DESIGN.md 7): what the change's author never saw is
+		// not displaced silently, even under parents that cover it.
+		ops = ops[1:]
+		saw := a.seen
+		a.seen = func(id ID) bool { return saw(id) && !slices.Contains(unseen, id) }
+	}
 	// Invariant (DESIGN.md 1): a change resolves every conflict it saw.
 	s.Conflicts = slices.DeleteFunc(s.Conflicts, func(cf Conflict) bool { return a.seen(cf.Rev) })
-	if s.Deleted && len(c.Ops) > 0 && c.Ops[0].Kind != OpDeleteDoc {
+	if s.Deleted && len(ops) > 0 && ops[0].Kind != OpDeleteDoc {
 		if a.seen(s.DeletedBy) {
 			s.Body, s.Writers, s.Sets = map[string]any{}, map[string]Writer{}, map[string]map[string][]ID{}
 		} else {
@@ -101,7 +109,7 @@ func (s *State) apply(c *Change, seen func(ID) bool) {
 		}
 		s.Deleted, s.DeletedBy = false, ID{}
 	}
-	for _, op := range c.Ops {
+	for _, op := range ops {
 		tokens, _ := ParsePointer(op.Path) // validated by Seal/Decode
 		switch op.Kind {
 		case OpSet:

@@ -307,22 +307,37 @@ type snapDoc struct {
 }
 
 // InstallSnapshot implements bsync.SnapshotStore.
+//
+// Invariant (DESIGN.md 6): nothing in a snapshot is believed that no
+// signature the ACL trusts covers. The _acl document is never folded, so
+// a snapshot that carries a base for it is forged and refused whole; its
+// changes are applied by the access rules, exactly as in a pull (the
+// first one on trust on first use, every later one by an owner or an
+// admin as of its parents). Only then is the sender judged, against the
+// ACL so established: a base carries no signature, so bases are taken
+// only from a peer the ACL trusts to fold for everyone (mayInstallFrom).
 func (s syncStore) InstallSnapshot(ctx context.Context, db string, p peer.ID, head bsync.SnapshotHead, after string, docs []bsync.SnapshotDoc, partial bool) error {
 	d, err := s.db(db)
 	if err != nil {
-		return err
-	}
-	if err := d.mayInstallFrom(p); err != nil {
 		return err
 	}
 	in, err := d.decodeSnapshot(docs)
 	if err != nil {
 		return err
 	}
-	if len(in) > 0 && in[0].doc == ACLDocID {
-		if err := d.mayInstallUnder(p, in[0]); err != nil {
-			return err
+	for i, sd := range in {
+		if sd.doc == ACLDocID && (i > 0 || sd.base != nil) {
+			return d.refuseSnapshot(p, rejectSnapForged, "it carries a base (or a second copy) of %s, which is never folded", ACLDocID)
 		}
+	}
+	if len(in) > 0 && in[0].doc == ACLDocID {
+		if _, err := d.applyFrom(ctx, p, in[0].changes); err != nil {
+			return fmt.Errorf("snapshot from %s: apply %s: %w", p, ACLDocID, err)
+		}
+		in = in[1:]
+	}
+	if err := d.mayInstallFrom(p); err != nil {
+		return err
 	}
 	return d.exclusive(ctx, func() error { return d.install(p, head, after, in, partial) })
 }
@@ -339,43 +354,43 @@ func (s syncStore) FinishSnapshot(ctx context.Context, db string, p peer.ID, hea
 	return d.exclusive(ctx, func() error { return d.install(p, head, after, nil, partial) })
 }
 
-// mayInstallFrom refuses a snapshot from a peer that may not write the
-// database: a base is not signed, so it is only as good as its sender.
+// Snapshot refusal reasons (barrel_node_rejected_changes_total).
+const (
+	rejectSnapNotWriter = "snapshot_not_writer" // the sender may not even write the database
+	rejectSnapNotAdmin  = "snapshot_not_admin"  // a writer, but not trusted to fold for everyone
+	rejectSnapForged    = "snapshot_forged"     // the snapshot claims what no honest peer sends
+)
+
+// mayInstallFrom refuses bases from a peer the ACL does not trust to fold
+// for everyone. A base carries no signature: whoever sends it could put
+// anything in it, under anyone's name. In open mode (writers "*") every
+// peer may write anything anyway, so any peer's bases are as good as its
+// writes. With access control on, only the owner and the admins, who may
+// rewrite the ACL itself, are trusted with bases; a writer is not, or it
+// could plant a document no signature covers, or revert others' writes
+// without a trace.
 func (d *DB) mayInstallFrom(p peer.ID) error {
 	a, err := d.currentACL()
 	if err != nil {
 		return err
 	}
-	if !a.anyWrite && a.mayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "" {
-		d.node.metrics.rejected.WithLabelValues(d.name, "snapshot_not_writer").Inc()
-		return fmt.Errorf("snapshot from %s: %w: it may not write %s", p, ErrNotAllowed, d.name)
+	switch {
+	case a.anyWrite || a.admin(p):
+		return nil
+	case a.mayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "":
+		return d.refuseSnapshot(p, rejectSnapNotWriter, "it may not write %s", d.name)
+	default:
+		return d.refuseSnapshot(p, rejectSnapNotAdmin, "only the owner or an admin of %s is trusted with folded bases", d.name)
 	}
-	return nil
 }
 
-// mayInstallUnder checks p against the ACL the snapshot itself carries (a
-// fresh node has none of its own yet).
-func (d *DB) mayInstallUnder(p peer.ID, acl *snapDoc) error {
-	var base *crdt.State
-	if acl.base != nil {
-		var err error
-		if base, err = crdt.DecodeState(acl.base); err != nil {
-			return err
-		}
-	}
-	st, err := crdt.ReplayFrom(base, acl.changes)
-	if err != nil {
-		return invalid("snapshot", "acl: %v", err)
-	}
-	a, err := aclOf(st, p)
-	if err != nil {
-		return invalid("snapshot", "%v", err)
-	}
-	if !a.anyWrite && a.mayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "" {
-		d.node.metrics.rejected.WithLabelValues(d.name, "snapshot_not_writer").Inc()
-		return fmt.Errorf("snapshot from %s: %w: its own acl does not let it write %s", p, ErrNotAllowed, d.name)
-	}
-	return nil
+// refuseSnapshot counts and logs a refused snapshot and returns the error
+// that ends the session; the node syncs on from other peers.
+func (d *DB) refuseSnapshot(p peer.ID, reason, format string, args ...any) error {
+	d.node.metrics.rejected.WithLabelValues(d.name, reason).Inc()
+	why := fmt.Sprintf(format, args...)
+	d.log.Warn("snapshot refused", "peer", p, "reason", reason, "why", why)
+	return fmt.Errorf("snapshot from %s: %w: %s", p, ErrNotAllowed, why)
 }
 
 // decodeSnapshot decodes and checks a batch: content ids, signatures,
@@ -567,6 +582,7 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 		}
 	}
 	var own []*crdt.Change
+	old := &oldCopy{}
 	switch {
 	case !ent.state.Exists() && fi == nil:
 		if sd.base != nil {
@@ -594,10 +610,13 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 		for _, c := range sd.changes {
 			kept[c.ID()] = true
 		}
-		mine := string(g.d.node.peerID)
+		// Invariant (DESIGN.md 7): only this node's own edits are
+		// re-issued, never another author's (re-issued here, an old change
+		// of theirs would revert what they acknowledged since).
+		mine := g.d.node.peerID
 		var err error
-		if own, err = g.ownSince(sd.doc, func(c *crdt.Change) bool {
-			return !kept[c.ID()] && c.Clock.Compare(sd.authors[mine]) > 0
+		if own, old, err = g.ownSince(sd.doc, func(c *crdt.Change) bool {
+			return peer.ID(c.Author) == mine && !kept[c.ID()] && c.Clock.Compare(sd.authors[string(mine)]) > 0
 		}); err != nil {
 			return err
 		}
@@ -614,7 +633,7 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 			return resp.err
 		}
 	}
-	return g.rebase(sd.doc, own)
+	return g.rebase(sd.doc, own, old)
 }
 
 // dropAbsent handles the local documents in (after, hi] (to the end when
@@ -652,7 +671,7 @@ func (g *group) dropAbsent(p peer.ID, head bsync.SnapshotHead, after, hi string,
 	mine := d.node.peerID
 	for _, doc := range absent {
 		var foreign, oldest crdt.HLC
-		all, err := g.ownSince(doc, func(*crdt.Change) bool { return true })
+		all, old, err := g.ownSince(doc, func(*crdt.Change) bool { return true })
 		if err != nil {
 			return err
 		}
@@ -673,7 +692,7 @@ func (g *group) dropAbsent(p peer.ID, head bsync.SnapshotHead, after, hi string,
 		if err := g.dropDoc(doc); err != nil {
 			return err
 		}
-		if err := g.rebase(doc, own); err != nil {
+		if err := g.rebase(doc, own, old); err != nil {
 			return err
 		}
 	}
@@ -681,24 +700,126 @@ func (g *group) dropAbsent(p peer.ID, head bsync.SnapshotHead, after, hi string,
 }
 
 // ownSince returns the document's stored changes that keep accepts, in
-// replay order.
-func (g *group) ownSince(doc string, keep func(*crdt.Change) bool) ([]*crdt.Change, error) {
+// replay order, and the local copy they come from (what their author had
+// seen: rebase needs it once the copy is dropped).
+func (g *group) ownSince(doc string, keep func(*crdt.Change) bool) ([]*crdt.Change, *oldCopy, error) {
 	ids, err := g.d.historyIDs(doc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	old := &oldCopy{changes: make(map[crdt.ID]*crdt.Change, len(ids))}
 	var out []*crdt.Change
 	for _, id := range ids {
 		c, err := g.change(id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		old.changes[id] = c
 		if keep(c) {
 			out = append(out, c)
 		}
 	}
+	if old.base, _, err = g.d.readFold(doc); err != nil {
+		return nil, nil, err
+	}
 	slices.SortFunc(out, func(a, b *crdt.Change) int { return a.Clock.Compare(b.Clock) })
-	return out, nil
+	return out, old, nil
+}
+
+// oldCopy is a document as this node held it before a snapshot replaced
+// it: its changes and its folded base.
+type oldCopy struct {
+	changes  map[crdt.ID]*crdt.Change
+	base     *crdt.State
+	reissued map[crdt.ID]crdt.ID // an own change -> the change re-issuing it
+}
+
+// saw returns what c had seen in this copy: its ancestors, itself, the
+// writes folded into the copy's base, and the re-issues of all of them.
+func (o *oldCopy) saw(c *crdt.Change) map[crdt.ID]bool {
+	seen := map[crdt.ID]bool{}
+	stack := []crdt.ID{c.ID()}
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if x := o.changes[id]; x != nil {
+			stack = append(stack, x.Parents...)
+		}
+	}
+	if o.base != nil {
+		for _, id := range stateRevs(o.base) {
+			seen[id] = true
+		}
+	}
+	for from, to := range o.reissued {
+		if seen[from] {
+			seen[to] = true
+		}
+	}
+	return seen
+}
+
+// stateRevs lists every change a state names as the writer of something.
+func stateRevs(st *crdt.State) []crdt.ID {
+	var out []crdt.ID
+	for _, w := range st.Writers {
+		out = append(out, w.Rev)
+	}
+	for _, elems := range st.Sets {
+		for _, tags := range elems {
+			out = append(out, tags...)
+		}
+	}
+	if st.Deleted {
+		out = append(out, st.DeletedBy)
+	}
+	return append(out, st.Heads...)
+}
+
+// unseenBy lists the writes of st that ops would overwrite and that the
+// change making them had not seen (saw).
+func unseenBy(st *crdt.State, ops []crdt.Op, saw map[crdt.ID]bool) []crdt.ID {
+	var out []crdt.ID
+	add := func(id crdt.ID) {
+		if !saw[id] {
+			out = append(out, id)
+		}
+	}
+	if st.Deleted {
+		add(st.DeletedBy)
+	}
+	touches := func(p string) bool {
+		for _, op := range ops {
+			if op.Kind == crdt.OpDeleteDoc || p == op.Path || isUnderPath(p, op.Path) || isUnderPath(op.Path, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for p, w := range st.Writers {
+		if touches(p) {
+			add(w.Rev)
+		}
+	}
+	for p, elems := range st.Sets {
+		if touches(p) {
+			for _, tags := range elems {
+				for _, t := range tags {
+					add(t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// isUnderPath reports whether JSON pointer p is strictly inside q.
+func isUnderPath(p, q string) bool {
+	return len(p) > len(q) && p[len(q)] == '/' && p[:len(q)] == q
 }
 
 // dropDoc deletes a document and its whole history in the group's batch.
@@ -792,19 +913,31 @@ func (g *group) installBase(p peer.ID, sd *snapDoc) error {
 }
 
 // rebase re-issues this node's own changes as new changes on top of the
-// document as it now stands: same operations, new parents and clock.
-func (g *group) rebase(doc string, own []*crdt.Change) error {
+// document as it now stands: same operations, new parents and clock. A
+// write of the document's new state that the original change had not
+// seen (made by others while this node was away) and that it would
+// overwrite is named in the re-issued change (crdt.OpUnseen), so it stays
+// in the document's conflicts on every peer instead of being displaced
+// without a trace (DESIGN.md invariant 7).
+func (g *group) rebase(doc string, own []*crdt.Change, old *oldCopy) error {
 	d := g.d
-	for _, old := range own {
+	for _, orig := range own {
 		ent, err := g.load(doc)
 		if err != nil {
 			return err
 		}
-		if old.Ops[0].Kind == crdt.OpDeleteDoc && (!ent.state.Exists() || ent.state.Deleted) {
+		ops := orig.Ops
+		if len(orig.Unseen()) > 0 {
+			ops = ops[1:] // re-issued before: the unseen writes are named anew
+		}
+		if ops[0].Kind == crdt.OpDeleteDoc && (!ent.state.Exists() || ent.state.Deleted) {
 			continue
 		}
+		if un, ok := crdt.UnseenOp(unseenBy(ent.state, ops, old.saw(orig))); ok {
+			ops = append([]crdt.Op{un}, ops...)
+		}
 		c := &crdt.Change{DB: d.name, Doc: doc, Parents: slices.Clone(ent.state.Heads),
-			Clock: d.clock.Now(d.node.cfg.Now().UnixNano()), Author: []byte(d.node.peerID), Ops: old.Ops}
+			Clock: d.clock.Now(d.node.cfg.Now().UnixNano()), Author: []byte(d.node.peerID), Ops: ops}
 		if err := c.Seal(d.node.key); err != nil {
 			return err
 		}
@@ -813,6 +946,10 @@ func (g *group) rebase(doc string, own []*crdt.Change) error {
 			return err
 		}
 		g.record(m)
+		if old.reissued == nil {
+			old.reissued = map[crdt.ID]crdt.ID{}
+		}
+		old.reissued[orig.ID()] = c.ID()
 		g.snap.rebased++
 	}
 	return nil
