@@ -81,6 +81,7 @@ type testNet struct {
 	dirs  []string
 	nodes []*Node
 	mod   func(i int, c *P2PConfig) // per-peer changes to the P2P config
+	now   func() time.Time          // every node's clock; nil: time.Now
 }
 
 func newTestNet(t *testing.T, k int) *testNet { return newTestNetWith(t, k, nil) }
@@ -122,6 +123,7 @@ func (tn *testNet) start(i int) *Node {
 		Durability: "batch",
 		Logger:     discardLogger(),
 		P2P:        p2p,
+		Now:        tn.now,
 	})
 	if err != nil {
 		tn.t.Fatalf("open peer %d: %v", i, err)

@@ -604,12 +604,20 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 		if knows {
 			break
 		}
-		// Away longer than the horizon: take the server's document and
-		// re-issue our own edits it lacks.
 		kept := map[crdt.ID]bool{}
 		for _, c := range sd.changes {
 			kept[c.ID()] = true
 		}
+		if fi != nil && len(fi.frontier) > 0 && !slices.ContainsFunc(fi.frontier, func(h crdt.ID) bool { return !kept[h] }) {
+			// Our base is later on the same history than the server's (two
+			// peers folded at different points, and this node installed the
+			// other's snapshot): its kept changes up to our frontier are
+			// folded here; the rest merge as usual.
+			sd.changes = slices.DeleteFunc(sd.changes, ancestorsWithin(sd.changes, fi.frontier))
+			break
+		}
+		// Away longer than the horizon: take the server's document and
+		// re-issue our own edits it lacks.
 		// Invariant (DESIGN.md 7): only this node's own edits are
 		// re-issued, never another author's (re-issued here, an old change
 		// of theirs would revert what they acknowledged since).
@@ -634,6 +642,29 @@ func (g *group) installDoc(p peer.ID, sd *snapDoc) error {
 		}
 	}
 	return g.rebase(sd.doc, own, old)
+}
+
+// ancestorsWithin reports, for a change of changes, whether it is one of
+// ids or an ancestor of one through changes.
+func ancestorsWithin(changes []*crdt.Change, ids []crdt.ID) func(*crdt.Change) bool {
+	byID := make(map[crdt.ID]*crdt.Change, len(changes))
+	for _, c := range changes {
+		byID[c.ID()] = c
+	}
+	anc := map[crdt.ID]bool{}
+	stack := slices.Clone(ids)
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if anc[id] {
+			continue
+		}
+		anc[id] = true
+		if c := byID[id]; c != nil {
+			stack = append(stack, c.Parents...)
+		}
+	}
+	return func(c *crdt.Change) bool { return anc[c.ID()] }
 }
 
 // dropAbsent handles the local documents in (after, hi] (to the end when
@@ -780,8 +811,9 @@ func stateRevs(st *crdt.State) []crdt.ID {
 	return append(out, st.Heads...)
 }
 
-// unseenBy lists the writes of st that ops would overwrite and that the
-// change making them had not seen (saw).
+// unseenBy lists the writes of st that ops would overwrite, and the
+// conflicts a change would resolve, that the change making them had not
+// seen (saw).
 func unseenBy(st *crdt.State, ops []crdt.Op, saw map[crdt.ID]bool) []crdt.ID {
 	var out []crdt.ID
 	add := func(id crdt.ID) {
@@ -791,6 +823,9 @@ func unseenBy(st *crdt.State, ops []crdt.Op, saw map[crdt.ID]bool) []crdt.ID {
 	}
 	if st.Deleted {
 		add(st.DeletedBy)
+	}
+	for _, cf := range st.Conflicts {
+		add(cf.Rev) // a change resolves every conflict it saw, wherever it is
 	}
 	touches := func(p string) bool {
 		for _, op := range ops {
