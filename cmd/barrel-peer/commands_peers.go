@@ -255,12 +255,15 @@ func (a *app) replicateCmd() *cobra.Command {
 	return cmd
 }
 
-// parseCond reads 'PATH OP VALUE' (VALUE optional for exists, and may hold
+// parseCond reads 'PATH OP VALUE' (no VALUE for exists; VALUE may hold
 // spaces). A PATH without a leading slash gets one, as in query.
 func parseCond(s string) (node.Cond, error) {
 	fields := strings.Fields(s)
-	if len(fields) < 2 || (len(fields) < 3 && fields[1] != "exists") {
-		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE'", s)
+	if len(fields) < 2 {
+		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE' or 'PATH exists'", s)
+	}
+	if err := checkOp(fields[1], len(fields) > 2); err != nil {
+		return node.Cond{}, usageErr("--where %q: %v", s, err)
 	}
 	c := node.Cond{Path: fields[0], Op: fields[1]}
 	if !strings.HasPrefix(c.Path, "/") {
