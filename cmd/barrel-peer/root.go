@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/barrel-db/barrel/node"
 )
 
 // defaultAPI is the daemon address client commands use by default.
@@ -29,6 +31,8 @@ func (a *app) rootCmd() *cobra.Command {
 		Short:         "barrel: a local-first peer-to-peer document database",
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// --version prints what the version command prints.
+		Version: node.BuildVersion(),
 		PersistentPreRun: func(*cobra.Command, []string) {
 			a.started = true
 		},
@@ -37,6 +41,7 @@ func (a *app) rootCmd() *cobra.Command {
 	if api == "" {
 		api = defaultAPI
 	}
+	root.SetVersionTemplate(versionLine())
 	root.PersistentFlags().StringVar(&a.api, "api", api, "HTTP API of the daemon for client commands (env BARREL_API)")
 	root.PersistentFlags().StringVar(&a.token, "token", os.Getenv("BARREL_TOKEN"), "bearer token for the HTTP API (env BARREL_TOKEN)")
 	root.AddCommand(
