@@ -84,12 +84,12 @@ func checkLine(line []byte) error {
 func (a *app) importFile(ctx context.Context, c *client, db, name string) error {
 	f, err := os.Open(name)
 	if err != nil {
-		return fmt.Errorf("open import file: %w", err)
+		return fmt.Errorf("import file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat import file: %w", err)
+		return fmt.Errorf("import file: %w", err)
 	}
 
 	// Pass 1: validate, so bad input changes nothing.

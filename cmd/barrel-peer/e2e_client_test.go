@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,5 +181,74 @@ func corruptDoc(t *testing.T, dataDir, id string) {
 	}
 	if found == 0 {
 		t.Fatalf("no record of %s found", id)
+	}
+}
+
+// TestE2EClientErrors checks what a client command says when things go
+// wrong: no daemon at the address, an empty id or name, and messages that
+// name what failed once, not once per layer.
+func TestE2EClientErrors(t *testing.T) {
+	t.Run("no daemon", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := "http://" + l.Addr().String()
+		l.Close() // nothing listens there now
+		r := cli(t, api, "", "dbs")
+		if r.code != 1 || !strings.Contains(r.stderr, "no barrel-peer answers at "+api) ||
+			!strings.Contains(r.stderr, "barrel-peer run") || strings.Contains(r.stderr, "dial tcp") {
+			t.Fatalf("got exit %d stderr %q, want 1 saying no barrel-peer answers and how to start one", r.code, r.stderr)
+		}
+	})
+
+	p := startPeer(t, t.TempDir())
+	api := p.url
+	mustStatus(t, 201, "PUT", api+"/dbs/web", "")
+	mustStatus(t, 201, "PUT", api+"/dbs/web/docs/a", `{"x":1}`)
+	before := takeSnapshot(t, api, "web", "a")
+	tests := []struct {
+		args []string
+		code int
+		want string // in stderr
+		once string // appears once in stderr
+	}{
+		{[]string{"put", "web", "", `{}`}, 2, "the document id is empty", ""},
+		{[]string{"get", "", "a"}, 2, "the database name is empty", ""},
+		{[]string{"delete", "web", ""}, 2, "the document id is empty", ""},
+		{[]string{"purge", "web", "a", ""}, 2, "the document id is empty", ""},
+		{[]string{"fetch", "web", "a", ""}, 2, "the attachment name is empty", ""},
+		{[]string{"create-db", ""}, 2, "the database name is empty", ""},
+		{[]string{"create-db", "web"}, 1, "database exists", "web"},
+		{[]string{"drop-db", "nodb"}, 3, "database not found", "nodb"},
+		{[]string{"get", "nodb", "a"}, 3, "database not found", "nodb"},
+		{[]string{"put", "nodb", "a", `{}`}, 3, "database not found", "nodb"},
+		{[]string{"get", "web", "nope"}, 3, "not found", "nope"},
+		{[]string{"get", "web", "a", "/nope"}, 3, "not found", "/nope"},
+		{[]string{"delete", "web", "nope"}, 3, "not found", "nope"},
+		{[]string{"patch", "web", "nope", `{"x":2}`}, 3, "not found", "nope"},
+		{[]string{"history", "web", "nope"}, 3, "not found", "nope"},
+		{[]string{"fetch", "web", "a", "nope"}, 3, "not found", "nope"},
+		{[]string{"compact-blobs", "nodb"}, 3, "database not found", "nodb"},
+		{[]string{"acl", "nodb"}, 3, "database not found", "nodb"},
+		{[]string{"replicate", "nodb"}, 3, "database not found", "nodb"},
+		{[]string{"export", "nodb"}, 3, "database not found", "nodb"},
+		{[]string{"query", "web", "/x", "==", "{}"}, 1, "invalid query", "query"},
+		{[]string{"attach", "web", "a", "/nonexistent/file"}, 1, "no such file", "/nonexistent/file"},
+		{[]string{"import", "web", "/nonexistent/file.ndjson"}, 1, "no such file", "/nonexistent/file.ndjson"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := cli(t, api, "", tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Fatalf("got exit %d stderr %q, want %d containing %q", r.code, r.stderr, tt.code, tt.want)
+			}
+			if tt.once != "" && strings.Count(r.stderr, tt.once) != 1 {
+				t.Fatalf("stderr %q names %q %d times, want once", r.stderr, tt.once, strings.Count(r.stderr, tt.once))
+			}
+		})
+	}
+	if after := takeSnapshot(t, api, "web", "a"); after != before {
+		t.Fatalf("rejected commands changed the store:\nbefore %+v\nafter  %+v", before, after)
 	}
 }

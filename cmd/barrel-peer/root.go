@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -33,8 +34,9 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		// --version prints what the version command prints.
 		Version: node.BuildVersion(),
-		PersistentPreRun: func(*cobra.Command, []string) {
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			a.started = true
+			return checkEmptyArgs(cmd, args)
 		},
 	}
 	api := os.Getenv("BARREL_API")
@@ -58,4 +60,31 @@ func (a *app) rootCmd() *cobra.Command {
 		a.benchCmd(),
 	)
 	return root
+}
+
+// checkEmptyArgs refuses an empty database name, document id, attachment
+// name, file or address argument (put places ”) as a usage error naming
+// it. Sent on, an empty name or id changes the URL's shape
+// (/dbs/places/docs/), which the daemon answers with "no such route" and a
+// not-found exit code. An empty VALUE, JSON or PATH is left to the command:
+// "" is a value a query may look for.
+func checkEmptyArgs(cmd *cobra.Command, args []string) error {
+	names := strings.Fields(cmd.Use)[1:]
+	for i, arg := range args {
+		if arg != "" || len(names) == 0 {
+			continue
+		}
+		name := strings.Trim(names[min(i, len(names)-1)], "[]. ")
+		switch {
+		case name == "DB":
+			return usageErr("the database name is empty")
+		case name == "ID":
+			return usageErr("the document id is empty")
+		case name == "NAME":
+			return usageErr("the attachment name is empty")
+		case strings.HasPrefix(name, "FILE"), name == "MULTIADDR", name == "OP":
+			return usageErr("argument %s is empty", name)
+		}
+	}
+	return nil
 }
