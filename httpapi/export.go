@@ -44,14 +44,19 @@ type exportError struct {
 // read, and a last line {"_export_end":{"docs","failed","seq","error"}}.
 // Document lines, and only they, start with {"_id":. The headers
 // X-Barrel-Doc-Count and X-Barrel-Update-Seq give the snapshot's document
-// count and sequence number before the first line.
+// count and sequence number before the first line. ?prefix=P exports only
+// the documents whose id starts with P; ?rev=true adds "_rev" after "_id".
 func (s *server) handleExport(w http.ResponseWriter, r *http.Request) error {
+	withRev, err := boolParam(r, "rev")
+	if err != nil {
+		return err
+	}
 	d, err := s.db(r)
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	e, err := d.Export(ctx)
+	e, err := d.Export(ctx, r.URL.Query().Get("prefix"))
 	if err != nil {
 		return err
 	}
@@ -95,7 +100,7 @@ func (s *server) handleExport(w http.ResponseWriter, r *http.Request) error {
 			if err := appendLine(&line, map[string]exportError{"_export_error": {ID: doc.ID, Reason: doc.Err.Error()}}); err != nil {
 				return nil // cannot happen for strings
 			}
-		} else if err := appendDoc(&line, &body, enc, doc); err != nil {
+		} else if err := appendDoc(&line, &body, enc, doc, withRev); err != nil {
 			end.Failed++
 			line.Reset()
 			_ = appendLine(&line, map[string]exportError{"_export_error": {ID: doc.ID, Reason: err.Error()}})
@@ -131,15 +136,21 @@ func (s *server) handleExport(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// appendDoc appends the export line of doc: {"_id":ID, then the body's
-// fields as encoding/json orders them (by key), then }.
-func appendDoc(line, body *bytes.Buffer, enc *json.Encoder, doc node.ExportDoc) error {
+// appendDoc appends the export line of doc: {"_id":ID, with rev
+// "_rev":REV, then the body's fields as encoding/json orders them (by key),
+// then }.
+func appendDoc(line, body *bytes.Buffer, enc *json.Encoder, doc node.ExportDoc, withRev bool) error {
 	body.Reset()
 	if err := enc.Encode(doc.ID); err != nil {
 		return err
 	}
 	line.WriteString(`{"_id":`)
 	line.Write(bytes.TrimSuffix(body.Bytes(), []byte("\n")))
+	if withRev {
+		line.WriteString(`,"_rev":"`)
+		line.WriteString(doc.Rev) // hex digits
+		line.WriteByte('"')
+	}
 	body.Reset()
 	if err := enc.Encode(doc.Body); err != nil {
 		return err

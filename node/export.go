@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
@@ -43,10 +44,11 @@ type ExportDoc struct {
 	Err  error
 }
 
-// Export opens an export of d's live documents as of now. The _acl
-// document is not part of it: access control is not document data, and
-// writing _acl through Put or Bulk is refused (use SetACL).
-func (d *DB) Export(ctx context.Context) (*Export, error) {
+// Export opens an export of d's live documents as of now, those whose id
+// starts with prefix ("" for all). The _acl document is not part of it:
+// access control is not document data, and writing _acl through Put or
+// Bulk is refused (use SetACL).
+func (d *DB) Export(ctx context.Context, prefix string) (*Export, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -70,7 +72,8 @@ func (d *DB) Export(ctx context.Context) (*Export, error) {
 		}
 	}
 	e.count = int64(count)
-	if e.it, err = sn.Iter(e.base, datastore.PrefixEnd(e.base), false); err != nil {
+	lo := tuple.AppendStringPrefix(slices.Clone(e.base), prefix)
+	if e.it, err = sn.Iter(lo, datastore.PrefixEnd(lo), false); err != nil {
 		_ = sn.Close()
 		return nil, fmt.Errorf("export %s: %w", d.name, err)
 	}
@@ -81,8 +84,9 @@ func (d *DB) Export(ctx context.Context) (*Export, error) {
 // changes feed read from Seq on sees exactly what the export missed.
 func (e *Export) Seq() uint64 { return e.seq }
 
-// DocCount is the number of live documents as of the snapshot (the _acl
-// document included when there is one): a total for a progress bar.
+// DocCount is the number of live documents of the database as of the
+// snapshot, whatever the prefix (the _acl document included when there is
+// one): a total for a progress bar.
 func (e *Export) DocCount() int64 { return e.count }
 
 // Next returns the next live document, or false at the end or on an error

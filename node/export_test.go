@@ -25,7 +25,7 @@ func TestExport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e, err := db.Export(ctx)
+	e, err := db.Export(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,4 +69,23 @@ func TestExport(t *testing.T) {
 	}
 	e.Close()
 	e.Close() // idempotent
+}
+
+func TestExportPrefix(t *testing.T) {
+	_, db := testDB(t)
+	for _, id := range []string{"a1", "b1", "b2", "bé", "c1"} {
+		mustPut(t, db, id, map[string]any{"x": true}, "")
+	}
+	e, err := db.Export(t.Context(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var ids []string
+	for doc, ok := e.Next(t.Context()); ok; doc, ok = e.Next(t.Context()) {
+		ids = append(ids, doc.ID)
+	}
+	if want := []string{"b1", "b2", "bé"}; !reflect.DeepEqual(ids, want) || e.Err() != nil {
+		t.Fatalf("got %q (%v), want %q", ids, e.Err(), want)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 
@@ -192,7 +193,7 @@ func (a *app) exportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.export(cmd.Context(), c, args[0])
+			return a.export(cmd.Context(), c, args[0], exportOptions{progress: true})
 		},
 	}
 }
@@ -201,17 +202,36 @@ func (a *app) exportCmd() *cobra.Command {
 // at most the server's body limit, far below this.
 const maxExportLineBytes = 256 << 20
 
+// exportOptions select what export streams and how.
+type exportOptions struct {
+	prefix   string // only ids starting with it
+	rev      bool   // "_rev" in each line
+	limit    int64  // stop after this many documents (0: all)
+	progress bool   // a progress bar on a terminal
+}
+
 // export streams GET /dbs/{db}/_export to standard output: document lines
 // as they come, control lines ({"_export_error"}, {"_export_end"}) read
 // and reported, not printed, so the output imports as it is.
-func (a *app) export(ctx context.Context, c *client, db string) error {
-	resp, err := c.send(ctx, http.MethodGet, segs("dbs", db, "_export"), nil)
+func (a *app) export(ctx context.Context, c *client, db string, o exportOptions) error {
+	q := url.Values{}
+	if o.prefix != "" {
+		q.Set("prefix", o.prefix)
+	}
+	if o.rev {
+		q.Set("rev", "true")
+	}
+	p := segs("dbs", db, "_export")
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	resp, err := c.send(ctx, http.MethodGet, p, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	var bar *progressbar.ProgressBar
-	if fd, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+	if fd, ok := a.stderr.(*os.File); ok && o.progress && term.IsTerminal(int(fd.Fd())) {
 		total, err := strconv.ParseInt(resp.Header.Get("X-Barrel-Doc-Count"), 10, 64)
 		if err != nil || total <= 0 {
 			total = -1 // unknown: a spinner
@@ -252,6 +272,9 @@ func (a *app) export(ctx context.Context, c *client, db string) error {
 				docs++
 				if bar != nil {
 					_ = bar.Add(1)
+				}
+				if o.limit > 0 && docs >= o.limit {
+					return w.Flush() // enough: the rest of the stream is dropped
 				}
 			default:
 				var ctl struct {

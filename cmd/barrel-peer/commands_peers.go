@@ -13,9 +13,10 @@ import (
 )
 
 func (a *app) idCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Print the daemon's peer id, then its addresses one per line",
+		Short: "Print the daemon's peer id, then its addresses one per line (--json: GET / as is)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -26,10 +27,18 @@ func (a *app) idCmd() *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/", nil, &info); err != nil {
 				return err
 			}
+			if asJSON {
+				if info.Addrs == nil {
+					info.Addrs = []string{}
+				}
+				return printJSON(a.stdout, info)
+			}
 			_, err = fmt.Fprintln(a.stdout, strings.Join(append([]string{info.PeerID}, info.Addrs...), "\n"))
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"peer_id","version","addresses"}`)
+	return cmd
 }
 
 func (a *app) peersCmd() *cobra.Command {

@@ -252,3 +252,79 @@ func TestE2EClientErrors(t *testing.T) {
 		t.Fatalf("rejected commands changed the store:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
+
+// TestE2EDocs checks the document listing (docs, like CouchDB's _all_docs)
+// and the --json output of the commands that print tables.
+func TestE2EDocs(t *testing.T) {
+	p := startPeer(t, t.TempDir())
+	api := p.url
+	mustCLI := func(t *testing.T, args ...string) string {
+		t.Helper()
+		r := cli(t, api, "", args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	mustCLI(t, "create-db", "web")
+	const n = 2100 // more than one page of 1000
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"_id":"d%05d","i":%d}`+"\n", i, i)
+	}
+	fmt.Fprintf(&b, `{"_id":"x1","s":"one"}`+"\n"+`{"_id":"x2","s":"two"}`+"\n"+`{"_id":"x3","s":"three"}`+"\n")
+	in := filepath.Join(t.TempDir(), "in.ndjson")
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "import", "web", in)
+	mustCLI(t, "delete", "web", "x2")
+	rev := func(id string) string {
+		return mustStatus(t, 200, "GET", api+"/dbs/web/docs/"+id, "").obj(t)["_rev"].(string)
+	}
+
+	all := strings.Split(strings.TrimSuffix(mustCLI(t, "docs", "web"), "\n"), "\n")
+	if len(all) != n+2 || all[0] != "d00000\t"+rev("d00000") || all[n+1] != "x3\t"+rev("x3") {
+		t.Fatalf("docs: got %d lines, first %q last %q; want %d, id TAB rev", len(all), all[0], all[len(all)-1], n+2)
+	}
+	if got, want := mustCLI(t, "docs", "web", "--prefix", "x"), "x1\t"+rev("x1")+"\nx3\t"+rev("x3")+"\n"; got != want {
+		t.Fatalf("docs --prefix x: got %q, want %q", got, want)
+	}
+	if got := mustCLI(t, "docs", "web", "--limit", "1500"); strings.Count(got, "\n") != 1500 {
+		t.Fatalf("docs --limit 1500: got %d lines", strings.Count(got, "\n"))
+	}
+	if got, want := mustCLI(t, "docs", "web", "--prefix", "x", "--json"), `{"id":"x1","rev":"`+rev("x1")+`"}`+"\n"+`{"id":"x3","rev":"`+rev("x3")+`"}`+"\n"; got != want {
+		t.Fatalf("docs --json: got %q, want %q", got, want)
+	}
+	bodies := strings.Split(strings.TrimSuffix(mustCLI(t, "docs", "web", "--prefix", "x", "--bodies"), "\n"), "\n")
+	if len(bodies) != 2 {
+		t.Fatalf("docs --bodies: got %q, want 2 documents", bodies)
+	}
+	for _, l := range bodies {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(l), &got); err != nil {
+			t.Fatalf("docs --bodies line %q: %v", l, err)
+		}
+		want := mustStatus(t, 200, "GET", api+"/dbs/web/docs/"+got["_id"].(string), "").obj(t)
+		jg, _ := json.Marshal(got)
+		jw, _ := json.Marshal(want)
+		if !bytes.Equal(jg, jw) {
+			t.Fatalf("docs --bodies: got %s, GET says %s", jg, jw)
+		}
+	}
+	if got := mustCLI(t, "docs", "web", "--bodies", "--limit", "3"); strings.Count(got, "\n") != 3 || !strings.HasPrefix(got, `{"_id":"d00000","_rev":"`) {
+		t.Fatalf("docs --bodies --limit 3: got %q", got)
+	}
+	if r := cli(t, api, "", "docs", "nodb"); r.code != 3 {
+		t.Fatalf("docs nodb: got exit %d stderr %q, want 3", r.code, r.stderr)
+	}
+
+	var names []string
+	if err := json.Unmarshal([]byte(mustCLI(t, "dbs", "--json")), &names); err != nil || len(names) != 1 || names[0] != "web" {
+		t.Fatalf("dbs --json: got %v (%v), want [web]", names, err)
+	}
+	var info map[string]any
+	if err := json.Unmarshal([]byte(mustCLI(t, "id", "--json")), &info); err != nil || info["peer_id"] == "" || info["version"] == nil {
+		t.Fatalf("id --json: got %v (%v)", info, err)
+	}
+}

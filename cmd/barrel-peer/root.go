@@ -53,7 +53,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.putCmd(), a.getCmd(), a.patchCmd(), a.deleteCmd(),
 		a.attachCmd(), a.fetchCmd(), a.compactBlobsCmd(),
 		a.compactCmd(), a.purgeCmd(), a.historyCmd(),
-		a.queryCmd(), a.changesCmd(),
+		a.docsCmd(), a.queryCmd(), a.changesCmd(),
 		a.importCmd(), a.exportCmd(),
 		a.idCmd(), a.peersCmd(), a.connectCmd(), a.statusCmd(), a.replicateCmd(),
 		a.aclCmd(),
