@@ -272,7 +272,7 @@ func parseCond(s string) (node.Cond, error) {
 		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE' or 'PATH exists'", s)
 	}
 	if err := checkOp(fields[1], len(fields) > 2); err != nil {
-		return node.Cond{}, usageErr("--where %q: %v", s, err)
+		return node.Cond{}, usageErr("--where %q: %v (the form is 'PATH OP VALUE', or 'PATH exists')", s, err)
 	}
 	c := node.Cond{Path: fields[0], Op: fields[1]}
 	if !strings.HasPrefix(c.Path, "/") {
