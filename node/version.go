@@ -2,12 +2,15 @@ package node
 
 import (
 	"runtime/debug"
+	"strings"
 	"sync"
 )
 
 // BuildVersion is the one version string this build reports: in
 // `barrel-peer version`, in GET / and as the libp2p agent version (after
-// "barrel/"). It is Version, followed, when the binary was built from a git
+// "barrel/"). It is the module version when the binary was built by go
+// install module@version; otherwise Version (or the release set at link
+// time), followed, when the binary was built from a git
 // checkout, by semver build metadata: "+" and the first 12 hex digits of the
 // commit, and ".dirty" when the work tree had uncommitted changes
 // ("0.1.0+e27f0b9a9f8b.dirty"). Go stamps the commit only when it builds in
@@ -15,16 +18,31 @@ import (
 // build, not for go run or go test, and not inside a git worktree).
 func BuildVersion() string { return buildVersion() }
 
+// release, when set at link time (-ldflags "-X
+// github.com/barrel-db/barrel/node.release=1.2.3"), replaces Version in
+// BuildVersion.
+var release string
+
 var buildVersion = sync.OnceValue(func() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return Version
+		return versionFrom(release, "", nil)
 	}
-	return versionFrom(bi.Settings)
+	return versionFrom(release, bi.Main.Version, bi.Settings)
 })
 
-// versionFrom is BuildVersion for the build settings of a binary.
-func versionFrom(settings []debug.BuildSetting) string {
+// versionFrom is BuildVersion for a binary linked with release, whose main
+// module has version mod ("(devel)" unless built by go install
+// module@version, which then names the release) and the build settings
+// given.
+func versionFrom(release, mod string, settings []debug.BuildSetting) string {
+	base := Version
+	switch {
+	case release != "":
+		base = release
+	case mod != "" && mod != "(devel)":
+		return strings.TrimPrefix(mod, "v") // a module version already carries its commit if it is a pseudo-version
+	}
 	var rev string
 	var dirty bool
 	for _, s := range settings {
@@ -36,12 +54,12 @@ func versionFrom(settings []debug.BuildSetting) string {
 		}
 	}
 	if rev == "" {
-		return Version
+		return base
 	}
 	if len(rev) > 12 {
 		rev = rev[:12]
 	}
-	v := Version + "+" + rev
+	v := base + "+" + rev
 	if dirty {
 		v += ".dirty"
 	}

@@ -10,16 +10,20 @@ func TestVersionFrom(t *testing.T) {
 	rev := "e27f0b9a9f8bad5dac1954760de59805fbd2cfeb"
 	tests := []struct {
 		name     string
+		release  string
+		mod      string
 		settings []debug.BuildSetting
 		want     string
 	}{
-		{"no vcs", nil, Version},
-		{"clean", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "false"}}, Version + "+e27f0b9a9f8b"},
-		{"dirty", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "true"}}, Version + "+e27f0b9a9f8b.dirty"},
+		{"no vcs", "", "(devel)", nil, Version},
+		{"go install", "", "v0.3.1", nil, "0.3.1"},
+		{"release at link time", "0.4.0", "(devel)", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}}, "0.4.0+e27f0b9a9f8b"},
+		{"clean", "", "(devel)", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "false"}}, Version + "+e27f0b9a9f8b"},
+		{"dirty", "", "(devel)", []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "true"}}, Version + "+e27f0b9a9f8b.dirty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := versionFrom(tt.settings); got != tt.want {
+			if got := versionFrom(tt.release, tt.mod, tt.settings); got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
