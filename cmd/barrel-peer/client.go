@@ -194,7 +194,7 @@ func (c *client) transportError(req *http.Request, err error) error {
 	case errors.Is(cause, syscall.ECONNREFUSED):
 		return fmt.Errorf("no barrel-peer answers at %s (connection refused): start one with 'barrel-peer run', or point --api or BARREL_API at a running one", c.base)
 	case errors.As(cause, &oe) && oe.Op == "dial":
-		return fmt.Errorf("cannot reach a barrel-peer at %s (%v): start one with 'barrel-peer run', or point --api or BARREL_API at a running one", c.base, oe.Err)
+		return fmt.Errorf("cannot reach %s (%v): check --api or BARREL_API", c.base, oe.Err)
 	}
 	return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), cause)
 }
