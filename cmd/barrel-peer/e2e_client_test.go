@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -326,5 +329,41 @@ func TestE2EDocs(t *testing.T) {
 	var info map[string]any
 	if err := json.Unmarshal([]byte(mustCLI(t, "id", "--json")), &info); err != nil || info["peer_id"] == "" || info["version"] == nil {
 		t.Fatalf("id --json: got %v (%v)", info, err)
+	}
+}
+
+// TestE2EExportProgress checks that export shows a progress bar, counted
+// against the database's document count, when stderr is a terminal: the
+// command runs under script(1), which gives it a pseudo-terminal.
+func TestE2EExportProgress(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) not installed")
+	}
+	p := startPeer(t, t.TempDir())
+	mustStatus(t, 201, "PUT", p.url+"/dbs/web", "")
+	var b strings.Builder
+	b.WriteString(`{"docs":[`)
+	for i := range 50 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"_id":"d%02d"}`, i)
+	}
+	b.WriteString(`]}`)
+	mustStatus(t, 200, "POST", p.url+"/dbs/web/bulk", b.String())
+	out := filepath.Join(t.TempDir(), "out.ndjson")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "-qfec", fmt.Sprintf("%s --api %s export web > %s", binPath, p.url, out), "/dev/null")
+	tty, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("export under script: %v\n%s", err, tty)
+	}
+	if !strings.Contains(string(tty), "exporting") || !strings.Contains(string(tty), "/50") {
+		t.Fatalf("terminal output %q: want a progress bar counting to 50", tty)
+	}
+	if raw, err := os.ReadFile(out); err != nil || strings.Count(string(raw), "\n") != 50 || strings.Contains(string(raw), "exporting") {
+		t.Fatalf("export output: %d lines (%v), want the 50 documents and no bar", strings.Count(string(raw), "\n"), err)
 	}
 }
