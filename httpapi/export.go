@@ -16,10 +16,9 @@ import (
 // Export streaming: the answer is flushed every exportFlushBytes, and a
 // client that takes longer than exportWriteTimeout to take one flush is cut
 // off, so a stalled reader does not pin the store snapshot for ever.
-const (
-	exportFlushBytes   = 64 << 10
-	exportWriteTimeout = time.Minute
-)
+const exportFlushBytes = 64 << 10
+
+var exportWriteTimeout = time.Minute // a variable so tests can shorten it
 
 // exportEnd is the last line of an export, {"_export_end": ...}. A stream
 // without it was cut short.
@@ -70,6 +69,9 @@ func (s *server) handleExport(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 
 	rc := http.NewResponseController(w)
+	// net/http clears the write deadline set here once the response is
+	// finished, so it does not outlive the request on a kept-alive
+	// connection (TestExportDeadlineCleared).
 	bw := bufio.NewWriterSize(w, exportFlushBytes+exportFlushBytes/4)
 	flush := func() error {
 		if err := rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -115,6 +117,9 @@ func (s *server) handleExport(w http.ResponseWriter, r *http.Request) error {
 				return nil
 			}
 		}
+	}
+	if ctx.Err() != nil {
+		return nil // the client went away
 	}
 	if err := e.Err(); err != nil {
 		end.Error = err.Error()

@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestExportStream(t *testing.T) {
@@ -82,4 +86,56 @@ func TestExportClientGone(t *testing.T) {
 		t.Fatalf("first bytes %q: %v", buf, err)
 	}
 	resp.Body.Close() // cleanup closes the server, which waits for the handler, then the node
+}
+
+// TestExportDeadlineCleared checks that the write deadline an export sets
+// does not outlive it (net/http clears it when the response is finished): a long poll on the same kept-alive connection,
+// answered after the export's deadline has passed, still gets its answer.
+func TestExportDeadlineCleared(t *testing.T) {
+	old := exportWriteTimeout
+	exportWriteTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { exportWriteTimeout = old })
+	srv := newTestServer(t, Config{})
+	runSteps(t, srv, []step{
+		{"create", "PUT", "/dbs/web", "", 201, nil},
+		{"a", "PUT", "/dbs/web/docs/a", `{}`, 201, nil},
+	})
+	tr := &http.Transport{MaxConnsPerHost: 1}
+	hc := &http.Client{Transport: tr}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := hc.Get(srv.URL + "/dbs/web/_export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	done := make(chan error, 1)
+	go func() {
+		var reused atomic.Bool
+		trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused.Store(ci.Reused) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", srv.URL+"/dbs/web/changes?feed=longpoll&since=1", nil)
+		resp, err := hc.Do(req)
+		if err == nil && !reused.Load() {
+			resp.Body.Close()
+			err = fmt.Errorf("the long poll did not reuse the export's connection")
+		} else if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != 200 {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // past the export's deadline: the point of the test
+	runSteps(t, srv, []step{{"b", "PUT", "/dbs/web/docs/b", `{}`, 201, nil}})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("long poll after an export on the same connection: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll got no answer")
+	}
 }
