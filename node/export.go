@@ -72,6 +72,13 @@ func (d *DB) Export(ctx context.Context, prefix string) (*Export, error) {
 		}
 	}
 	e.count = int64(count)
+	switch _, err := sn.Get(d.keys.doc(ACLDocID)); {
+	case err == nil && e.count > 0:
+		e.count-- // counted among the live documents, not exported
+	case err != nil && !errors.Is(err, datastore.ErrNotFound):
+		_ = sn.Close()
+		return nil, fmt.Errorf("export %s: %w", d.name, err)
+	}
 	lo := tuple.AppendStringPrefix(slices.Clone(e.base), prefix)
 	if e.it, err = sn.Iter(lo, datastore.PrefixEnd(lo), false); err != nil {
 		_ = sn.Close()
@@ -85,8 +92,8 @@ func (d *DB) Export(ctx context.Context, prefix string) (*Export, error) {
 func (e *Export) Seq() uint64 { return e.seq }
 
 // DocCount is the number of live documents of the database as of the
-// snapshot, whatever the prefix (the _acl document included when there is
-// one): a total for a progress bar.
+// snapshot, whatever the prefix, the _acl document left out: the total of
+// a whole export, for a progress bar.
 func (e *Export) DocCount() int64 { return e.count }
 
 // Next returns the next live document, or false at the end or on an error

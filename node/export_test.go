@@ -89,3 +89,23 @@ func TestExportPrefix(t *testing.T) {
 		t.Fatalf("got %q (%v), want %q", ids, e.Err(), want)
 	}
 }
+
+// TestExportSkipsACL checks that the _acl document is neither exported
+// nor counted in the export's total.
+func TestExportSkipsACL(t *testing.T) {
+	n, db := testDB(t)
+	mustPut(t, db, "a", map[string]any{"x": true}, "")
+	mustSetACL(t, n, "db", ACL{Owner: n.PeerID().String(), Readers: []string{"*"}, Writers: []string{"*"}})
+	e, err := db.Export(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var ids []string
+	for doc, ok := e.Next(t.Context()); ok; doc, ok = e.Next(t.Context()) {
+		ids = append(ids, doc.ID)
+	}
+	if !reflect.DeepEqual(ids, []string{"a"}) || e.DocCount() != 1 {
+		t.Fatalf("got ids %q, count %d; want [a] and 1", ids, e.DocCount())
+	}
+}
