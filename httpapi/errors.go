@@ -106,6 +106,9 @@ func (e *bulkError) Unwrap() error { return e.err }
 // The bulk results of a *bulkError go into the body.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, reason, internal := errorStatus(err)
+	if !internal && reason == err.Error() {
+		reason = nodeReason(err)
+	}
 	if internal {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))

@@ -78,6 +78,7 @@ func (s *server) routes() {
 	s.route("POST /dbs/{db}/query", s.handleQuery)
 	s.route("GET /dbs/{db}/paths/{path...}", s.handlePaths)
 	s.route("GET /dbs/{db}/changes", s.handleChanges)
+	s.route("GET /dbs/{db}/_export", s.handleExport)
 	s.route("GET /dbs/{db}/replication", s.handleReplicationState)
 	s.route("PUT /dbs/{db}/replication", s.handleSetReplication)
 	s.aclRoutes()

@@ -26,8 +26,9 @@ const (
 // compare numerically. A path with an array holds every element (multikey):
 // a condition matches when any value at the path matches. So "!=" matches
 // when some value at the path differs, and never matches a document without
-// the path. "prefix" takes a string value; "exists" ignores Value and
-// matches when the path holds at least one scalar.
+// the path. "prefix" takes a string value; "exists" takes none (Value must
+// be nil) and matches when the path holds at least one scalar. There is no
+// "missing": the index has no entry for a document without the path.
 type Cond struct {
 	Path  string
 	Op    string
@@ -65,6 +66,12 @@ func compile(c Cond) (cond, error) {
 	cc := cond{Cond: c, toks: toks}
 	switch c.Op {
 	case OpExists:
+		// A value would read as a wish ("exists false": documents without
+		// the path) that the index cannot serve: it holds entries only for
+		// documents that have the path. Refused rather than ignored.
+		if c.Value != nil {
+			return cond{}, fmt.Errorf("exists on %s takes no value (got %v): it matches documents with a scalar at the path; documents without the path cannot be queried", c.Path, c.Value)
+		}
 		return cc, nil
 	case OpPrefix:
 		if _, ok := c.Value.(string); !ok {

@@ -104,7 +104,7 @@ type ListOptions struct {
 type Cond struct {
 	Path  string `json:"path"`            // JSON pointer of a scalar leaf
 	Op    string `json:"op"`              // ==, !=, <, <=, >, >=, prefix, exists
-	Value any    `json:"value,omitempty"` // scalar; a string for prefix; ignored for exists
+	Value any    `json:"value,omitempty"` // scalar; a string for prefix; none (nil) for exists
 }
 
 // Query selects documents by conditions on indexed paths (AND of all).

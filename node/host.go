@@ -155,6 +155,7 @@ func newHost(key crypto.PrivKey, c *P2PConfig) (host.Host, error) {
 		libp2p.ListenAddrStrings(c.Listen...),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent(agentVersion()),
 	}
 	if c.SwarmKey != nil {
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(c.SwarmKey)))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -356,7 +357,8 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 	ids, cursor, err := index.Search(d.store, d.keys.index(), iq, load)
 	if err != nil {
 		if errors.Is(err, index.ErrBadQuery) {
-			return QueryResult{}, invalid("query", "%v", err)
+			// "invalid query: condition 0: ...", not "invalid query: bad query: ...".
+			return QueryResult{}, invalid("query", "%s", strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": "))
 		}
 		return QueryResult{}, fmt.Errorf("query: %w", err)
 	}

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 )
 
 // client talks to the daemon's HTTP API.
@@ -76,13 +78,12 @@ func (c *client) send(ctx context.Context, method, path string, body io.Reader) 
 // sendRequest is send for a request the caller built (its own body and
 // headers); the token is added here.
 func (c *client) sendRequest(req *http.Request) (*http.Response, error) {
-	method := req.Method
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, c.base, err)
+		return nil, c.transportError(req, err)
 	}
 	if resp.StatusCode < 400 {
 		return resp, nil
@@ -173,4 +174,27 @@ func apiCode(err error) string {
 		return ae.Code
 	}
 	return ""
+}
+
+// transportError explains a request that got no answer. A refused or
+// failed dial means no daemon listens at the API address, which is what
+// the user needs to hear, with how to start one; other failures name the
+// request once (net/http's own message repeats the URL).
+func (c *client) transportError(req *http.Request, err error) error {
+	cause := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		cause = ue.Err
+	}
+	if ctxErr := req.Context().Err(); ctxErr != nil {
+		return ctxErr
+	}
+	var oe *net.OpError
+	switch {
+	case errors.Is(cause, syscall.ECONNREFUSED):
+		return fmt.Errorf("no barrel-peer answers at %s (connection refused): start one with 'barrel-peer run', or point --api or BARREL_API at a running one", c.base)
+	case errors.As(cause, &oe) && oe.Op == "dial":
+		return fmt.Errorf("cannot reach %s (%v): check --api or BARREL_API", c.base, oe.Err)
+	}
+	return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), cause)
 }

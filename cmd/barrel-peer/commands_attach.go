@@ -55,12 +55,12 @@ func (a *app) attachCmd() *cobra.Command {
 			}
 			f, err := os.Open(args[2])
 			if err != nil {
-				return fmt.Errorf("open attachment: %w", err)
+				return fmt.Errorf("attachment file: %w", err)
 			}
 			defer f.Close()
 			st, err := f.Stat()
 			if err != nil {
-				return fmt.Errorf("open attachment: %w", err)
+				return fmt.Errorf("attachment file: %w", err)
 			}
 			if name == "" {
 				name = filepath.Base(args[2])
@@ -131,7 +131,7 @@ func (a *app) fetchCmd() *cobra.Command {
 				// never leaves a truncated FILE.
 				f, err = os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
 				if err != nil {
-					return fmt.Errorf("create output: %w", err)
+					return fmt.Errorf("output file: %w", err)
 				}
 				defer os.Remove(f.Name()) // after the rename: nothing left to remove
 				defer f.Close()
@@ -152,7 +152,7 @@ func (a *app) fetchCmd() *cobra.Command {
 				return fmt.Errorf("write %s: %w", out, err)
 			}
 			if err := os.Rename(f.Name(), out); err != nil {
-				return fmt.Errorf("write %s: %w", out, err)
+				return fmt.Errorf("download attachment: %w", err) // names both files
 			}
 			return nil
 		},

@@ -8,9 +8,10 @@ import (
 )
 
 func (a *app) dbsCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "dbs",
-		Short: "List databases, one per line",
+		Short: "List databases, one per line (--json: a JSON array)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -21,6 +22,12 @@ func (a *app) dbsCmd() *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/dbs", nil, &names); err != nil {
 				return err
 			}
+			if asJSON {
+				if names == nil {
+					names = []string{}
+				}
+				return printJSON(a.stdout, names)
+			}
 			for _, n := range names {
 				if _, err := fmt.Fprintln(a.stdout, n); err != nil {
 					return err
@@ -29,6 +36,8 @@ func (a *app) dbsCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
 }
 
 func (a *app) createDBCmd() *cobra.Command {

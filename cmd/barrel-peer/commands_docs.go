@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -139,16 +140,37 @@ func (a *app) deleteCmd() *cobra.Command {
 	return cmd
 }
 
+// queryOps are the operators of query and of replicate --where.
+var queryOps = []string{"==", "!=", "<", "<=", ">", ">=", "prefix", "exists"}
+
+// checkOp refuses an unknown operator, a value given to exists, and a
+// missing value for the others, naming the forms (usage errors).
+func checkOp(op string, hasValue bool) error {
+	switch {
+	case !slices.Contains(queryOps, op):
+		return usageErr("unknown operator %q: want one of %s (there is no operator for documents without a path)", op, strings.Join(queryOps, " "))
+	case op == "exists" && hasValue:
+		return usageErr("exists takes no value: want 'PATH exists' (documents with a value at PATH); documents without PATH cannot be queried")
+	case op != "exists" && !hasValue:
+		return usageErr("%s needs a value: want 'PATH %s VALUE'", op, op)
+	}
+	return nil
+}
+
 func (a *app) queryCmd() *cobra.Command {
 	var limit int
 	var idsOnly bool
 	cmd := &cobra.Command{
-		Use:   "query DB PATH OP VALUE",
-		Short: "Print documents whose PATH compares to VALUE by OP (==, !=, <, <=, >, >=, prefix, exists), one JSON line each",
+		Use:   "query DB PATH OP [VALUE]",
+		Short: "Print documents whose PATH compares to VALUE by OP (==, !=, <, <=, >, >=, prefix), or has a value (exists), one JSON line each",
 		Long: "VALUE is read as a JSON literal when it parses as one (42, true, null, \"s\"), else as a string.\n" +
+			"exists takes no VALUE; every other OP needs one.\n" +
 			"All pages are fetched unless --limit is set.",
-		Args: cobra.ExactArgs(4),
+		Args: cobra.RangeArgs(3, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOp(args[2], len(args) == 4); err != nil {
+				return err
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -157,7 +179,11 @@ func (a *app) queryCmd() *cobra.Command {
 			if !strings.HasPrefix(path, "/") {
 				path = "/" + path
 			}
-			q := map[string]any{"where": []map[string]any{{"path": path, "op": args[2], "value": parseLiteral(args[3])}}}
+			cond := map[string]any{"path": path, "op": args[2]}
+			if len(args) == 4 {
+				cond["value"] = parseLiteral(args[3])
+			}
+			q := map[string]any{"where": []map[string]any{cond}}
 			printed := 0
 			for {
 				if limit > 0 {

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -83,12 +85,12 @@ func checkLine(line []byte) error {
 func (a *app) importFile(ctx context.Context, c *client, db, name string) error {
 	f, err := os.Open(name)
 	if err != nil {
-		return fmt.Errorf("open import file: %w", err)
+		return fmt.Errorf("import file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat import file: %w", err)
+		return fmt.Errorf("import file: %w", err)
 	}
 
 	// Pass 1: validate, so bad input changes nothing.
@@ -181,54 +183,143 @@ func (a *app) exportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "export DB",
 		Short: "Print every live document as one JSON line with its _id (NDJSON, importable)",
-		Args:  cobra.ExactArgs(1),
+		Long: "The documents come from one snapshot of the database, taken when the export starts,\n" +
+			"in one streamed request; writes made meanwhile are not in it. A document that\n" +
+			"cannot be read is named on standard error and skipped, the others are exported,\n" +
+			"and the exit code is 1. A progress bar is shown on a terminal.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			return a.export(cmd.Context(), c, args[0])
+			return a.export(cmd.Context(), c, args[0], exportOptions{progress: true})
 		},
 	}
 }
 
-// export pages through the document list and prints each document without
-// its _rev, so the output imports into another database as is.
-func (a *app) export(ctx context.Context, c *client, db string) error {
-	w := bufio.NewWriter(a.stdout)
-	defer w.Flush()
-	after := ""
-	for {
-		p := segs("dbs", db, "docs") + "?limit=1000"
-		if after != "" {
-			p += "&start_after=" + url.QueryEscape(after)
-		}
-		var page struct {
-			Docs []struct {
-				ID string `json:"id"`
-			} `json:"docs"`
-			Next string `json:"next"`
-		}
-		if err := c.do(ctx, http.MethodGet, p, nil, &page); err != nil {
-			return err
-		}
-		for _, d := range page.Docs {
-			var doc map[string]any
-			err := c.do(ctx, http.MethodGet, segs("dbs", db, "docs", d.ID), nil, &doc)
-			if isNotFound(err) {
-				continue // deleted since it was listed
-			}
-			if err != nil {
-				return err
-			}
-			delete(doc, "_rev")
-			if err := printLine(w, doc); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return w.Flush()
-		}
-		after = page.Next
+// maxExportLineBytes bounds one line of an export stream: a document is
+// at most the server's body limit, far below this.
+const maxExportLineBytes = 256 << 20
+
+// exportOptions select what export streams and how.
+type exportOptions struct {
+	prefix   string // only ids starting with it
+	rev      bool   // "_rev" in each line
+	limit    int64  // stop after this many documents (0: all)
+	progress bool   // a progress bar on a terminal
+}
+
+// export streams GET /dbs/{db}/_export to standard output: document lines
+// as they come, control lines ({"_export_error"}, {"_export_end"}) read
+// and reported, not printed, so the output imports as it is.
+func (a *app) export(ctx context.Context, c *client, db string, o exportOptions) error {
+	q := url.Values{}
+	if o.prefix != "" {
+		q.Set("prefix", o.prefix)
 	}
+	if o.rev {
+		q.Set("rev", "true")
+	}
+	p := segs("dbs", db, "_export")
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	resp, err := c.send(ctx, http.MethodGet, p, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var bar *progressbar.ProgressBar
+	if fd, ok := a.stderr.(*os.File); ok && o.progress && term.IsTerminal(int(fd.Fd())) {
+		total, err := strconv.ParseInt(resp.Header.Get("X-Barrel-Doc-Count"), 10, 64)
+		if err != nil || total <= 0 {
+			total = -1 // unknown: a spinner
+		}
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(a.stderr),
+			progressbar.OptionSetDescription("exporting"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("docs"),
+			progressbar.OptionClearOnFinish())
+	}
+	w := bufio.NewWriterSize(a.stdout, 64<<10)
+	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	var end *exportEnd
+	var docs int64
+	var long []byte
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it, bounded.
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxExportLineBytes {
+				line, err = r.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			if len(long) > maxExportLineBytes {
+				return fmt.Errorf("export of %s: a line longer than %d bytes after %d documents", db, maxExportLineBytes, docs)
+			}
+			line = long
+		}
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			switch {
+			case bytes.HasPrefix(line, []byte(`{"_id":`)):
+				if _, werr := w.Write(line); werr != nil {
+					return werr
+				}
+				docs++
+				if bar != nil {
+					_ = bar.Add(1)
+				}
+				if o.limit > 0 && docs >= o.limit {
+					return w.Flush() // enough: the rest of the stream is dropped
+				}
+			default:
+				var ctl struct {
+					Error *struct{ ID, Reason string } `json:"_export_error"`
+					End   *exportEnd                   `json:"_export_end"`
+				}
+				if jerr := json.Unmarshal(line, &ctl); jerr != nil || (ctl.Error == nil && ctl.End == nil) {
+					return fmt.Errorf("export of %s: unexpected line after %d documents: %.100q", db, docs, line)
+				}
+				if ctl.Error != nil {
+					fmt.Fprintf(a.stderr, "barrel-peer: export: document %q cannot be read: %s\n", ctl.Error.ID, ctl.Error.Reason)
+				}
+				if ctl.End != nil {
+					end = ctl.End
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("export of %s: read after %d documents: %w", db, docs, err)
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	switch {
+	case end == nil:
+		return fmt.Errorf("export of %s: the stream ended early, after %d documents: the output is incomplete", db, docs)
+	case end.Error != "":
+		return fmt.Errorf("export of %s stopped after %d documents: %s", db, docs, end.Error)
+	case end.Failed > 0:
+		return fmt.Errorf("exported %d documents of %s; %d could not be read (named above)", docs, db, end.Failed)
+	}
+	return nil
+}
+
+// exportEnd is the last line of an export stream (httpapi's exportEnd).
+type exportEnd struct {
+	Docs   int64  `json:"docs"`
+	Failed int64  `json:"failed"`
+	Seq    uint64 `json:"seq"`
+	Error  string `json:"error"`
 }

@@ -13,9 +13,10 @@ import (
 )
 
 func (a *app) idCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "id",
-		Short: "Print the daemon's peer id, then its addresses one per line",
+		Short: "Print the daemon's peer id, then its addresses one per line (--json: GET / as is)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -26,10 +27,18 @@ func (a *app) idCmd() *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/", nil, &info); err != nil {
 				return err
 			}
+			if asJSON {
+				if info.Addrs == nil {
+					info.Addrs = []string{}
+				}
+				return printJSON(a.stdout, info)
+			}
 			_, err = fmt.Fprintln(a.stdout, strings.Join(append([]string{info.PeerID}, info.Addrs...), "\n"))
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"peer_id","version","addresses"}`)
+	return cmd
 }
 
 func (a *app) peersCmd() *cobra.Command {
@@ -255,12 +264,15 @@ func (a *app) replicateCmd() *cobra.Command {
 	return cmd
 }
 
-// parseCond reads 'PATH OP VALUE' (VALUE optional for exists, and may hold
+// parseCond reads 'PATH OP VALUE' (no VALUE for exists; VALUE may hold
 // spaces). A PATH without a leading slash gets one, as in query.
 func parseCond(s string) (node.Cond, error) {
 	fields := strings.Fields(s)
-	if len(fields) < 2 || (len(fields) < 3 && fields[1] != "exists") {
-		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE'", s)
+	if len(fields) < 2 {
+		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE' or 'PATH exists'", s)
+	}
+	if err := checkOp(fields[1], len(fields) > 2); err != nil {
+		return node.Cond{}, usageErr("--where %q: %v (the form is 'PATH OP VALUE', or 'PATH exists')", s, err)
 	}
 	c := node.Cond{Path: fields[0], Op: fields[1]}
 	if !strings.HasPrefix(c.Path, "/") {

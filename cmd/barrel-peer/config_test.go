@@ -162,6 +162,8 @@ func TestParseCond(t *testing.T) {
 		{"/tag exists", node.Cond{Path: "/tag", Op: "exists"}, false},
 		{"/type ==", node.Cond{}, true},
 		{"/type", node.Cond{}, true},
+		{"/tag exists false", node.Cond{}, true},
+		{"/tag missing", node.Cond{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parseCond(tt.in)

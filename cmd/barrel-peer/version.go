@@ -3,23 +3,17 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/barrel-db/barrel/node"
 )
 
-// version is the release version, set at build time with
-// -ldflags "-X main.version=v1.2.3"; otherwise taken from the module.
-var version = ""
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
+// versionLine is what `barrel-peer version` and `barrel-peer --version`
+// print: node.BuildVersion (the version GET / and the libp2p agent report
+// too), then the platform and the Go release.
+func versionLine() string {
+	return fmt.Sprintf("barrel-peer %s %s/%s %s\n", node.BuildVersion(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 func (a *app) versionCmd() *cobra.Command {
@@ -28,7 +22,7 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print the version of barrel-peer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(a.stdout, "barrel-peer %s %s/%s %s\n", buildVersion(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+			_, err := fmt.Fprint(a.stdout, versionLine())
 			return err
 		},
 	}
