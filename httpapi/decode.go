@@ -34,11 +34,12 @@ func badJSON(format string, args ...any) error {
 // decodeValue reads exactly one JSON value from r and returns it in the
 // normalized form: nil, bool, int64, float64, string, []any, map[string]any.
 // Integers that fit int64 become int64, every other number float64.
-// Duplicate object keys, nesting deeper than maxDepth and trailing data are
+// Duplicate object keys, nesting deeper than maxDepth, trailing data, bytes
+// that are not UTF-8 and unpaired surrogate escapes (see textReader) are
 // errors matching errBadJSON. Read errors (such as *http.MaxBytesError) are
 // returned wrapped as they are, so the caller can map them.
 func decodeValue(r io.Reader) (any, error) {
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(&textReader{r: r})
 	dec.UseNumber()
 	v, err := decodeNext(dec, 0)
 	if err != nil {
@@ -75,6 +76,8 @@ func classify(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, errBadJSON): // from textReader
+		return err
 	case errors.As(err, &syn), errors.As(err, &typ):
 		return badJSON("malformed JSON: %v", err)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):

@@ -128,6 +128,13 @@ func TestAuth(t *testing.T) {
 		{"/", "", 401},
 		{"/", "Bearer bad", 401},
 		{"/", "Bearer t0k", 200},
+		{"/", "bearer t0k", 200}, // the scheme is case-insensitive
+		{"/", "BEARER t0k", 200},
+		{"/", "Bearer  t0k", 200},
+		{"/", "Bearer T0K", 401}, // the token is not
+		{"/", "Basic t0k", 401},
+		{"/", "Bearert0k", 401},
+		{"/", "t0k", 401},
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+tt.path, nil)
 		if tt.auth != "" {

@@ -157,9 +157,16 @@ func requestURILen(r *http.Request) int {
 	return len(r.URL.RequestURI())
 }
 
+// authorized reports whether r carries the configured token. The scheme
+// is case-insensitive (RFC 9110, 11.1): "bearer TOKEN" is as good as
+// "Bearer TOKEN"; the token itself is compared exactly.
 func (s *server) authorized(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got = strings.TrimLeft(got, " ")
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
 }
 
 // noRoute answers a request the mux has no pattern for. The mux's own
