@@ -17,6 +17,13 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 60 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+
+	DefaultMaxConnections    = 1024
+	DefaultMemoryBudgetBytes = 256 << 20
+	DefaultMaxInFlightWrites = 1024
+	DefaultMaxUploads        = 16
+	DefaultMinBodyRate       = 1024
+	DefaultBodyRateGrace     = 10 * time.Second
 )
 
 // Config configures the HTTP handler and the server NewServer returns.
@@ -67,6 +74,34 @@ type Config struct {
 	// IdleTimeout closes a keep-alive connection idle this long. Default
 	// DefaultIdleTimeout (2m).
 	IdleTimeout time.Duration
+
+	// MaxConnections bounds the connections LimitListener serves at once;
+	// more wait to be accepted. Default DefaultMaxConnections (1024).
+	MaxConnections int
+	// MemoryBudgetBytes bounds the memory all requests together may hold
+	// for what they send, in bytes, as estimated from their bodies (see
+	// limits.go for the cost of a body byte, a JSON value, a bulk document
+	// and an upload). A request that would need more than the whole
+	// budget gets 413 too_large; one that finds the budget held by others
+	// gets 503 overloaded with Retry-After. JSON bodies with a
+	// Content-Length are charged before they are read. Default
+	// DefaultMemoryBudgetBytes (256 MiB).
+	MemoryBudgetBytes int64
+	// MaxInFlightWrites bounds the requests other than GET and HEAD being
+	// served at once; more get 503 overloaded. Default
+	// DefaultMaxInFlightWrites (1024).
+	MaxInFlightWrites int
+	// MaxUploads bounds the attachment uploads streaming at once; more get
+	// 503 overloaded. Default DefaultMaxUploads (16).
+	MaxUploads int
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second averaged since it began, once BodyRateGrace has passed; a
+	// slower one gets 408 timeout. Negative turns the check off. Default
+	// DefaultMinBodyRate (1 KiB/s).
+	MinBodyRate int64
+	// BodyRateGrace is how long a body may arrive at any rate before
+	// MinBodyRate applies. Default DefaultBodyRateGrace (10s).
+	BodyRateGrace time.Duration
 }
 
 // withDefaults returns a copy of c with zero fields set to their defaults.
@@ -100,6 +135,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MemoryBudgetBytes <= 0 {
+		c.MemoryBudgetBytes = DefaultMemoryBudgetBytes
+	}
+	if c.MaxInFlightWrites <= 0 {
+		c.MaxInFlightWrites = DefaultMaxInFlightWrites
+	}
+	if c.MaxUploads <= 0 {
+		c.MaxUploads = DefaultMaxUploads
+	}
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
+	if c.BodyRateGrace <= 0 {
+		c.BodyRateGrace = DefaultBodyRateGrace
 	}
 	return c
 }

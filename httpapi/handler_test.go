@@ -153,7 +153,7 @@ func TestAuth(t *testing.T) {
 
 // TestRecoverPanic checks that a panicking handler answers 500 JSON.
 func TestRecoverPanic(t *testing.T) {
-	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux()}
+	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux(), lim: newLimits(Config{}.withDefaults())}
 	s.log = slog.New(slog.DiscardHandler)
 	s.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
 	rec := httptest.NewRecorder()
@@ -168,7 +168,7 @@ func TestRecoverPanic(t *testing.T) {
 
 // TestNoRoute checks JSON 404/405 answers with Allow, without a node.
 func TestNoRoute(t *testing.T) {
-	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux()}
+	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux(), lim: newLimits(Config{}.withDefaults())}
 	s.log = slog.New(slog.DiscardHandler)
 	s.mux.HandleFunc("GET /x", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, okBody) })
 	tests := []struct {

@@ -38,6 +38,13 @@ type httpConfig struct {
 	Addr         string `koanf:"addr"`
 	Token        string `koanf:"token"`
 	MaxBodyBytes int64  `koanf:"max_body_bytes"`
+	// The bounds below are httpapi.Config's; zero means its default.
+	MaxConnections    int           `koanf:"max_connections"`
+	MemoryBudgetBytes int64         `koanf:"memory_budget_bytes"`
+	MaxInFlightWrites int           `koanf:"max_inflight_writes"`
+	MaxUploads        int           `koanf:"max_uploads"`
+	MinBodyRate       int64         `koanf:"min_body_rate"` // bytes/s; negative: off
+	BodyRateGrace     time.Duration `koanf:"body_rate_grace"`
 }
 
 // p2pConfig is the p2p section of the configuration file: the node as a
@@ -220,6 +227,15 @@ func (c fileConfig) validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: want >= 0", c.HTTP.MaxBodyBytes))
+	}
+	for _, n := range []struct {
+		key string
+		v   int64
+	}{{"max_connections", int64(c.HTTP.MaxConnections)}, {"memory_budget_bytes", c.HTTP.MemoryBudgetBytes}, {"max_inflight_writes", int64(c.HTTP.MaxInFlightWrites)},
+		{"max_uploads", int64(c.HTTP.MaxUploads)}, {"body_rate_grace", int64(c.HTTP.BodyRateGrace)}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("http.%s %d: want >= 0", n.key, n.v))
+		}
 	}
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
