@@ -3,11 +3,20 @@ package httpapi
 import (
 	"log/slog"
 	"time"
+
+	"github.com/barrel-db/barrel/crdt"
 )
+
+// MaxBodyBytesLimit is the largest MaxBodyBytes: a document's change must
+// stay under crdt.MaxChangeBytes (10 MiB), the most a peer decodes, or the
+// node would acknowledge a write no peer can receive (DESIGN.md invariant
+// 8); 2 MiB is left for what the change adds to the body (paths,
+// operation kinds, parents, signature). Larger values are lowered to it.
+const MaxBodyBytesLimit = crdt.MaxChangeBytes - 2<<20
 
 // Default values used when the corresponding Config field is zero.
 const (
-	DefaultMaxBodyBytes       = 8 << 20
+	DefaultMaxBodyBytes       = MaxBodyBytesLimit
 	DefaultMaxAttachmentBytes = 4 << 30
 	DefaultLongpollTimeout    = 60 * time.Second
 	DefaultSSEHeartbeat       = 15 * time.Second
@@ -30,7 +39,8 @@ const (
 // The zero value of every field means its default.
 type Config struct {
 	// MaxBodyBytes bounds every request body, in bytes; larger bodies get
-	// 413. Default DefaultMaxBodyBytes (8 MiB).
+	// 413. Default DefaultMaxBodyBytes (8 MiB), which is also the most it
+	// may be (MaxBodyBytesLimit).
 	MaxBodyBytes int64
 	// MaxAttachmentBytes bounds the body of an attachment upload (PUT
 	// .../_attachments/NAME), in bytes, instead of MaxBodyBytes: it is
@@ -109,6 +119,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	c.MaxBodyBytes = min(c.MaxBodyBytes, MaxBodyBytesLimit)
 	if c.MaxAttachmentBytes <= 0 {
 		c.MaxAttachmentBytes = DefaultMaxAttachmentBytes
 	}

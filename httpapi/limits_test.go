@@ -180,3 +180,16 @@ func TestInFlightCaps(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxBodyBytesCapped: MaxBodyBytes cannot exceed MaxBodyBytesLimit, so
+// no document is acknowledged whose change peers would refuse to decode
+// (over crdt.MaxChangeBytes): a 9 MiB body gets 413 even when the
+// configured limit is larger.
+func TestMaxBodyBytesCapped(t *testing.T) {
+	srv := newTestServer(t, Config{MaxBodyBytes: 64 << 20, MemoryBudgetBytes: 1 << 30})
+	do(t, srv, "PUT", "/dbs/db", "", nil)
+	st, raw, _ := do(t, srv, "PUT", "/dbs/db/docs/big", `{"s":"`+strings.Repeat("x", 9<<20)+`"}`, nil)
+	if st != 413 || errorCode(t, raw) != "too_large" {
+		t.Fatalf("9 MiB body: got %d %.200s, want 413 too_large", st, raw)
+	}
+}

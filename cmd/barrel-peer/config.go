@@ -14,6 +14,8 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
 )
 
@@ -225,8 +227,9 @@ func (c fileConfig) validate() error {
 	if r := c.Retention; r.KeepRevisions < 0 || r.KeepFor < 0 || r.TombstonesFor < 0 || r.Interval < 0 {
 		errs = append(errs, fmt.Errorf("retention %+v: keep_revisions, keep_for, tombstones_for and interval want >= 0", r))
 	}
-	if c.HTTP.MaxBodyBytes < 0 {
-		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: want >= 0", c.HTTP.MaxBodyBytes))
+	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxBodyBytes > httpapi.MaxBodyBytesLimit {
+		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: want 0..%d (a larger document could not replicate: peers refuse changes over %d bytes)",
+			c.HTTP.MaxBodyBytes, httpapi.MaxBodyBytesLimit, crdt.MaxChangeBytes))
 	}
 	for _, n := range []struct {
 		key string

@@ -45,7 +45,7 @@ func (a *app) runCmd() *cobra.Command {
 	f.String("data", "", "data directory (default $XDG_DATA_HOME/barrel or ~/.local/share/barrel)")
 	f.String("http", "", "HTTP listen address (default 127.0.0.1:7080; port 0 picks a free port)")
 	f.String("http-token", "", "bearer token the HTTP API requires (default none)")
-	f.Int64("max-body-bytes", 0, "largest accepted request body in bytes (default 8 MiB)")
+	f.Int64("max-body-bytes", 0, "largest accepted request body in bytes (default and most 8 MiB)")
 	f.String("durability", "", "sync (fsync before acknowledging, default) or batch")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.Int("write-queue", 0, "per-database write queue capacity (default 4096)")
