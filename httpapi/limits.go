@@ -123,7 +123,10 @@ func (c *charge) add(n int64) error {
 	need := max(c.used-c.held, min(c.held, 4<<20), 64<<10)
 	need = min(need, c.l.memMax-c.held)
 	if !c.l.mem.TryAcquire(need) {
-		return &reqError{kind: errBusy, reason: "requests in flight hold the memory budget: retry later"}
+		// Taking ahead must not refuse what would fit exactly.
+		if need = c.used - c.held; !c.l.mem.TryAcquire(need) {
+			return &reqError{kind: errBusy, reason: "requests in flight hold the memory budget: retry later"}
+		}
 	}
 	c.held += need
 	return nil
@@ -175,10 +178,10 @@ func (b *body) Read(p []byte) (int, error) {
 		// The next byte must come before start + grace + (n+1)/minRate.
 		due := b.start.Add(b.grace + time.Duration(float64(b.n+1)/float64(b.minRate)*float64(time.Second)))
 		if due.Before(limit) {
+			// A due time already past fails the read at once unless the
+			// bytes are buffered: the rate counts what we read, so a
+			// handler slow to read is not blamed on the client.
 			limit, slow = due, true
-		}
-		if slow && !now.Before(due) {
-			return 0, b.tooSlow()
 		}
 	}
 	// ErrNotSupported (a recorder in tests): the server's ReadTimeout stays
