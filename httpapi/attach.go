@@ -31,11 +31,35 @@ func (s *server) handlePutAttachment(w http.ResponseWriter, r *http.Request) err
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
+	if err := checkContentType(ct); err != nil {
+		return err
+	}
 	res, err := d.PutAttachmentDigest(r.Context(), id, name, ct, r.Body, q.Get("rev"), q.Get("digest"))
 	if err != nil {
 		return fmt.Errorf("put attachment %q of %q: %w", name, id, err)
 	}
 	writeJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+// maxContentTypeBytes bounds an attachment's Content-Type: RFC 6838 allows
+// 127 characters each for type and subtype, the rest is for parameters.
+const maxContentTypeBytes = 512
+
+// checkContentType refuses a Content-Type the document could not carry: it
+// is stored in the document's _attachments, so bytes that are not UTF-8
+// would make the document unreadable (500 on every read) and could not
+// replicate. Header values are printable ASCII (RFC 9110 5.5; obs-text is
+// obsolete), which is what is accepted.
+func checkContentType(ct string) error {
+	if len(ct) > maxContentTypeBytes {
+		return badRequest(fmt.Sprintf("Content-Type longer than %d bytes", maxContentTypeBytes))
+	}
+	for i := 0; i < len(ct); i++ {
+		if c := ct[i]; c < 0x20 || c > 0x7e {
+			return badRequest(fmt.Sprintf("Content-Type byte %d is 0x%02x: want printable ASCII", i, c))
+		}
+	}
 	return nil
 }
 
