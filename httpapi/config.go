@@ -76,10 +76,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds the time to receive a whole request, body
 	// included; a body still arriving then gets 408. It does not limit how
-	// long a handler runs or streams (see NewServer). A handler that
-	// accepts bodies too large for it (a blob upload) extends its own read
-	// deadline with http.ResponseController. Default DefaultReadTimeout
-	// (60s).
+	// long a handler runs or streams (see NewServer). An attachment upload,
+	// which may be too large for it, has its read deadline moved
+	// ReadTimeout ahead of every read instead (MinBodyRate still applies).
+	// Default DefaultReadTimeout (60s).
 	ReadTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection idle this long. Default
 	// DefaultIdleTimeout (2m).

@@ -109,8 +109,10 @@ func (s *server) route(pattern string, h handlerFunc) {
 	})
 }
 
-// ServeHTTP applies panic recovery, the URL bound, authentication and the
-// body size limit, then routes. Requests no route serves get JSON 404 or
+// ServeHTTP applies panic recovery, the URL bound, authentication, the
+// request's share of the memory budget, the body bounds (size, rate) and
+// the caps on writes and uploads in flight, then routes; what the request
+// took is given back when it ends. Requests no route serves get JSON 404 or
 // 405 instead of the ServeMux's plain-text answers.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
