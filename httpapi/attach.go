@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -19,39 +18,48 @@ func (s *server) attachmentRoutes() {
 	s.route("POST /dbs/{db}/blobs/compact", s.handleCompactBlobs)
 }
 
-// deadlineReader pushes the connection's read deadline ReadTimeout ahead
-// of every read: an upload may take as long as it needs as long as its
-// bytes keep arriving, while a stalled client is still cut off.
-type deadlineReader struct {
-	r       io.Reader
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func (dr *deadlineReader) Read(p []byte) (int, error) {
-	// ErrNotSupported (a recorder in tests, HTTP/2 without support): the
-	// server's ReadTimeout stays in force.
-	_ = dr.rc.SetReadDeadline(time.Now().Add(dr.timeout))
-	return dr.r.Read(p)
-}
-
 func (s *server) handlePutAttachment(w http.ResponseWriter, r *http.Request) error {
 	id, name := r.PathValue("id"), r.PathValue("name")
 	d, err := s.db(r)
 	if err != nil {
 		return err
 	}
-	body := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.ReadTimeout}
+	// r.Body keeps the read deadline ReadTimeout ahead of every read and
+	// enforces MinBodyRate (see body and ServeHTTP).
 	q := r.URL.Query()
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	res, err := d.PutAttachmentDigest(r.Context(), id, name, ct, body, q.Get("rev"), q.Get("digest"))
+	if err := checkContentType(ct); err != nil {
+		return err
+	}
+	res, err := d.PutAttachmentDigest(r.Context(), id, name, ct, r.Body, q.Get("rev"), q.Get("digest"))
 	if err != nil {
 		return fmt.Errorf("put attachment %q of %q: %w", name, id, err)
 	}
 	writeJSON(w, http.StatusCreated, res)
+	return nil
+}
+
+// maxContentTypeBytes bounds an attachment's Content-Type: RFC 6838 allows
+// 127 characters each for type and subtype, the rest is for parameters.
+const maxContentTypeBytes = 512
+
+// checkContentType refuses a Content-Type the document could not carry: it
+// is stored in the document's _attachments, so bytes that are not UTF-8
+// would make the document unreadable (500 on every read) and could not
+// replicate. Header values are printable ASCII (RFC 9110 5.5; obs-text is
+// obsolete), which is what is accepted.
+func checkContentType(ct string) error {
+	if len(ct) > maxContentTypeBytes {
+		return badRequest(fmt.Sprintf("Content-Type longer than %d bytes", maxContentTypeBytes))
+	}
+	for i := 0; i < len(ct); i++ {
+		if c := ct[i]; c < 0x20 || c > 0x7e {
+			return badRequest(fmt.Sprintf("Content-Type byte %d is 0x%02x: want printable ASCII", i, c))
+		}
+	}
 	return nil
 }
 

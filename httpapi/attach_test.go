@@ -159,3 +159,28 @@ func TestAttachmentBodyLimit(t *testing.T) {
 		t.Fatalf("got %d %s, want 413", resp.StatusCode, raw)
 	}
 }
+
+// TestAttachmentContentTypeChecked: a Content-Type that is not printable
+// ASCII (bytes that are not UTF-8 made the document unreadable: 500 on
+// every GET) or longer than maxContentTypeBytes gets 400 bad_request and
+// stores nothing.
+func TestAttachmentContentTypeChecked(t *testing.T) {
+	srv := newTestServer(t, Config{})
+	do(t, srv, "PUT", "/dbs/db", "", nil)
+	for _, ct := range []string{"image/\xff\xfe", "text/\tplain", "a/" + strings.Repeat("b", maxContentTypeBytes)} {
+		st, raw, _ := do(t, srv, "PUT", "/dbs/db/docs/x/_attachments/a", "hello", map[string]string{"Content-Type": ct})
+		if st != 400 || errorCode(t, raw) != "bad_request" {
+			t.Errorf("Content-Type %q: got %d %s, want 400 bad_request", ct, st, raw)
+		}
+	}
+	if st, raw, _ := do(t, srv, "GET", "/dbs/db/docs/x", "", nil); st != 404 {
+		t.Fatalf("GET after refused uploads: got %d %s, want 404", st, raw)
+	}
+	ct := "text/plain; charset=utf-8"
+	if st, raw, _ := do(t, srv, "PUT", "/dbs/db/docs/x/_attachments/a", "hello", map[string]string{"Content-Type": ct}); st != 201 {
+		t.Fatalf("Content-Type %q: got %d %s, want 201", ct, st, raw)
+	}
+	if st, raw, _ := do(t, srv, "GET", "/dbs/db/docs/x", "", nil); st != 200 || !strings.Contains(string(raw), ct) {
+		t.Fatalf("GET: got %d %s", st, raw)
+	}
+}

@@ -120,6 +120,9 @@ func (s *server) handleBulk(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := chargeOf(r.Body).add(int64(len(ops)) * costPerBulkDoc); err != nil {
+		return err
+	}
 	d, err := s.db(r)
 	if err != nil {
 		return err

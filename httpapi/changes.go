@@ -13,10 +13,10 @@ import (
 	"github.com/barrel-db/barrel/node"
 )
 
-// Changes feed limits.
+// Changes feed limits. The maximum is the node's (Changes refuses more).
 const (
 	defaultChangesLimit = 1000
-	maxChangesLimit     = 10000
+	maxChangesLimit     = node.MaxListLimit
 )
 
 // changesPage is the answer of a normal or longpoll changes request.

@@ -3,11 +3,20 @@ package httpapi
 import (
 	"log/slog"
 	"time"
+
+	"github.com/barrel-db/barrel/crdt"
 )
+
+// MaxBodyBytesLimit is the largest MaxBodyBytes: a document's change must
+// stay under crdt.MaxChangeBytes (10 MiB), the most a peer decodes, or the
+// node would acknowledge a write no peer can receive (DESIGN.md invariant
+// 8); 2 MiB is left for what the change adds to the body (paths,
+// operation kinds, parents, signature). Larger values are lowered to it.
+const MaxBodyBytesLimit = crdt.MaxChangeBytes - 2<<20
 
 // Default values used when the corresponding Config field is zero.
 const (
-	DefaultMaxBodyBytes       = 8 << 20
+	DefaultMaxBodyBytes       = MaxBodyBytesLimit
 	DefaultMaxAttachmentBytes = 4 << 30
 	DefaultLongpollTimeout    = 60 * time.Second
 	DefaultSSEHeartbeat       = 15 * time.Second
@@ -17,13 +26,21 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 60 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+
+	DefaultMaxConnections    = 1024
+	DefaultMemoryBudgetBytes = 256 << 20
+	DefaultMaxInFlightWrites = 1024
+	DefaultMaxUploads        = 16
+	DefaultMinBodyRate       = 1024
+	DefaultBodyRateGrace     = 10 * time.Second
 )
 
 // Config configures the HTTP handler and the server NewServer returns.
 // The zero value of every field means its default.
 type Config struct {
 	// MaxBodyBytes bounds every request body, in bytes; larger bodies get
-	// 413. Default DefaultMaxBodyBytes (8 MiB).
+	// 413. Default DefaultMaxBodyBytes (8 MiB), which is also the most it
+	// may be (MaxBodyBytesLimit).
 	MaxBodyBytes int64
 	// MaxAttachmentBytes bounds the body of an attachment upload (PUT
 	// .../_attachments/NAME), in bytes, instead of MaxBodyBytes: it is
@@ -59,14 +76,42 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds the time to receive a whole request, body
 	// included; a body still arriving then gets 408. It does not limit how
-	// long a handler runs or streams (see NewServer). A handler that
-	// accepts bodies too large for it (a blob upload) extends its own read
-	// deadline with http.ResponseController. Default DefaultReadTimeout
-	// (60s).
+	// long a handler runs or streams (see NewServer). An attachment upload,
+	// which may be too large for it, has its read deadline moved
+	// ReadTimeout ahead of every read instead (MinBodyRate still applies).
+	// Default DefaultReadTimeout (60s).
 	ReadTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection idle this long. Default
 	// DefaultIdleTimeout (2m).
 	IdleTimeout time.Duration
+
+	// MaxConnections bounds the connections LimitListener serves at once;
+	// more wait to be accepted. Default DefaultMaxConnections (1024).
+	MaxConnections int
+	// MemoryBudgetBytes bounds the memory all requests together may hold
+	// for what they send, in bytes, as estimated from their bodies (see
+	// limits.go for the cost of a body byte, a JSON value, a bulk document
+	// and an upload). A request that would need more than the whole
+	// budget gets 413 too_large; one that finds the budget held by others
+	// gets 503 overloaded with Retry-After. JSON bodies with a
+	// Content-Length are charged before they are read. Default
+	// DefaultMemoryBudgetBytes (256 MiB).
+	MemoryBudgetBytes int64
+	// MaxInFlightWrites bounds the requests other than GET and HEAD being
+	// served at once; more get 503 overloaded. Default
+	// DefaultMaxInFlightWrites (1024).
+	MaxInFlightWrites int
+	// MaxUploads bounds the attachment uploads streaming at once; more get
+	// 503 overloaded. Default DefaultMaxUploads (16).
+	MaxUploads int
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second averaged since it began, once BodyRateGrace has passed; a
+	// slower one gets 408 timeout. Negative turns the check off. Default
+	// DefaultMinBodyRate (1 KiB/s).
+	MinBodyRate int64
+	// BodyRateGrace is how long a body may arrive at any rate before
+	// MinBodyRate applies. Default DefaultBodyRateGrace (10s).
+	BodyRateGrace time.Duration
 }
 
 // withDefaults returns a copy of c with zero fields set to their defaults.
@@ -74,6 +119,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	c.MaxBodyBytes = min(c.MaxBodyBytes, MaxBodyBytesLimit)
 	if c.MaxAttachmentBytes <= 0 {
 		c.MaxAttachmentBytes = DefaultMaxAttachmentBytes
 	}
@@ -100,6 +146,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MemoryBudgetBytes <= 0 {
+		c.MemoryBudgetBytes = DefaultMemoryBudgetBytes
+	}
+	if c.MaxInFlightWrites <= 0 {
+		c.MaxInFlightWrites = DefaultMaxInFlightWrites
+	}
+	if c.MaxUploads <= 0 {
+		c.MaxUploads = DefaultMaxUploads
+	}
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
+	if c.BodyRateGrace <= 0 {
+		c.BodyRateGrace = DefaultBodyRateGrace
 	}
 	return c
 }

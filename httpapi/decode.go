@@ -34,13 +34,17 @@ func badJSON(format string, args ...any) error {
 // decodeValue reads exactly one JSON value from r and returns it in the
 // normalized form: nil, bool, int64, float64, string, []any, map[string]any.
 // Integers that fit int64 become int64, every other number float64.
-// Duplicate object keys, nesting deeper than maxDepth and trailing data are
+// Duplicate object keys, nesting deeper than maxDepth, trailing data, bytes
+// that are not UTF-8 and unpaired surrogate escapes (see textReader) are
 // errors matching errBadJSON. Read errors (such as *http.MaxBytesError) are
-// returned wrapped as they are, so the caller can map them.
+// returned wrapped as they are, so the caller can map them. When r is a
+// request body (see body), every value decoded is charged costPerValue to
+// the request's share of the memory budget, and decoding stops with its
+// error when the budget refuses.
 func decodeValue(r io.Reader) (any, error) {
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(&textReader{r: r})
 	dec.UseNumber()
-	v, err := decodeNext(dec, 0)
+	v, err := decodeNext(dec, chargeOf(r), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +79,8 @@ func classify(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, errBadJSON), errors.Is(err, errBusy), errors.Is(err, errTooCostly), errors.Is(err, errTooSlow):
+		return err // from textReader or body
 	case errors.As(err, &syn), errors.As(err, &typ):
 		return badJSON("malformed JSON: %v", err)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
@@ -87,9 +93,12 @@ func classify(err error) error {
 	return fmt.Errorf("read body: %w: %w", errReadBody, err)
 }
 
-func decodeNext(dec *json.Decoder, depth int) (any, error) {
+func decodeNext(dec *json.Decoder, c *charge, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, badJSON("JSON nested deeper than %d levels", maxDepth)
+	}
+	if err := c.add(costPerValue); err != nil {
+		return nil, err
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -112,7 +121,7 @@ func decodeNext(dec *json.Decoder, depth int) (any, error) {
 				if _, dup := m[k]; dup {
 					return nil, badJSON("duplicate key %q", k)
 				}
-				v, err := decodeNext(dec, depth+1)
+				v, err := decodeNext(dec, c, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -125,7 +134,7 @@ func decodeNext(dec *json.Decoder, depth int) (any, error) {
 		case '[':
 			a := []any{}
 			for dec.More() {
-				v, err := decodeNext(dec, depth+1)
+				v, err := decodeNext(dec, c, depth+1)
 				if err != nil {
 					return nil, err
 				}

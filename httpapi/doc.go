@@ -10,12 +10,16 @@
 //
 // It must not hold database state or mutate anything except through the
 // node API, and it must not read a body without a bound: every body goes
-// through http.MaxBytesReader and a depth-limited decoder.
+// through http.MaxBytesReader, a minimum rate, a UTF-8 check and a
+// depth-limited decoder, and every request is charged against a memory
+// budget all requests share (limits.go), with caps on writes, uploads and
+// connections in flight.
 //
 // Use:
 //
-//	h := httpapi.New(n, httpapi.Config{Logger: log, Token: token})
-//	srv := &http.Server{Addr: "127.0.0.1:7080", Handler: h}
+//	cfg := httpapi.Config{Logger: log, Token: token}
+//	srv := httpapi.NewServer(n, cfg)
+//	err := srv.Serve(httpapi.LimitListener(ln, cfg))
 //
 // Limits: document ids that contain "/" must be percent-encoded in URLs;
 // JSON pointer keys that contain "/" must be written as "~1". Duplicate keys

@@ -9,10 +9,11 @@ import (
 	"github.com/barrel-db/barrel/node"
 )
 
-// Listing limits for GET /dbs/{db}/docs.
+// Listing limits for GET /dbs/{db}/docs. They are the node's: a bound of
+// its own here could only disagree with the one List enforces.
 const (
-	defaultListLimit = 100
-	maxListLimit     = 10000
+	defaultListLimit = node.DefaultListLimit
+	maxListLimit     = node.MaxListLimit
 )
 
 // putBody splits a PUT body into the document body and its base revision.
@@ -274,19 +275,29 @@ func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	// Ask for one more than the page to learn whether a next page exists.
-	rows, err := d.List(r.Context(), node.ListOptions{
-		Prefix:     q.Get("prefix"),
-		StartAfter: q.Get("start_after"),
-		Limit:      int(limit) + 1,
-	})
+	o := node.ListOptions{Prefix: q.Get("prefix"), StartAfter: q.Get("start_after")}
+	// Ask for one more than the page to learn whether a next page exists,
+	// but never more than List accepts: a page of maxListLimit learns it
+	// from a second List of one row after the page's last id.
+	o.Limit = min(int(limit)+1, maxListLimit)
+	rows, err := d.List(r.Context(), o)
 	if err != nil {
 		return fmt.Errorf("list documents: %w", err)
 	}
 	page := listPage{Docs: rows}
-	if len(rows) > int(limit) {
+	switch {
+	case len(rows) > int(limit):
 		page.Docs = rows[:limit]
 		page.Next = rows[limit-1].ID
+	case len(rows) == int(limit) && o.Limit == int(limit):
+		o.StartAfter, o.Limit = rows[limit-1].ID, 1
+		more, err := d.List(r.Context(), o)
+		if err != nil {
+			return fmt.Errorf("list documents: %w", err)
+		}
+		if len(more) > 0 {
+			page.Next = rows[limit-1].ID
+		}
 	}
 	if page.Docs == nil {
 		page.Docs = []node.DocSummary{}

@@ -47,6 +47,12 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large", "request body larger than the limit", false
+	case errors.Is(err, errTooCostly):
+		return http.StatusRequestEntityTooLarge, "too_large", err.Error(), false
+	case errors.Is(err, errBusy):
+		return http.StatusServiceUnavailable, "overloaded", err.Error(), false
+	case errors.Is(err, errTooSlow):
+		return http.StatusRequestTimeout, "timeout", err.Error(), false
 	case errors.Is(err, errURITooLong):
 		return http.StatusRequestURITooLong, "uri_too_long", err.Error(), false
 	case errors.Is(err, os.ErrDeadlineExceeded): // the body did not arrive within ReadTimeout
@@ -102,6 +108,13 @@ type bulkError struct {
 func (e *bulkError) Error() string { return e.err.Error() }
 func (e *bulkError) Unwrap() error { return e.err }
 
+// refusedBody reports whether err refuses a request body before its end.
+func refusedBody(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge) || errors.Is(err, errBusy) || errors.Is(err, errTooCostly) ||
+		errors.Is(err, errTooSlow) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 // writeError writes err as a JSON error response, logging unexpected errors.
 // The bulk results of a *bulkError go into the body.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -115,6 +128,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == "overloaded" { // no_network is a 503 that retrying does not heal
 		w.Header().Set("Retry-After", "1")
+	}
+	if refusedBody(err) {
+		// Do not read what is left of a body refused for its size, cost or
+		// rate: net/http would otherwise read up to 256 KiB of it before
+		// answering, waiting on a client that may never send it.
+		w.Header().Set("Connection", "close")
 	}
 	body := errorBody{Error: code, Reason: reason}
 	var be *bulkError

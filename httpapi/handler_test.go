@@ -128,6 +128,13 @@ func TestAuth(t *testing.T) {
 		{"/", "", 401},
 		{"/", "Bearer bad", 401},
 		{"/", "Bearer t0k", 200},
+		{"/", "bearer t0k", 200}, // the scheme is case-insensitive
+		{"/", "BEARER t0k", 200},
+		{"/", "Bearer  t0k", 200},
+		{"/", "Bearer T0K", 401}, // the token is not
+		{"/", "Basic t0k", 401},
+		{"/", "Bearert0k", 401},
+		{"/", "t0k", 401},
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+tt.path, nil)
 		if tt.auth != "" {
@@ -146,7 +153,7 @@ func TestAuth(t *testing.T) {
 
 // TestRecoverPanic checks that a panicking handler answers 500 JSON.
 func TestRecoverPanic(t *testing.T) {
-	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux()}
+	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux(), lim: newLimits(Config{}.withDefaults())}
 	s.log = slog.New(slog.DiscardHandler)
 	s.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
 	rec := httptest.NewRecorder()
@@ -161,7 +168,7 @@ func TestRecoverPanic(t *testing.T) {
 
 // TestNoRoute checks JSON 404/405 answers with Allow, without a node.
 func TestNoRoute(t *testing.T) {
-	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux()}
+	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux(), lim: newLimits(Config{}.withDefaults())}
 	s.log = slog.New(slog.DiscardHandler)
 	s.mux.HandleFunc("GET /x", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, okBody) })
 	tests := []struct {

@@ -119,7 +119,7 @@ func TestTokenGuardsEverything(t *testing.T) {
 		{"GET", "/healthz/", ""},
 		{"GET", "/dbs/../healthz", ""},
 	}
-	for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Basic " + token, "bearer " + token, token} {
+	for _, auth := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Basic " + token, "Bearer" + token, token} {
 		for _, rq := range requests {
 			hdr := map[string]string{}
 			if auth != "" {
@@ -258,7 +258,7 @@ func TestReadTimeout(t *testing.T) {
 // and the next request on the connection is served.
 func TestReadDeadlineLifted(t *testing.T) {
 	const timeout = 50 * time.Millisecond
-	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux()}
+	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux(), lim: newLimits(Config{}.withDefaults())}
 	s.log = slog.New(slog.DiscardHandler)
 	s.mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadAll(r.Body); err != nil {
@@ -330,7 +330,7 @@ func TestStreamOutlivesTimeouts(t *testing.T) {
 // connection answers 500 internal without the panic value, and the server
 // keeps serving.
 func TestPanicThroughServer(t *testing.T) {
-	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux()}
+	s := &server{cfg: Config{}.withDefaults(), mux: http.NewServeMux(), lim: newLimits(Config{}.withDefaults())}
 	s.log = slog.New(slog.DiscardHandler)
 	s.mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("secret detail") })
 	s.mux.HandleFunc("GET /ok", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, okBody) })

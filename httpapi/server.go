@@ -9,18 +9,20 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/barrel-db/barrel/node"
 )
 
-// server holds what every handler needs. It has no mutable state.
+// server holds what every handler needs. Its only mutable state is lim.
 type server struct {
 	n   *node.Node
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	lim *limits // shared by all requests; safe for concurrent use
 }
 
 // New returns the HTTP handler serving n. The handler is safe for
@@ -28,7 +30,7 @@ type server struct {
 // HTTP server has stopped.
 func New(n *node.Node, cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	s := &server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), lim: newLimits(cfg)}
 	s.routes()
 	return s
 }
@@ -108,8 +110,10 @@ func (s *server) route(pattern string, h handlerFunc) {
 	})
 }
 
-// ServeHTTP applies panic recovery, the URL bound, authentication and the
-// body size limit, then routes. Requests no route serves get JSON 404 or
+// ServeHTTP applies panic recovery, the URL bound, authentication, the
+// request's share of the memory budget, the body bounds (size, rate) and
+// the caps on writes and uploads in flight, then routes; what the request
+// took is given back when it ends. Requests no route serves get JSON 404 or
 // 405 instead of the ServeMux's plain-text answers.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
@@ -137,16 +141,81 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.noRoute(w, r, h)
 		return
 	}
-	if r.Body != nil {
-		limit := s.cfg.MaxBodyBytes
-		if pattern == "PUT "+attachmentPattern {
-			limit = s.cfg.MaxAttachmentBytes
+	c := &charge{l: s.lim}
+	defer c.release()
+	if err := s.bound(w, r, pattern, c); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		release, err := s.lim.tryWrite()
+		if err != nil {
+			s.writeError(w, r, err)
+			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		defer release()
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path))
 	s.mux.ServeHTTP(w, r)
+}
+
+// bound charges r its fixed costs and wraps its body: the size limit
+// (MaxAttachmentBytes for an upload, else MaxBodyBytes), the minimum rate,
+// and, for a JSON body, costPerBodyByte per byte, charged up front from
+// Content-Length when it is known so that a body the budget cannot hold
+// is refused before it is read. It answers errBusy or errTooCostly at
+// once; a write slot is taken by the caller.
+func (s *server) bound(w http.ResponseWriter, r *http.Request, pattern string, c *charge) error {
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if write {
+		if err := c.add(costPerWrite); err != nil {
+			return err
+		}
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	upload := pattern == "PUT "+attachmentPattern
+	limit, perByte := s.cfg.MaxBodyBytes, int64(costPerBodyByte)
+	if upload {
+		limit, perByte = s.cfg.MaxAttachmentBytes, 0
+	}
+	if r.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
+	}
+	if r.ContentLength > 0 {
+		if err := c.add(r.ContentLength * perByte); err != nil {
+			return err
+		}
+		perByte = 0
+	}
+	if upload {
+		release, err := s.lim.tryUpload()
+		if err != nil {
+			return err
+		}
+		c.onRelease(release)
+		if err := c.add(costPerUpload); err != nil {
+			return err
+		}
+	}
+	minRate := s.cfg.MinBodyRate
+	if minRate < 0 {
+		minRate = 0
+	}
+	r.Body = &body{
+		r:       http.MaxBytesReader(w, r.Body, limit),
+		rc:      http.NewResponseController(w),
+		c:       c,
+		perByte: perByte,
+		start:   time.Now(),
+		minRate: minRate,
+		grace:   s.cfg.BodyRateGrace,
+		timeout: s.cfg.ReadTimeout,
+		sliding: upload,
+	}
+	return nil
 }
 
 // requestURILen is the length of the request target as the client sent it
@@ -158,9 +227,16 @@ func requestURILen(r *http.Request) int {
 	return len(r.URL.RequestURI())
 }
 
+// authorized reports whether r carries the configured token. The scheme
+// is case-insensitive (RFC 9110, 11.1): "bearer TOKEN" is as good as
+// "Bearer TOKEN"; the token itself is compared exactly.
 func (s *server) authorized(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got = strings.TrimLeft(got, " ")
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
 }
 
 // noRoute answers a request the mux has no pattern for. The mux's own

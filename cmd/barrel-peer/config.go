@@ -14,6 +14,8 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
 )
 
@@ -38,6 +40,13 @@ type httpConfig struct {
 	Addr         string `koanf:"addr"`
 	Token        string `koanf:"token"`
 	MaxBodyBytes int64  `koanf:"max_body_bytes"`
+	// The bounds below are httpapi.Config's; zero means its default.
+	MaxConnections    int           `koanf:"max_connections"`
+	MemoryBudgetBytes int64         `koanf:"memory_budget_bytes"`
+	MaxInFlightWrites int           `koanf:"max_inflight_writes"`
+	MaxUploads        int           `koanf:"max_uploads"`
+	MinBodyRate       int64         `koanf:"min_body_rate"` // bytes/s; negative: off
+	BodyRateGrace     time.Duration `koanf:"body_rate_grace"`
 }
 
 // p2pConfig is the p2p section of the configuration file: the node as a
@@ -218,8 +227,18 @@ func (c fileConfig) validate() error {
 	if r := c.Retention; r.KeepRevisions < 0 || r.KeepFor < 0 || r.TombstonesFor < 0 || r.Interval < 0 {
 		errs = append(errs, fmt.Errorf("retention %+v: keep_revisions, keep_for, tombstones_for and interval want >= 0", r))
 	}
-	if c.HTTP.MaxBodyBytes < 0 {
-		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: want >= 0", c.HTTP.MaxBodyBytes))
+	if c.HTTP.MaxBodyBytes < 0 || c.HTTP.MaxBodyBytes > httpapi.MaxBodyBytesLimit {
+		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: want 0..%d (a larger document could not replicate: peers refuse changes over %d bytes)",
+			c.HTTP.MaxBodyBytes, httpapi.MaxBodyBytesLimit, crdt.MaxChangeBytes))
+	}
+	for _, n := range []struct {
+		key string
+		v   int64
+	}{{"max_connections", int64(c.HTTP.MaxConnections)}, {"memory_budget_bytes", c.HTTP.MemoryBudgetBytes}, {"max_inflight_writes", int64(c.HTTP.MaxInFlightWrites)},
+		{"max_uploads", int64(c.HTTP.MaxUploads)}, {"body_rate_grace", int64(c.HTTP.BodyRateGrace)}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("http.%s %d: want >= 0", n.key, n.v))
+		}
 	}
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)

@@ -67,6 +67,7 @@ func TestLoadConfig(t *testing.T) {
 		{"unknown key", bad, nil, fileConfig{}, "data_dri"},
 		{"missing file", filepath.Join(dir, "none.yaml"), nil, fileConfig{}, "none.yaml"},
 		{"bad durability and level", "", []string{"--durability", "maybe", "--log-level", "loud"}, fileConfig{}, "durability"},
+		{"body larger than a change may be", "", []string{"--max-body-bytes", "20000000"}, fileConfig{}, "max_body_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func (a *app) runCmd() *cobra.Command {
 	f.String("data", "", "data directory (default $XDG_DATA_HOME/barrel or ~/.local/share/barrel)")
 	f.String("http", "", "HTTP listen address (default 127.0.0.1:7080; port 0 picks a free port)")
 	f.String("http-token", "", "bearer token the HTTP API requires (default none)")
-	f.Int64("max-body-bytes", 0, "largest accepted request body in bytes (default 8 MiB)")
+	f.Int64("max-body-bytes", 0, "largest accepted request body in bytes (default and most 8 MiB)")
 	f.String("durability", "", "sync (fsync before acknowledging, default) or batch")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
 	f.Int("write-queue", 0, "per-database write queue capacity (default 4096)")
@@ -121,17 +121,24 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 	defer cancelBase()
 	// Header, URL and body sizes and the timeouts are httpapi's defaults;
 	// see NewServer for why there is no WriteTimeout.
-	srv := httpapi.NewServer(n, httpapi.Config{
-		Logger:       log,
-		Token:        cfg.HTTP.Token,
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-	})
+	hcfg := httpapi.Config{
+		Logger:            log,
+		Token:             cfg.HTTP.Token,
+		MaxBodyBytes:      cfg.HTTP.MaxBodyBytes,
+		MemoryBudgetBytes: cfg.HTTP.MemoryBudgetBytes,
+		MaxInFlightWrites: cfg.HTTP.MaxInFlightWrites,
+		MaxUploads:        cfg.HTTP.MaxUploads,
+		MinBodyRate:       cfg.HTTP.MinBodyRate,
+		BodyRateGrace:     cfg.HTTP.BodyRateGrace,
+		MaxConnections:    cfg.HTTP.MaxConnections,
+	}
+	srv := httpapi.NewServer(n, hcfg)
 	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv.RegisterOnShutdown(cancelBase)
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(httpapi.LimitListener(ln, hcfg)) }()
 	log.Info("HTTP API listening", "addr", addr, "peer", n.Info().PeerID, "data_dir", cfg.DataDir)
 	// The p2p file comes first: a reader waiting for the HTTP file finds
 	// both.
