@@ -50,6 +50,14 @@ type P2PConfig struct {
 	RedialMax   time.Duration // longest redial delay (exponential backoff); default 5m
 	BlobRetry   time.Duration // first retry delay of a failed blob fetch (doubles up to 30s); default 500ms
 
+	// SyncIdle closes a served sync session that waited this long for the
+	// peer's next message (its Hello included); default 30s.
+	SyncIdle time.Duration
+	// SyncPeerStreams bounds the sync and snapshot streams one peer may
+	// have open on this node at once (of the 64 sessions served in all);
+	// more are answered busy. Default 8.
+	SyncPeerStreams int
+
 	// SwarmKey, when set, makes the node a member of a private network:
 	// only peers holding the same 32-byte pre-shared key complete a
 	// connection with it, others fail before the security handshake.
@@ -126,6 +134,9 @@ func (c *P2PConfig) validate() error {
 	}
 	if c.RedialMax == 0 {
 		c.RedialMax = 5 * time.Minute
+	}
+	if c.SyncIdle < 0 || c.SyncPeerStreams < 0 {
+		errs = append(errs, fmt.Errorf("sync idle %v, sync peer streams %d: must not be negative", c.SyncIdle, c.SyncPeerStreams))
 	}
 	if c.RedialMin > c.RedialMax {
 		errs = append(errs, fmt.Errorf("redial min %v above max %v", c.RedialMin, c.RedialMax))

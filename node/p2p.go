@@ -84,11 +84,13 @@ func (n *Node) startNetwork() error {
 	}
 	scfg := bsync.Config{
 		// A frame must carry the largest change a node accepts.
-		MaxFrameBytes: crdt.MaxChangeBytes + 64<<10,
-		AntiEntropy:   cfg.AntiEntropy,
-		Logger:        n.log.With("component", "sync"),
-		Registerer:    reg,
-		Now:           n.cfg.Now,
+		MaxFrameBytes:  crdt.MaxChangeBytes + 64<<10,
+		AntiEntropy:    cfg.AntiEntropy,
+		IdleTimeout:    cfg.SyncIdle,
+		MaxPeerStreams: cfg.SyncPeerStreams,
+		Logger:         n.log.With("component", "sync"),
+		Registerer:     reg,
+		Now:            n.cfg.Now,
 	}
 	if err := scfg.Validate(); err != nil {
 		return fail(fmt.Errorf("sync: %w", err))
