@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -74,7 +75,7 @@ func decodePendingFrom(v []byte) (peer.ID, []byte, error) {
 // commits after forgets this rejection like any other. Changes of _acl
 // follow their own rule (as of their parents) and are left to the writer.
 func (d *DB) refuseNonWriters(ctx context.Context, from peer.ID, changes []*crdt.Change, partial bool) (map[crdt.ID]bool, error) {
-	if partial {
+	if partial || !slices.ContainsFunc(changes, func(c *crdt.Change) bool { return c.Tx != nil && c.Tx.Count > 1 }) {
 		return nil, nil
 	}
 	a, err := d.currentACL()
