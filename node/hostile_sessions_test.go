@@ -120,25 +120,31 @@ func TestHostileHeldSessions(t *testing.T) {
 		t.Fatal("honest peer did not get the document")
 	}
 
-	// Every held stream ends: most at once (busy), the allowed few at the
-	// idle timeout, none much later.
-	busy, timedOut := 0, 0
+	// Every held stream ends: most at once (answered busy by the server,
+	// or reset by the resource manager beyond 4 x the allowance), the
+	// allowed few at the idle timeout, none much later.
+	busy, refused, timedOut := 0, 0, 0
 	for range held {
 		r := <-results
-		switch {
-		case r.busy:
+		if r.busy {
 			busy++
-		case r.closedAfter < idle:
-			t.Errorf("a held stream was closed after %v, before the idle timeout %v, without busy", r.closedAfter, idle)
+		}
+		switch {
+		case r.busy || r.closedAfter < idle:
+			refused++
 		case r.closedAfter > idle+5*time.Second:
 			t.Errorf("a held stream was closed after %v, idle timeout %v", r.closedAfter, idle)
 		default:
 			timedOut++
 		}
 	}
+	t.Logf("%d held streams: %d answered busy, %d refused in all, %d closed at the idle timeout", held, busy, refused, timedOut)
 	// The stalled session holds one of the peer's streams.
-	if want := held - bsync.DefaultMaxPeerStreams + 1; busy < want {
-		t.Errorf("%d of %d held streams answered busy, want at least %d", busy, held, want)
+	if want := held - bsync.DefaultMaxPeerStreams + 1; refused < want {
+		t.Errorf("%d of %d held streams refused at once, want at least %d", refused, held, want)
+	}
+	if busy == 0 {
+		t.Error("no held stream was answered busy")
 	}
 	if timedOut == 0 {
 		t.Error("no held stream was closed at the idle timeout")
