@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // recordHandler keeps every log record, for tests that count log lines.
@@ -117,4 +118,36 @@ func TestFailLog(t *testing.T) {
 	if n := f.ok("a"); n != 0 {
 		t.Errorf("second ok: got %d failures, want 0", n)
 	}
+}
+
+// A peer whose sessions keep failing on our server is logged once, not
+// once per session, and its recovery once.
+func TestFailingSessionsLogBounded(t *testing.T) {
+	hs, hc := newHost(t), newHost(t)
+	srv := newMemStore(t)
+	srv.put(t, "db", "d", 1)
+	rec := newRecordHandler()
+	reg := prometheus.NewRegistry()
+	s := NewServer(hs, srv, Config{FailLogEvery: time.Hour, Logger: slog.New(rec), Registerer: reg})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitHandler(t, hs)
+	connect(t, hc, hs)
+	const failures = 20
+	for i := range failures {
+		st := rawStream(t, hc, hs)
+		if _, err := st.Write([]byte{3, 0xff, 0xff, 0xff}); err != nil { // not CBOR: bad_peer
+			t.Fatal(err)
+		}
+		waitFor(t, "session failed", func() bool { return sessions(reg, "server", "bad_peer") == i+1 })
+	}
+	if got := rec.count(slog.LevelWarn, "sync session failed"); got != 1 {
+		t.Errorf("after %d failed sessions: got %d Warn lines, want 1", failures, got)
+	}
+	if _, err := NewClient(hc, newMemStore(t), Config{}).Pull(t.Context(), hs.ID(), "db", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovered logged", func() bool { return rec.count(slog.LevelInfo, "sync sessions recovered") == 1 })
 }
