@@ -186,7 +186,45 @@ func (d *DB) readPendingGroup(tx string) (*pendingGroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read pending transaction: %w", err)
 	}
+	g.parentsFirst()
 	return g, nil
+}
+
+// parentsFirst orders the group so that a change comes after those of its
+// parents in the group (disk order is by id, not arrival), keeping the
+// order otherwise. An honest transaction changes each document once, so
+// its changes have no parents among each other; a crafted one may.
+func (g *pendingGroup) parentsFirst() {
+	at := make(map[crdt.ID]int, len(g.changes))
+	for i, c := range g.changes {
+		at[c.ID()] = i
+	}
+	done := make([]bool, len(g.changes))
+	order := make([]int, 0, len(g.changes))
+	var visit func(i int)
+	visit = func(i int) {
+		if done[i] {
+			return
+		}
+		done[i] = true
+		for _, p := range g.changes[i].Parents {
+			if j, ok := at[p]; ok {
+				visit(j)
+			}
+		}
+		order = append(order, i)
+	}
+	for i := range g.changes {
+		visit(i)
+	}
+	changes, unpend, from, size := g.changes, g.unpend, g.from, g.size
+	g.changes, g.unpend, g.from, g.size = nil, nil, nil, nil
+	for _, i := range order {
+		g.changes = append(g.changes, changes[i])
+		g.unpend = append(g.unpend, unpend[i])
+		g.from = append(g.from, from[i])
+		g.size = append(g.size, size[i])
+	}
 }
 
 // dropPending forgets the counts of a transaction whose group was applied

@@ -246,6 +246,9 @@ func (s *Server) admit(ctx context.Context, c *conn, remote peer.ID, db string, 
 	// Only an authorized session takes one of the MaxStreams slots (handle
 	// gives it back), so a peer that may not read, or never says Hello,
 	// cannot keep an honest one out.
+	if c.slot {
+		return nil
+	}
 	select {
 	case s.slots <- struct{}{}:
 		c.slot = true
