@@ -43,7 +43,8 @@ type Discovery struct {
 		ns       map[string]struct{}
 		dht      *dht.IpfsDHT // non-nil while Run runs with Config.DHT
 		running  bool
-		inflight int // redials running
+		inflight int                  // redials running
+		mechs    map[string]Mechanism // by name: mdns, dht
 	}
 }
 

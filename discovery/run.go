@@ -23,10 +23,12 @@ const maxRendezvousPeers = 64
 
 // Run loads the persisted known peers, then runs until ctx ends: the redial
 // loop (which dials bootstrap and known peers at once), mDNS and the DHT
-// with its rendezvous loop when configured. It returns nil after ctx ended
+// with its rendezvous loop when configured. A mechanism that cannot start
+// (mDNS on a host without a multicast interface) is logged at once (Warn),
+// reported by Mechanisms as failed, and the rest runs on: known peers,
+// bootstrap peers and Connect keep working. It returns nil after ctx ended
 // and everything it started stopped (mDNS closed, DHT closed), ErrRunning if
-// another Run is running, or an error if loading peers or starting mDNS or
-// the DHT failed.
+// another Run is running, or an error if loading the known peers failed.
 func (d *Discovery) Run(ctx context.Context) (err error) {
 	d.mu.Lock()
 	if d.mu.running {
@@ -74,50 +76,78 @@ func (d *Discovery) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	d.setMechanism(MechMDNS, StateOff, nil)
+	d.setMechanism(MechDHT, StateOff, nil)
 	if d.cfg.DHT {
-		k, err := d.newDHT()
-		if err != nil {
-			return err
+		if err := d.startDHT(ctx, &wg, &closers); err != nil {
+			d.setMechanism(MechDHT, StateFailed, err)
+			d.log.Warn("dht discovery not started: peers are found only through bootstrap, known and mDNS peers; fix the cause or turn the DHT off (no_dht, --no-dht)", "err", err)
+		} else {
+			d.setMechanism(MechDHT, StateRunning, nil)
 		}
-		d.mu.Lock()
-		d.mu.dht = k
-		d.mu.Unlock()
-		closers = append(closers, func() error {
-			d.mu.Lock()
-			d.mu.dht = nil
-			d.mu.Unlock()
-			if err := k.Close(); err != nil {
-				return fmt.Errorf("close dht: %w", err)
-			}
-			return nil
-		})
-		wg.Go(func() { d.rendezvousLoop(ctx, k) })
 	}
 	if d.cfg.MDNS {
-		found := make(chan peer.AddrInfo, 32)
-		svc := mdns.NewMdnsService(d.h, d.cfg.MDNSService, notifee(found))
-		if err := svc.Start(); err != nil {
-			return fmt.Errorf("start mdns: %w", err)
+		if err := d.startMDNS(ctx, &wg, &closers); err != nil {
+			d.setMechanism(MechMDNS, StateFailed, err)
+			d.log.Warn("mdns discovery not started: peers on the LAN are not found by mDNS, dial them by address (barrel-peer connect) or through bootstrap peers, or turn mDNS off (no_mdns, --no-mdns); sync and everything else keep running", "err", err)
+		} else {
+			d.setMechanism(MechMDNS, StateRunning, nil)
 		}
-		closers = append(closers, func() error {
-			if err := svc.Close(); err != nil {
-				return fmt.Errorf("close mdns: %w", err)
-			}
-			return nil
-		})
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ai := <-found:
-					d.found(ctx, sourceMDNS, ai)
-				}
-			}
-		})
 	}
 	wg.Go(func() { d.redialLoop(ctx) })
 	<-ctx.Done()
+	d.setMechanism(MechMDNS, StateStopped, nil)
+	d.setMechanism(MechDHT, StateStopped, nil)
+	return nil
+}
+
+// startDHT starts the DHT and its rendezvous loop; closers get its close.
+func (d *Discovery) startDHT(ctx context.Context, wg *sync.WaitGroup, closers *[]func() error) error {
+	k, err := d.newDHT()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.mu.dht = k
+	d.mu.Unlock()
+	*closers = append(*closers, func() error {
+		d.mu.Lock()
+		d.mu.dht = nil
+		d.mu.Unlock()
+		if err := k.Close(); err != nil {
+			return fmt.Errorf("close dht: %w", err)
+		}
+		return nil
+	})
+	wg.Go(func() { d.rendezvousLoop(ctx, k) })
+	return nil
+}
+
+// startMDNS starts mDNS and the loop taking its findings; closers get its
+// close.
+func (d *Discovery) startMDNS(ctx context.Context, wg *sync.WaitGroup, closers *[]func() error) error {
+	found := make(chan peer.AddrInfo, 32)
+	svc := mdns.NewMdnsService(d.h, d.cfg.MDNSService, notifee(found))
+	if err := svc.Start(); err != nil {
+		_ = svc.Close()
+		return fmt.Errorf("start mdns: %w", err)
+	}
+	*closers = append(*closers, func() error {
+		if err := svc.Close(); err != nil {
+			return fmt.Errorf("close mdns: %w", err)
+		}
+		return nil
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ai := <-found:
+				d.found(ctx, sourceMDNS, ai)
+			}
+		}
+	})
 	return nil
 }
 

@@ -16,6 +16,8 @@ const dialTimeout = 30 * time.Second
 // peerList is the answer of GET /peers.
 type peerList struct {
 	Peers []node.PeerInfo `json:"peers"`
+	// Components says which network parts run and which failed.
+	Components []node.Component `json:"components"`
 }
 
 func (s *server) handlePeers(w http.ResponseWriter, r *http.Request) error {
@@ -26,7 +28,7 @@ func (s *server) handlePeers(w http.ResponseWriter, r *http.Request) error {
 	if peers == nil {
 		peers = []node.PeerInfo{}
 	}
-	writeJSON(w, http.StatusOK, peerList{Peers: peers})
+	writeJSON(w, http.StatusOK, peerList{Peers: peers, Components: s.n.Components()})
 	return nil
 }
 

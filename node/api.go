@@ -140,4 +140,7 @@ type Info struct {
 	PeerID  string   `json:"peer_id"`
 	Version string   `json:"version"`
 	Addrs   []string `json:"addresses"`
+	// Components is the state of each network part (absent without
+	// networking): which run and which failed, and why.
+	Components []Component `json:"components,omitempty"`
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/sync/errgroup"
 
 	bsync "github.com/barrel-db/barrel/sync"
 )
@@ -75,7 +74,7 @@ type blobFetcher struct {
 
 // startBlobs starts the blob server and fetcher of a starting network on
 // eg; np.blobs is the fetcher.
-func (n *Node) startBlobs(ctx context.Context, eg *errgroup.Group, np *netParts) {
+func (n *Node) startBlobs(ctx context.Context, eg *netGroup, np *netParts) {
 	cfg := bsync.BlobConfig{Logger: n.log.With("component", "blob"), Registerer: n.registerer}
 	store := blobStore{syncStore{n}}
 	srv := bsync.NewBlobServer(np.host, store, cfg)
@@ -88,8 +87,8 @@ func (n *Node) startBlobs(ctx context.Context, eg *errgroup.Group, np *netParts)
 	}
 	f.mu.wants = map[blobKey]*wantState{}
 	np.blobs = f
-	eg.Go(func() error { return srv.Run(ctx) })
-	eg.Go(func() error { return f.Run(ctx) })
+	eg.Go(ctx, "blob_server", srv.Run)
+	eg.Go(ctx, "blobs", f.Run)
 }
 
 // want asks for blob dg of db, referenced by a change from peer from. It

@@ -23,6 +23,13 @@ type Config struct {
 	MemTable   int64      // Pebble memtable, in bytes; default 32 MiB (up to 4 are held while flushes catch up)
 	P2P        *P2PConfig // the node as a libp2p peer; nil: no networking
 	Retention  *Retention // history kept per database; nil: DefaultRetention
+	// PendingPeerChanges and PendingPeerBytes bound, per database and per
+	// peer they came from, the received changes of incomplete transactions
+	// kept (on disk) until the rest arrives: more are refused
+	// (ErrOverloaded, retried by the next pull). A transaction larger than
+	// these bounds cannot replicate. Defaults 10,000 changes and 64 MiB.
+	PendingPeerChanges int
+	PendingPeerBytes   int64
 
 	// Not data: nil means the default.
 	Logger        *slog.Logger          // default slog.Default()
@@ -36,7 +43,10 @@ const (
 	DefaultWriteQueue = 4096
 	DefaultMaxBatch   = 1024
 	DefaultListLimit  = 100
-	MaxListLimit      = 10000
+
+	DefaultPendingPeerChanges = 10_000
+	DefaultPendingPeerBytes   = 64 << 20
+	MaxListLimit              = 10000
 )
 
 // Validate fills defaults and reports every contradiction at once.
@@ -62,6 +72,15 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheBytes < 0 || c.MemTable < 0 {
 		errs = append(errs, fmt.Errorf("cache bytes %d, memtable %d: must not be negative", c.CacheBytes, c.MemTable))
+	}
+	if c.PendingPeerChanges == 0 {
+		c.PendingPeerChanges = DefaultPendingPeerChanges
+	}
+	if c.PendingPeerBytes == 0 {
+		c.PendingPeerBytes = DefaultPendingPeerBytes
+	}
+	if c.PendingPeerChanges < 0 || c.PendingPeerBytes < 0 {
+		errs = append(errs, fmt.Errorf("pending peer changes %d, bytes %d: must not be negative", c.PendingPeerChanges, c.PendingPeerBytes))
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("max batch %d: must be positive", c.MaxBatch))

@@ -43,10 +43,11 @@ type DB struct {
 		count uint64
 	}
 
-	pendingTx struct { // received changes of incomplete transactions
+	pendingTx struct { // counts of the received changes of incomplete transactions (their bodies stay on disk)
 		sync.Mutex
-		byTx map[string][]*crdt.Change
-		n    int
+		byTx   map[string]int          // changes held per transaction
+		byPeer map[peer.ID]*pendingUse // what each peer made this database hold
+		n      int                     // changes held in all
 	}
 
 	mu struct { // guards notify

@@ -10,9 +10,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	connmgrimpl "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/multiformats/go-multiaddr"
+
+	bsync "github.com/barrel-db/barrel/sync"
 )
 
 // P2PConfig configures the node as a libp2p peer. Config.P2P nil means no
@@ -49,6 +52,14 @@ type P2PConfig struct {
 	RedialMin   time.Duration // first redial delay for a lost known peer; default 1s
 	RedialMax   time.Duration // longest redial delay (exponential backoff); default 5m
 	BlobRetry   time.Duration // first retry delay of a failed blob fetch (doubles up to 30s); default 500ms
+
+	// SyncIdle closes a served sync session that waited this long for the
+	// peer's next message (its Hello included); default 30s.
+	SyncIdle time.Duration
+	// SyncPeerStreams bounds the sync and snapshot streams one peer may
+	// have open on this node at once (of the 64 sessions served in all);
+	// more are answered busy. Default 8.
+	SyncPeerStreams int
 
 	// SwarmKey, when set, makes the node a member of a private network:
 	// only peers holding the same 32-byte pre-shared key complete a
@@ -127,6 +138,9 @@ func (c *P2PConfig) validate() error {
 	if c.RedialMax == 0 {
 		c.RedialMax = 5 * time.Minute
 	}
+	if c.SyncIdle < 0 || c.SyncPeerStreams < 0 {
+		errs = append(errs, fmt.Errorf("sync idle %v, sync peer streams %d: must not be negative", c.SyncIdle, c.SyncPeerStreams))
+	}
 	if c.RedialMin > c.RedialMax {
 		errs = append(errs, fmt.Errorf("redial min %v above max %v", c.RedialMin, c.RedialMax))
 	}
@@ -142,6 +156,20 @@ func (c *P2PConfig) validate() error {
 func newHost(key crypto.PrivKey, c *P2PConfig) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	// One peer's inbound sync streams are cut at the resource manager
+	// beyond 4 x its allowance: the sync server answers busy past the
+	// allowance itself (a clear error for an honest peer that is too
+	// eager), and the resource manager resets a flood before a handler
+	// goroutine runs for it. The memory limit stays libp2p's default.
+	peerStreams := c.SyncPeerStreams
+	if peerStreams == 0 {
+		peerStreams = bsync.DefaultMaxPeerStreams
+	}
+	for _, proto := range []protocol.ID{bsync.ProtocolID, bsync.SnapshotProtocolID} {
+		base, inc := limits.ProtocolPeerBaseLimit, limits.ProtocolPeerLimitIncrease
+		base.StreamsInbound, inc.StreamsInbound = 4*peerStreams, 0
+		limits.AddProtocolPeerLimit(proto, base, inc)
+	}
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(c.MaxMemoryBytes, c.MaxFDs)))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)

@@ -147,7 +147,7 @@ func (n *Node) Close() error {
 
 // Info describes the node.
 func (n *Node) Info() Info {
-	return Info{PeerID: n.peerID.String(), Version: BuildVersion(), Addrs: n.Addrs()}
+	return Info{PeerID: n.peerID.String(), Version: BuildVersion(), Addrs: n.Addrs(), Components: n.Components()}
 }
 
 // PeerID is the node's libp2p identity.

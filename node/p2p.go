@@ -14,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/discovery"
@@ -32,7 +31,7 @@ type netParts struct {
 	disc   *discovery.Discovery
 	blobs  *blobFetcher // pulls the blobs received documents reference
 	cancel context.CancelFunc
-	group  *errgroup.Group
+	group  *netGroup
 
 	announced struct { // the latest feed seq each peer announced, per database
 		sync.Mutex
@@ -84,11 +83,13 @@ func (n *Node) startNetwork() error {
 	}
 	scfg := bsync.Config{
 		// A frame must carry the largest change a node accepts.
-		MaxFrameBytes: crdt.MaxChangeBytes + 64<<10,
-		AntiEntropy:   cfg.AntiEntropy,
-		Logger:        n.log.With("component", "sync"),
-		Registerer:    reg,
-		Now:           n.cfg.Now,
+		MaxFrameBytes:  crdt.MaxChangeBytes + 64<<10,
+		AntiEntropy:    cfg.AntiEntropy,
+		IdleTimeout:    cfg.SyncIdle,
+		MaxPeerStreams: cfg.SyncPeerStreams,
+		Logger:         n.log.With("component", "sync"),
+		Registerer:     reg,
+		Now:            n.cfg.Now,
 	}
 	if err := scfg.Validate(); err != nil {
 		return fail(fmt.Errorf("sync: %w", err))
@@ -133,12 +134,14 @@ func (n *Node) startNetwork() error {
 		disc.Advertise(Rendezvous(name))
 	}
 	n.mu.Unlock()
-	eg, ctx := errgroup.WithContext(ctx)
+	// One part failing must not stop another (a discovery error once took
+	// the sync handler down with it): netGroup logs it and reports it.
+	eg := newNetGroup(n)
 	np.group = eg
-	eg.Go(func() error { return g.Run(ctx) })
-	eg.Go(func() error { return repl.Run(ctx) })
-	eg.Go(func() error { return disc.Run(ctx) })
-	eg.Go(func() error { return n.followAnnouncements(ctx, np) })
+	eg.Go(ctx, "gossip", g.Run)
+	eg.Go(ctx, "sync", repl.Run)
+	eg.Go(ctx, "discovery", disc.Run)
+	eg.Go(ctx, "announcements", func(ctx context.Context) error { return n.followAnnouncements(ctx, np) })
 	n.startBlobs(ctx, eg, np)
 	n.net.Store(np)
 	n.mu.Lock()
@@ -163,9 +166,7 @@ func (n *Node) stopNetwork() {
 		return
 	}
 	np.cancel()
-	if err := np.group.Wait(); err != nil && !errors.Is(err, context.Canceled) {
-		n.log.Warn("network stopped with an error", "err", err)
-	}
+	np.group.Wait() // a part's error was logged when it happened
 	if err := np.host.Close(); err != nil {
 		n.log.Warn("close libp2p host", "err", err)
 	}

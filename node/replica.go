@@ -24,10 +24,6 @@ import (
 // merges deterministically; it just does not drag every later local stamp.
 const maxClockDrift = time.Hour
 
-// maxPendingTx bounds the received changes a database keeps while waiting
-// for the rest of their transactions.
-const maxPendingTx = 100_000
-
 // syncStore is the node as the sync protocol sees it (bsync.Store).
 type syncStore struct{ n *Node }
 
@@ -266,6 +262,13 @@ func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change
 		return 0, err
 	}
 	partial := d.Replication().filter() != nil
+	// A transaction's changes by an author who may not write are refused
+	// before anything of them is kept pending (issue 16): a non-writer must
+	// not make this node store, or hold in memory, what it will refuse.
+	refused, err := d.refuseNonWriters(ctx, from, changes, partial)
+	if err != nil {
+		return 0, err
+	}
 	applied := 0
 	var run []*crdt.Change
 	flushRun := func() error {
@@ -284,22 +287,25 @@ func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change
 			run = append(run, c)
 			continue
 		}
+		if refused[c.ID()] {
+			continue
+		}
 		if err := flushRun(); err != nil {
 			return applied, err
 		}
-		group, unpend, err := d.addPending(c)
+		g, err := d.addPending(from, c)
 		if err != nil {
 			return applied, err
 		}
-		if group == nil {
+		if g == nil {
 			continue
 		}
-		n, err := d.submitRemote(ctx, &request{remote: group, atomic: true, unpend: unpend, from: []byte(from)})
+		n, err := d.submitRemote(ctx, &request{remote: g.changes, atomic: true, unpend: g.unpend, from: []byte(from)})
 		applied += n
 		if err != nil {
 			return applied, err
 		}
-		d.dropPending(c.Tx.ID)
+		d.dropPending(c.Tx.ID, g)
 	}
 	return applied, flushRun()
 }
@@ -360,64 +366,6 @@ func verifyAll(changes []*crdt.Change) (int, error) {
 		return bad, invalid("change", "%v", firstErr)
 	}
 	return 0, nil
-}
-
-// addPending keeps a received change of a transaction durably until the
-// whole transaction is here. It returns the complete group, in the order
-// the changes were received, and the pending keys to delete with it.
-func (d *DB) addPending(c *crdt.Change) ([]*crdt.Change, [][]byte, error) {
-	enc, err := c.Encode()
-	if err != nil {
-		return nil, nil, err
-	}
-	d.pendingTx.Lock()
-	defer d.pendingTx.Unlock()
-	group := d.pendingTx.byTx[c.Tx.ID]
-	if slices.ContainsFunc(group, func(x *crdt.Change) bool { return x.ID() == c.ID() }) {
-		return nil, nil, nil
-	}
-	if d.pendingTx.n >= maxPendingTx {
-		return nil, nil, fmt.Errorf("%w: %d changes wait for their transactions", ErrOverloaded, d.pendingTx.n)
-	}
-	b := d.store.NewBatch()
-	defer b.Close()
-	b.Set(d.keys.pending(c.Tx.ID, c.ID()), enc)
-	if err := b.Commit(); err != nil {
-		return nil, nil, fmt.Errorf("keep pending change: %w", err)
-	}
-	group = append(group, c)
-	d.pendingTx.byTx[c.Tx.ID] = group
-	d.pendingTx.n++
-	if uint32(len(group)) < c.Tx.Count {
-		return nil, nil, nil
-	}
-	unpend := make([][]byte, len(group))
-	for i, x := range group {
-		unpend[i] = d.keys.pending(c.Tx.ID, x.ID())
-	}
-	return group, unpend, nil
-}
-
-func (d *DB) dropPending(tx string) {
-	d.pendingTx.Lock()
-	defer d.pendingTx.Unlock()
-	d.pendingTx.n -= len(d.pendingTx.byTx[tx])
-	delete(d.pendingTx.byTx, tx)
-}
-
-// loadPending reads the pending transaction changes kept before a restart.
-func (d *DB) loadPending() error {
-	d.pendingTx.byTx = map[string][]*crdt.Change{}
-	base := d.keys.sub(tagPending)
-	return d.store.Range(base, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
-		c, err := crdt.Decode(v)
-		if err != nil || c.Tx == nil {
-			return false, fmt.Errorf("pending change: corrupt: %v", err)
-		}
-		d.pendingTx.byTx[c.Tx.ID] = append(d.pendingTx.byTx[c.Tx.ID], c)
-		d.pendingTx.n++
-		return true, nil
-	})
 }
 
 // observeRemoteClock moves the HLC past a received stamp, unless the stamp

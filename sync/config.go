@@ -17,6 +17,8 @@ const (
 	DefaultMaxPendingBytes  = 64 << 20
 	DefaultStreamTimeout    = 30 * time.Second
 	DefaultMaxStreams       = 64
+	DefaultMaxPeerStreams   = 8
+	DefaultFailLogEvery     = 5 * time.Minute
 	DefaultMaxPulls         = 8
 	DefaultAntiEntropy      = 30 * time.Second
 	DefaultMaxQueued        = 4096
@@ -47,8 +49,23 @@ type Config struct {
 	// StreamTimeout bounds every read and write on a stream. Default 30s.
 	StreamTimeout time.Duration
 	// MaxStreams bounds concurrent server sessions; more get Error{busy}.
-	// Default 64.
+	// A session takes one of these slots only after its Hello was read and
+	// the peer was authorized to read the database. Default 64.
 	MaxStreams int
+	// MaxPeerStreams bounds the server streams (sync and snapshot) one
+	// peer has open at once, authorized or still before its Hello; more
+	// get Error{busy} at once, so one peer cannot hold the slots of
+	// MaxStreams. Default 8.
+	MaxPeerStreams int
+	// IdleTimeout bounds how long a server session waits for the client's
+	// next message (its Hello included) before it is closed. Default:
+	// StreamTimeout.
+	IdleTimeout time.Duration
+	// FailLogEvery is how often a (peer, database) whose pulls (or a peer
+	// whose served sessions) keep failing is logged again, with the count of
+	// failures since the first: the first failure is logged at once, and
+	// the recovery once. Default 5m.
+	FailLogEvery time.Duration
 	// MaxPulls bounds the replicator's concurrent pulls. Default 8.
 	MaxPulls int
 	// MaxQueued bounds the replicator's queued (peer, db) triggers; more
@@ -79,6 +96,7 @@ func (c *Config) Validate() error {
 	def(&c.MaxMissingRounds, DefaultMaxMissingRounds)
 	def(&c.MaxPendingBytes, DefaultMaxPendingBytes)
 	def(&c.MaxStreams, DefaultMaxStreams)
+	def(&c.MaxPeerStreams, DefaultMaxPeerStreams)
 	def(&c.MaxPulls, DefaultMaxPulls)
 	def(&c.MaxQueued, DefaultMaxQueued)
 	if c.StreamTimeout == 0 {
@@ -86,6 +104,12 @@ func (c *Config) Validate() error {
 	}
 	if c.AntiEntropy == 0 {
 		c.AntiEntropy = DefaultAntiEntropy
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = c.StreamTimeout
+	}
+	if c.FailLogEvery == 0 {
+		c.FailLogEvery = DefaultFailLogEvery
 	}
 	if c.MaxFrameBytes < MinFrameBytes || c.MaxFrameBytes > 1<<30 {
 		errs = append(errs, fmt.Errorf("max frame bytes %d: want %d..%d", c.MaxFrameBytes, MinFrameBytes, 1<<30))
@@ -100,6 +124,7 @@ func (c *Config) Validate() error {
 		{"max missing rounds", c.MaxMissingRounds},
 		{"max pending bytes", c.MaxPendingBytes},
 		{"max streams", c.MaxStreams},
+		{"max peer streams", c.MaxPeerStreams},
 		{"max pulls", c.MaxPulls},
 		{"max queued", c.MaxQueued},
 	} {
@@ -107,8 +132,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %d: must not be negative", f.name, f.v))
 		}
 	}
-	if c.StreamTimeout < 0 {
-		errs = append(errs, fmt.Errorf("stream timeout %s: must not be negative", c.StreamTimeout))
+	if c.StreamTimeout < 0 || c.IdleTimeout < 0 || c.FailLogEvery < 0 {
+		errs = append(errs, fmt.Errorf("stream timeout %s, idle timeout %s, fail log every %s: must not be negative",
+			c.StreamTimeout, c.IdleTimeout, c.FailLogEvery))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -13,11 +13,15 @@ import (
 // deadline; every frame buffer is reserved from the stream's resource
 // scope while it lives. A conn is used by one goroutine.
 type conn struct {
-	s        network.Stream
-	r        *bufio.Reader
-	timeout  time.Duration
-	maxFrame int          // largest payload read or written
-	bytesIn  atomic.Int64 // frame bytes read (atomic: a reader goroutine may count)
+	s       network.Stream
+	r       *bufio.Reader
+	timeout time.Duration // of a write, and of a read unless readTimeout is set
+	// readTimeout bounds the wait for the next frame; the server sets it
+	// to Config.IdleTimeout. Zero: timeout.
+	readTimeout time.Duration
+	slot        bool         // the session holds one of the server's MaxStreams slots
+	maxFrame    int          // largest payload read or written
+	bytesIn     atomic.Int64 // frame bytes read (atomic: a reader goroutine may count)
 }
 
 func newConn(s network.Stream, timeout time.Duration, maxFrame int) *conn {
@@ -30,7 +34,11 @@ func (c *conn) read() (any, error) { return c.readAs(decodeMessage) }
 // readAs reads the next frame and decodes it with decode (the message
 // space of the stream's protocol).
 func (c *conn) readAs(decode func([]byte) (any, error)) (any, error) {
-	if err := c.s.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+	d := c.timeout
+	if c.readTimeout > 0 {
+		d = c.readTimeout
+	}
+	if err := c.s.SetReadDeadline(time.Now().Add(d)); err != nil {
 		return nil, fmt.Errorf("set read deadline: %w", err)
 	}
 	p, err := readFrame(c.r, c.maxFrame, c.s.Scope())

@@ -42,10 +42,16 @@
 //     fit a frame cannot be served (the server answers too_large): the node
 //     must keep changes below the frame size, or raise it.
 //   - Every read and write has a deadline (Config.StreamTimeout); a peer
-//     that stops reading or sending is cut off. Sessions are bounded
-//     (Config.MaxStreams) and so are pulls (Config.MaxPulls) and queued
-//     triggers (Config.MaxQueued). A session's length is not bounded
-//     otherwise: a client that keeps asking keeps one session slot.
+//     that stops reading or sending is cut off, and a server session
+//     waits at most Config.IdleTimeout for the client's next message.
+//     Sessions are bounded (Config.MaxStreams, a slot taken only after the
+//     Hello was read and the peer authorized; Config.MaxPeerStreams per
+//     peer, counted from the stream's opening) and so are pulls
+//     (Config.MaxPulls) and queued triggers (Config.MaxQueued). A session's
+//     length is not bounded otherwise: a client that keeps asking keeps one
+//     session slot.
+//   - A pull that keeps failing is logged once, then every
+//     Config.FailLogEvery with the count, and its recovery once.
 //   - The server reads bodies 16 at a time from the Store; the client
 //     decodes and applies them one frame at a time, holding at most three
 //     frames (one applied, one handed over, one decoded). When Apply

@@ -54,6 +54,7 @@ type Replicator struct {
 	log    *slog.Logger
 	client *Client
 	server *Server
+	fails  *failLog      // failing pulls per (peer, db), logged at a bounded rate
 	wake   chan struct{} // cap 1: the queue changed or a slot freed
 
 	// mu guards the trigger state and the status table. Never held
@@ -82,6 +83,7 @@ func New(h host.Host, store Store, cfg Config) *Replicator {
 		log:    cfg.Logger,
 		client: newClient(h, store, cfg, m),
 		server: newServer(h, store, cfg, m),
+		fails:  newFailLog(cfg.FailLogEvery, cfg.MaxQueued),
 		wake:   make(chan struct{}, 1),
 	}
 	r.mu.jobs = map[key]*job{}
@@ -299,6 +301,7 @@ func (r *Replicator) run(ctx context.Context, k key) {
 		s.Last = st
 	})
 	log := r.log.With("peer", k.peer, "db", k.db)
+	fk := string(k.peer) + "\x00" + k.db
 	switch {
 	case ctx.Err() != nil:
 	case errors.Is(err, ErrNoDB):
@@ -306,7 +309,21 @@ func (r *Replicator) run(ctx context.Context, k key) {
 	case errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}):
 		log.Debug("sync skipped: peer does not speak the protocol")
 	case err != nil:
-		log.Warn("sync failed", "changes", st.Applied, "dur", dur, "err", err)
+		// A pull that keeps failing is logged once, then at most every
+		// FailLogEvery with the count of failures so far.
+		if n, ok := r.fails.failed(fk); ok {
+			log.Warn("sync failed", "changes", st.Applied, "dur", dur, "failures", n, "err", err)
+		} else {
+			log.Debug("sync failed", "changes", st.Applied, "dur", dur, "failures", n, "err", err)
+		}
+	}
+	if err == nil {
+		if n := r.fails.ok(fk); n > 0 {
+			log.Info("sync recovered", "failures", n)
+		}
+	}
+	switch {
+	case err != nil || ctx.Err() != nil:
 	case st.Applied > 0:
 		log.Info("sync done", "changes", st.Applied, "bytes", st.Bytes, "seq", st.Checkpoint, "dur", dur)
 	default:

@@ -39,12 +39,14 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	m     *metrics
-	slots chan struct{} // one per running session, cap MaxStreams
+	slots chan struct{} // one per authorized session, cap MaxStreams
+	fails *failLog      // failing sessions per peer, logged at a bounded rate
 
-	// mu guards closed and the Add of wg against Run's Wait.
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	// mu guards closed, the Add of wg against Run's Wait, and perPeer.
+	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
+	perPeer map[peer.ID]int // open streams per peer, at most MaxPeerStreams each
 }
 
 // NewServer returns a server of store's databases on h. It panics if cfg
@@ -64,8 +66,10 @@ func NewServer(h host.Host, store Store, cfg Config) *Server {
 func newServer(h host.Host, store Store, cfg Config, m *metrics) *Server {
 	return &Server{
 		h: h, store: store, cfg: cfg, m: m,
-		log:   cfg.Logger.With("role", "server"),
-		slots: make(chan struct{}, cfg.MaxStreams),
+		log:     cfg.Logger.With("role", "server"),
+		slots:   make(chan struct{}, cfg.MaxStreams),
+		fails:   newFailLog(cfg.FailLogEvery, cfg.MaxQueued),
+		perPeer: map[peer.ID]int{},
 	}
 }
 
@@ -91,30 +95,44 @@ func (s *Server) Run(ctx context.Context) error {
 // stream libp2p opened for a remote client. It owns the stream: it is
 // closed or reset when handle returns.
 func (s *Server) handle(ctx context.Context, st network.Stream, session func(context.Context, *conn, peer.ID) error) {
+	start := time.Now()
+	remote := st.Conn().RemotePeer()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		_ = st.Reset()
 		return
 	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-
-	start := time.Now()
-	remote := st.Conn().RemotePeer()
-	log := s.log.With("peer", remote)
-	c := newConn(st, s.cfg.StreamTimeout, s.cfg.MaxFrameBytes)
-
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		c.writeError(fmt.Errorf("%w: %d sessions", ErrBusy, cap(s.slots)))
+	// One peer holds at most MaxPeerStreams streams, counted before its
+	// Hello: streams that never send one cannot pile up either.
+	if s.perPeer[remote] >= s.cfg.MaxPeerStreams {
+		s.mu.Unlock()
+		c := newConn(st, s.cfg.StreamTimeout, s.cfg.MaxFrameBytes)
+		c.writeError(fmt.Errorf("%w: %d sessions of this peer", ErrBusy, s.cfg.MaxPeerStreams))
 		_ = st.Close()
 		s.m.session("server", "busy", time.Since(start).Seconds())
 		return
 	}
+	s.perPeer[remote]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.perPeer[remote]--; s.perPeer[remote] <= 0 {
+			delete(s.perPeer, remote)
+		}
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+
+	log := s.log.With("peer", remote)
+	c := newConn(st, s.cfg.StreamTimeout, s.cfg.MaxFrameBytes)
+	c.readTimeout = s.cfg.IdleTimeout
+	defer func() {
+		if c.slot {
+			<-s.slots
+		}
+	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -127,6 +145,9 @@ func (s *Server) handle(ctx context.Context, st network.Stream, session func(con
 	switch {
 	case res == "ok":
 		_ = st.Close()
+		if n := s.fails.ok(string(remote)); n > 0 {
+			log.Info("sync sessions recovered", "failures", n)
+		}
 		return
 	case res == "canceled":
 		_ = st.Reset()
@@ -142,11 +163,17 @@ func (s *Server) handle(ctx context.Context, st network.Stream, session func(con
 		c.writeError(err)
 		_ = st.Close()
 	}
-	if res == "no_db" || res == "forbidden" || res == "snapshot_needed" {
+	if res == "no_db" || res == "forbidden" || res == "snapshot_needed" || res == "busy" {
 		log.Debug("sync session refused", "err", err)
 		return
 	}
-	log.Warn("sync session failed", "err", err, "dur", time.Since(start))
+	// A peer whose sessions keep failing is logged once, then at most every
+	// FailLogEvery with the count.
+	if n, ok := s.fails.failed(string(remote)); ok {
+		log.Warn("sync session failed", "err", err, "dur", time.Since(start), "failures", n)
+	} else {
+		log.Debug("sync session failed", "err", err, "dur", time.Since(start), "failures", n)
+	}
 }
 
 // errRemoteClosed: the client ended the session with an Error message.
@@ -201,7 +228,8 @@ func (s *Server) session(ctx context.Context, c *conn, remote peer.ID) error {
 }
 
 // admit checks a session's opening (its version, its frame limit) and the
-// client's right to read db, and caps the session's frames.
+// client's right to read db, caps the session's frames and takes a session
+// slot (ErrBusy when all Config.MaxStreams are taken).
 func (s *Server) admit(ctx context.Context, c *conn, remote peer.ID, db string, version, want, maxFrame uint32) error {
 	if version != want {
 		return fmt.Errorf("%w: unsupported version %d", ErrBadRequest, version)
@@ -214,6 +242,18 @@ func (s *Server) admit(ctx context.Context, c *conn, remote peer.ID, db string, 
 		if err := a.AuthorizeRead(ctx, db, remote); err != nil {
 			return fmt.Errorf("authorize %s: %w", db, err)
 		}
+	}
+	// Only an authorized session takes one of the MaxStreams slots (handle
+	// gives it back), so a peer that may not read, or never says Hello,
+	// cannot keep an honest one out.
+	if c.slot {
+		return nil
+	}
+	select {
+	case s.slots <- struct{}{}:
+		c.slot = true
+	default:
+		return fmt.Errorf("%w: %d sessions", ErrBusy, cap(s.slots))
 	}
 	return nil
 }

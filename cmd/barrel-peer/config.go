@@ -71,7 +71,9 @@ type p2pConfig struct {
 	Heartbeat         time.Duration `koanf:"heartbeat"`
 	AntiEntropy       time.Duration `koanf:"anti_entropy"`
 	Rendezvous        time.Duration `koanf:"rendezvous"`
-	SwarmKeyFile      string        `koanf:"swarm_key_file"` // private network key, IPFS format
+	SyncIdle          time.Duration `koanf:"sync_idle"`         // a served sync session idle this long is closed
+	SyncPeerStreams   int           `koanf:"sync_peer_streams"` // sync streams one peer may hold open here
+	SwarmKeyFile      string        `koanf:"swarm_key_file"`    // private network key, IPFS format
 }
 
 // node returns the node's P2P configuration: nil when networking is off.
@@ -96,6 +98,8 @@ func (c p2pConfig) node() *node.P2PConfig {
 		Heartbeat:         c.Heartbeat,
 		AntiEntropy:       c.AntiEntropy,
 		Rendezvous:        c.Rendezvous,
+		SyncIdle:          c.SyncIdle,
+		SyncPeerStreams:   c.SyncPeerStreams,
 		SwarmKeyFile:      c.SwarmKeyFile,
 	}
 }
@@ -266,7 +270,7 @@ func (c p2pConfig) validate() []error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"debounce", c.Debounce}, {"heartbeat", c.Heartbeat}, {"anti_entropy", c.AntiEntropy}, {"rendezvous", c.Rendezvous}} {
+	}{{"debounce", c.Debounce}, {"heartbeat", c.Heartbeat}, {"anti_entropy", c.AntiEntropy}, {"rendezvous", c.Rendezvous}, {"sync_idle", c.SyncIdle}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("p2p.%s %v: want >= 0", d.key, d.v))
 		}
@@ -274,7 +278,7 @@ func (c p2pConfig) validate() []error {
 	for _, n := range []struct {
 		key string
 		v   int64
-	}{{"conn_low", int64(c.ConnLow)}, {"conn_high", int64(c.ConnHigh)}, {"max_memory_bytes", c.MaxMemoryBytes}, {"max_fds", int64(c.MaxFDs)}} {
+	}{{"conn_low", int64(c.ConnLow)}, {"conn_high", int64(c.ConnHigh)}, {"max_memory_bytes", c.MaxMemoryBytes}, {"max_fds", int64(c.MaxFDs)}, {"sync_peer_streams", int64(c.SyncPeerStreams)}} {
 		if n.v < 0 {
 			errs = append(errs, fmt.Errorf("p2p.%s %d: want >= 0", n.key, n.v))
 		}
