@@ -5,21 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
-)
-
-// Limits on a change. Decode enforces them before allocating for what it reads.
-const (
-	MaxChangeBytes = 10 << 20 // encoded size of one change (a document body is at most 8 MiB over HTTP)
-	MaxOps         = 100_000  // operations in one change
-	MaxParents     = 1024     // parents of one change
-	MaxIDBytes     = 512      // database and document id length
-	MaxPathBytes   = 4096     // one JSON pointer
-	MaxProof       = 6        // Merkle proof length: groups of at most 2^6 changes share a signature
 )
 
 // ID is a change's content id: SHA-256 of its canonical encoding without the
@@ -124,7 +115,8 @@ type Verifier func(author, data, sig []byte) error
 
 var (
 	encMode cbor.EncMode
-	decMode cbor.DecMode
+	decMode cbor.DecMode // changes (from a peer or the store): the reader limits of limits.go
+	stDec   cbor.DecMode // states, which only this node writes: bounded by their bytes
 )
 
 func init() {
@@ -133,17 +125,21 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	decMode, err = cbor.DecOptions{
-		MaxNestedLevels:  MaxDepth + 8,
-		MaxArrayElements: MaxOps,
-		MaxMapPairs:      1 << 20,
+	opts := cbor.DecOptions{
+		MaxNestedLevels:  changeNesting,
+		MaxArrayElements: changeArray,
+		MaxMapPairs:      changeMapPairs,
 		DefaultMapType:   reflect.TypeOf(map[string]any(nil)),
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		IndefLength:      cbor.IndefLengthForbidden,
 		TagsMd:           cbor.TagsForbidden,
 		UTF8:             cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
+	}
+	if decMode, err = opts.DecMode(); err != nil {
+		panic(err)
+	}
+	opts.MaxNestedLevels, opts.MaxArrayElements, opts.MaxMapPairs = stateNesting, math.MaxInt32, math.MaxInt32
+	if stDec, err = opts.DecMode(); err != nil {
 		panic(err)
 	}
 }
@@ -154,7 +150,9 @@ func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
 
 // Unmarshal decodes deterministic CBOR produced by Marshal into v. Values
 // typed any come back as CBOR decodes them; pass them through Normalize.
-func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
+// It is for what this node stored: like DecodeState it is bounded by the
+// bytes given, not by element counts (the reader limits of limits.go).
+func Unmarshal(data []byte, v any) error { return stDec.Unmarshal(data, v) }
 
 // unsignedBytes is the encoding the content id and the signature cover.
 func (c *Change) unsignedBytes() ([]byte, error) {
@@ -178,8 +176,12 @@ func (c *Change) Seal(s Signer) error {
 	if err != nil {
 		return fmt.Errorf("encode change: %w", err)
 	}
-	c.id = sha256.Sum256(ub)
 	c.unsigned = ub
+	if err := c.CheckLimits(); err != nil {
+		c.unsigned = nil
+		return err
+	}
+	c.id = sha256.Sum256(ub)
 	if s != nil {
 		sig, err := s.Sign(c.id[:])
 		if err != nil {
@@ -270,9 +272,6 @@ func (c *Change) validate() error {
 	}
 	if len(c.Parents) > MaxParents {
 		return bad("%d parents exceed %d", len(c.Parents), MaxParents)
-	}
-	if len(c.Ops) > MaxOps {
-		return bad("%d ops exceed %d", len(c.Ops), MaxOps)
 	}
 	if c.Tx != nil && (c.Tx.ID == "" || len(c.Tx.ID) > MaxIDBytes || c.Tx.Count == 0) {
 		return bad("malformed transaction tag")
