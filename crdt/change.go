@@ -277,8 +277,8 @@ func (c *Change) validate() error {
 		return bad("malformed transaction tag")
 	}
 	for i, op := range c.Ops {
-		if len(op.Path) > MaxPathBytes {
-			return bad("op %d: path longer than %d bytes", i, MaxPathBytes)
+		if len(op.Path) > changePathBytes { // CheckLimits holds a writer to MaxPathBytes
+			return bad("op %d: path longer than %d bytes", i, changePathBytes)
 		}
 		if _, err := ParsePointer(op.Path); err != nil {
 			return bad("op %d: %v", i, err)

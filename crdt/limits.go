@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"unicode/utf8"
 )
 
@@ -76,15 +75,17 @@ const (
 	changeArray = 2 * max(MaxOps, MaxArrayElements, MaxParents)
 	// changeMapPairs is the largest CBOR map Decode accepts.
 	changeMapPairs = 2 * MaxObjectKeys
+	// changePathBytes is the longest operation path Decode accepts.
+	changePathBytes = 2 * MaxPathBytes
 	// stateNesting is the nesting a stored state may have. A state is data
 	// this node wrote after checking it, so the reader is bounded by the
 	// stored bytes only: counts are not limited (the CBOR decoder checks a
 	// declared count against the bytes present before allocating), and
-	// nesting only as far as recursion must be. 4096 exceeds anything
-	// applying valid changes can build (a path of MaxPathBytes has at most
-	// 2048 tokens, a value MaxDepth levels), including stores written
-	// before the depth limit counted the path.
-	stateNesting = 4096
+	// nesting only as far as recursion must be: past anything applying
+	// changes Decode accepts can build (a path of changePathBytes has at
+	// most changePathBytes/2 tokens, a value MaxDepth levels), including
+	// stores written before the depth limit counted the path.
+	stateNesting = changePathBytes/2 + 2*MaxDepth
 )
 
 // ErrLimit is what every *LimitError matches: a write or a received change
@@ -160,8 +161,7 @@ const sealSlack = 256 + MaxProof*(2+len(ID{})) + 16
 // deterministic walk: members in key order), nil otherwise. body must be
 // normalized.
 func CheckBody(body map[string]any) error {
-	w := limitWalker{}
-	n, err := w.value(body, "", 0)
+	n, err := walkLimits(body, "", 0)
 	if err != nil {
 		return err
 	}
@@ -177,8 +177,7 @@ func CheckBody(body map[string]any) error {
 // MaxDepth tokens and MaxPathBytes. It does not check the document's total
 // size (CheckBody does).
 func CheckValue(v any, path string, depth int) error {
-	w := limitWalker{}
-	n, err := w.value(v, path, depth)
+	n, err := walkLimits(v, path, depth)
 	if err == nil && n > MaxDocBytes {
 		err = &LimitError{Limit: LimitDocBytes, Path: path, Got: n, Max: MaxDocBytes}
 	}
@@ -223,9 +222,22 @@ func (c *Change) CheckLimits() error {
 	return nil
 }
 
+// walkLimits checks a normalized value against the document limits and
+// returns its canonical CBOR size. The first walk visits members in map
+// order (no sorting on the write path); only when it finds a limit passed
+// does a second, sorted walk find the first one in key order, so that the
+// error is the same on every run.
+func walkLimits(v any, path string, depth int) (int64, error) {
+	n, err := limitWalker{}.value(v, path, depth)
+	if err != nil {
+		_, err = limitWalker{sorted: true}.value(v, path, depth)
+	}
+	return n, err
+}
+
 // limitWalker walks a normalized value, checking the document limits and
 // adding up its canonical CBOR size.
-type limitWalker struct{}
+type limitWalker struct{ sorted bool }
 
 func (w limitWalker) value(v any, path string, depth int) (int64, error) {
 	if depth > MaxDepth {
@@ -270,24 +282,30 @@ func (w limitWalker) value(v any, path string, depth int) (int64, error) {
 			return 0, &LimitError{Limit: LimitObjectKeys, Path: path, Got: int64(len(x)), Max: MaxObjectKeys}
 		}
 		n := cborHead(uint64(len(x)))
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		member := func(k string) error {
 			if len(k) > MaxStringBytes {
-				return 0, &LimitError{Limit: LimitStringBytes, Path: path, Got: int64(len(k)), Max: MaxStringBytes}
+				return &LimitError{Limit: LimitStringBytes, Path: path, Got: int64(len(k)), Max: MaxStringBytes}
 			}
 			p := path + "/" + escapeToken(k)
 			if len(p) > MaxPathBytes {
-				return 0, &LimitError{Limit: LimitPathBytes, Path: truncatePath(p), Got: int64(len(p)), Max: MaxPathBytes}
+				return &LimitError{Limit: LimitPathBytes, Path: truncatePath(p), Got: int64(len(p)), Max: MaxPathBytes}
 			}
 			m, err := w.value(x[k], p, depth+1)
-			if err != nil {
-				return 0, err
-			}
 			n += cborHead(uint64(len(k))) + int64(len(k)) + m
+			return err
+		}
+		if w.sorted {
+			for _, k := range sortedKeys(x) {
+				if err := member(k); err != nil {
+					return 0, err
+				}
+			}
+		} else {
+			for k := range x {
+				if err := member(k); err != nil {
+					return 0, err
+				}
+			}
 		}
 		return n, nil
 	}

@@ -24,8 +24,9 @@ func TestReaderLimitsCoverWriters(t *testing.T) {
 		// state array, conflicts array, conflict array, then a value; a
 		// stored body as deep as the longest path allows.
 		{"state nesting holds conflicts", stateNesting, 3 + MaxDepth + 1},
-		{"state nesting holds the deepest path", stateNesting, MaxPathBytes/2 + MaxDepth + 2},
+		{"state nesting holds the deepest path", stateNesting, changePathBytes/2 + MaxDepth + 2},
 		{"change bytes hold a sealed change", MaxChangeBytes, MaxChangeBytes - sealSlack},
+		{"change paths hold a writer's path", changePathBytes, MaxPathBytes + 1},
 	} {
 		if tc.reader < tc.writer {
 			t.Errorf("%s: reader limit %d < %d", tc.name, tc.reader, tc.writer)
@@ -159,8 +160,7 @@ func TestDocBytesIsTheEncodedSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := limitWalker{}
-		n, err := w.value(body, "", 0)
+		n, err := walkLimits(body, "", 0)
 		if err != nil || n != int64(len(enc)) {
 			t.Errorf("size %d (%v), encoding %d bytes", n, err, len(enc))
 		}

@@ -177,9 +177,22 @@ func normalizeBody(body map[string]any) (map[string]any, error) {
 	}
 	v, err := crdt.Normalize(body)
 	if err != nil {
-		return nil, invalid("body", "%v", err)
+		return nil, invalidValue("body", err)
 	}
 	return v.(map[string]any), nil
+}
+
+// invalidValue is the error for a value Normalize refused: a
+// *crdt.LimitError as it is (ErrTooLarge), anything else ErrInvalid.
+func invalidValue(what string, err error, args ...any) error {
+	var le *crdt.LimitError
+	if errors.As(err, &le) {
+		return le
+	}
+	if len(args) > 0 {
+		return invalid(what, "%s: %v", fmt.Sprint(args...), err)
+	}
+	return invalid(what, "%v", err)
 }
 
 func normalizePatch(p Patch) (*Patch, error) {
@@ -192,7 +205,7 @@ func normalizePatch(p Patch) (*Patch, error) {
 		}
 		v, err := crdt.Normalize(p.Merge)
 		if err != nil {
-			return nil, invalid("body", "%v", err)
+			return nil, invalidValue("body", err)
 		}
 		np.Merge = v.(map[string]any)
 	}
@@ -214,7 +227,7 @@ func normalizePatch(p Patch) (*Patch, error) {
 			}
 			v, err := crdt.Normalize(delta)
 			if err != nil {
-				return nil, invalid("body", "increment of %s: %v", path, err)
+				return nil, invalidValue("body", err, "increment of ", path)
 			}
 			switch v.(type) {
 			case int64, float64:
@@ -238,7 +251,7 @@ func normalizePatch(p Patch) (*Patch, error) {
 			}
 			v, err := crdt.Normalize(elems)
 			if err != nil {
-				return nil, invalid("body", "set elements of %s: %v", path, err)
+				return nil, invalidValue("body", err, "set elements of ", path)
 			}
 			(*m.out)[path] = v.([]any)
 		}
