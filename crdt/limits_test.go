@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // TestReaderLimitsCoverWriters: every decoder limit is a margin above the
@@ -254,4 +256,102 @@ func TestConcurrentMaximalDocumentsStayReadable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// genNearLimits draws a document that sits near the limits: a chain of
+// containers around MaxDepth deep, and now and then an array, an object, a
+// string or a member name at, below or just past its limit.
+func genNearLimits(t *rapid.T) map[string]any {
+	near := func(limit int, label string) int {
+		return limit + rapid.IntRange(-1, 1).Draw(t, label)
+	}
+	body := map[string]any{"small": int64(1)}
+	// A chain of objects and arrays of about MaxDepth levels.
+	levels := rapid.IntRange(MaxDepth-3, MaxDepth+2).Draw(t, "levels")
+	var v any = rapid.SampledFrom([]any{"leaf", int64(7), nil, 1.5}).Draw(t, "leaf")
+	for range levels - 1 {
+		if rapid.Bool().Draw(t, "array level") {
+			v = []any{v}
+		} else {
+			v = map[string]any{"k": v}
+		}
+	}
+	body["chain"] = v
+	switch rapid.IntRange(0, 9).Draw(t, "big part") { // one in ten of each big part: they cost most of the run
+	case 0:
+		a := make([]any, near(MaxArrayElements, "elements"))
+		for i := range a {
+			a[i] = int64(i)
+		}
+		body["array"] = a
+	case 1:
+		n := near(MaxObjectKeys, "members")
+		o := make(map[string]any, n)
+		for i := range n {
+			o[fmt.Sprint(i)] = true
+		}
+		body["object"] = o
+	case 2:
+		n := near(MaxStringBytes, "string bytes") // in two-byte runes, to count bytes, not runes
+		body["string"] = strings.Repeat("é", n/2) + strings.Repeat("x", n%2)
+	case 3:
+		// "/" + key: a pointer around MaxPathBytes.
+		body[strings.Repeat("k", near(MaxPathBytes, "path bytes")-1)] = int64(1)
+	}
+	return body
+}
+
+// TestNearLimitsAcceptedIsUsable: whatever CheckBody accepts seals, encodes,
+// decodes as a change and as a state with the same body; whatever it
+// refuses is a *LimitError, and Seal refuses the same write for every limit
+// a single change can pass (all but the document's total size).
+func TestNearLimitsAcceptedIsUsable(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		body := genNearLimits(t)
+		err := CheckBody(body)
+		r := newReplica(0)
+		c := &Change{DB: "db", Doc: "doc", Author: r.author, Ops: Diff(nil, body, nil)}
+		serr := c.Seal(r.signer)
+		if err != nil {
+			var le *LimitError
+			if !errors.As(err, &le) {
+				t.Fatalf("CheckBody: %v is not a LimitError", err)
+			}
+			if le.Limit != LimitDocBytes && !errors.Is(serr, ErrLimit) {
+				t.Fatalf("CheckBody refuses (%v) but Seal accepts (%v)", err, serr)
+			}
+			return
+		}
+		if serr != nil {
+			t.Fatalf("CheckBody accepts but Seal refuses: %v", serr)
+		}
+		enc, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("decode an accepted change: %v", err)
+		}
+		if err := dc.CheckLimits(); err != nil {
+			t.Fatalf("a receiver refuses an accepted change: %v", err)
+		}
+		st := NewState()
+		if !st.ApplyNext(dc) {
+			t.Fatal("apply")
+		}
+		senc, err := st.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, dec := range map[string]func([]byte) (*State, error){"DecodeState": DecodeState, "DecodeView": DecodeView} {
+			got, err := dec(senc)
+			if err != nil {
+				t.Fatalf("%s of an accepted document: %v", name, err)
+			}
+			if !Equal(got.Body, body) {
+				t.Fatalf("%s: body differs", name)
+			}
+		}
+	})
 }

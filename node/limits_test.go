@@ -261,3 +261,58 @@ func TestIncrOfNonNumberRefused(t *testing.T) {
 		t.Fatalf("body %v conflicts %v", doc.Body, doc.Conflicts)
 	}
 }
+
+// TestConcurrentMaximalDocumentsMerge: two peers write maximal documents to
+// one id while apart (an array of MaxArrayElements, then a body of
+// MaxDocBytes). Once connected, both hold the merged state, one body plus
+// the other in _conflicts (past what one write may leave, which merges may
+// do), byte-identical; it reads, lists, compacts, and a local write that
+// saw both resolves the conflict.
+func TestConcurrentMaximalDocumentsMerge(t *testing.T) {
+	ctx := t.Context()
+	tn := newTestNet(t, 2)
+	tn.createDB("db")
+	d0, d1 := tn.db(0, "db"), tn.db(1, "db")
+	for i, d := range []*DB{d0, d1} {
+		a := arrayBody(crdt.MaxArrayElements)
+		a["a"].([]any)[0] = 1000 + i
+		mustPut(t, d, "arr", a, "")
+		b := sizedBody(crdt.MaxDocBytes)
+		b["s00"] = fmt.Sprint(i) + b["s00"].(string)[1:]
+		mustPut(t, d, "big", b, "")
+	}
+	tn.connect(0, 1)
+	waitFor(t, "both peers to hold both writes", 60*time.Second, func() bool {
+		_, diff := tn.docsAgree("db")
+		return diff == "" && tn.converged("db")
+	})
+	for i, d := range []*DB{d0, d1} {
+		for _, id := range []string{"arr", "big"} {
+			doc, err := d.Get(ctx, id)
+			if err != nil || len(doc.Conflicts) != 1 || len(doc.Revs) != 2 {
+				t.Fatalf("peer %d: get %s: %d conflicts, %d heads, %v; want 1 and 2", i, id, len(doc.Conflicts), len(doc.Revs), err)
+			}
+		}
+		if list, err := d.List(ctx, ListOptions{}); err != nil || len(list) != 2 {
+			t.Fatalf("peer %d: list: %v %v", i, list, err)
+		}
+		if _, err := d.Compact(ctx, &Retention{}); err != nil {
+			t.Fatalf("peer %d: compact: %v", i, err)
+		}
+	}
+	st, _, err := d0.readState("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := st.Encode()
+	if len(enc) <= crdt.MaxDocBytes {
+		t.Fatalf("merged state of %d bytes: the test does not pass the document limit", len(enc))
+	}
+	// A write that saw both resolves the conflict and is within the limits.
+	if _, err := d0.Patch(ctx, "big", Patch{Merge: map[string]any{"s00": "short"}}); err != nil {
+		t.Fatalf("patch after the merge: %v", err)
+	}
+	if doc := mustGet(t, d0, "big"); len(doc.Conflicts) != 0 {
+		t.Fatalf("conflicts after a write that saw both: %d", len(doc.Conflicts))
+	}
+}
