@@ -41,8 +41,9 @@ type response struct {
 // caller read: the change's parents are that revision and only the fields
 // that differ from it are written, so concurrent editors of different fields
 // keep each other's edits. Without rev the base is the current revision.
-// Body keys must not start with '_'. Errors: ErrInvalid, ErrRevMismatch,
-// ErrOverloaded, ErrClosed.
+// Body keys must not start with '_'. Errors: ErrInvalid, ErrTooLarge (a
+// *crdt.LimitError: the document would pass a limit of crdt/limits.go),
+// ErrRevMismatch, ErrOverloaded, ErrClosed.
 func (d *DB) Put(ctx context.Context, id string, body map[string]any, rev string) (Result, error) {
 	nb, err := normalizeBody(body)
 	if err != nil {
@@ -53,7 +54,10 @@ func (d *DB) Put(ctx context.Context, id string, body map[string]any, rev string
 
 // Patch applies a JSON merge patch plus counter increments and set
 // additions and removals to an existing document. ErrNotFound if the
-// document does not exist or is deleted.
+// document does not exist or is deleted; ErrInvalid for an increment of a
+// path that holds something other than a number (or leads through a
+// non-object) in the patched document, which would replace it; ErrTooLarge
+// as for Put.
 func (d *DB) Patch(ctx context.Context, id string, p Patch) (Result, error) {
 	np, err := normalizePatch(p)
 	if err != nil {
