@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -202,11 +203,7 @@ func (c *Change) CheckLimits() error {
 		if op.Value == nil {
 			continue
 		}
-		tokens, err := ParsePointer(op.Path)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidChange, err)
-		}
-		depth := len(tokens)
+		depth := strings.Count(op.Path, "/") // a pointer's tokens; "/" inside one is escaped as ~1
 		if op.Kind == OpAdd || op.Kind == OpRemove {
 			depth++ // a set element is an element of the array at Path
 		}

@@ -277,7 +277,7 @@ func genNearLimits(t *rapid.T) map[string]any {
 		}
 	}
 	body["chain"] = v
-	switch rapid.IntRange(0, 9).Draw(t, "big part") { // one in ten of each big part: they cost most of the run
+	switch rapid.IntRange(0, 19).Draw(t, "big part") { // one in 20 of each big part: they cost most of the run
 	case 0:
 		a := make([]any, near(MaxArrayElements, "elements"))
 		for i := range a {
