@@ -325,3 +325,34 @@ func TestConcurrentMaximalDocumentsMerge(t *testing.T) {
 		t.Fatalf("conflicts after a write that saw both: %d", len(doc.Conflicts))
 	}
 }
+
+// TestRefusedPatchLeavesNoTrace: a patch refused by the size of the
+// document it would leave (checked after the merge, which changes the
+// cached state in place) leaves the document as it was: the same revision,
+// and a later write does not carry the refused fields.
+func TestRefusedPatchLeavesNoTrace(t *testing.T) {
+	ctx := t.Context()
+	_, d := testDB(t)
+	body := sizedBody(crdt.MaxDocBytes - 2<<20)
+	rev := mustPut(t, d, "doc", body, "")
+	huge := map[string]any{"more1": strings.Repeat("y", crdt.MaxStringBytes), "more2": strings.Repeat("y", crdt.MaxStringBytes)}
+	_, err := d.Patch(ctx, "doc", Patch{Merge: huge})
+	var le *crdt.LimitError
+	if !errors.As(err, &le) || le.Limit != crdt.LimitDocBytes {
+		t.Fatalf("patch past max_doc_bytes: %v", err)
+	}
+	if doc := mustGet(t, d, "doc"); doc.Rev != rev {
+		t.Fatalf("revision %s after a refused patch, want %s", doc.Rev, rev)
+	}
+	if _, err := d.Patch(ctx, "doc", Patch{Merge: map[string]any{"small": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	doc := mustGet(t, d, "doc")
+	if _, ok := doc.Body["more1"]; ok || doc.Body["small"] != int64(1) || len(doc.Body) != len(body)+1 {
+		t.Fatalf("after a refused patch and a small one: %d fields, more1 present %v", len(doc.Body), ok)
+	}
+	h, err := d.History(ctx, "doc")
+	if err != nil || len(h) != 2 {
+		t.Fatalf("history: %d revisions (%v), want 2", len(h), err)
+	}
+}
