@@ -200,8 +200,8 @@ func (c *Change) CheckLimits() error {
 		if len(op.Path) > MaxPathBytes {
 			return &LimitError{Limit: LimitPathBytes, Path: truncatePath(op.Path), Got: int64(len(op.Path)), Max: MaxPathBytes}
 		}
-		if op.Value == nil {
-			continue
+		if op.Kind == OpDelete || op.Kind == OpDeleteDoc {
+			continue // writes no value (a null set is a value at its path)
 		}
 		depth := strings.Count(op.Path, "/") // a pointer's tokens; "/" inside one is escaped as ~1
 		if op.Kind == OpAdd || op.Kind == OpRemove {
@@ -222,7 +222,7 @@ func (c *Change) CheckLimits() error {
 // walkLimits checks a normalized value against the document limits and
 // returns its canonical CBOR size. The first walk visits members in map
 // order and counts path lengths without building paths (it runs on every
-// write: about 0.5 µs for a 200-byte document); only when it finds a limit
+// write: about 0.26 µs and no allocation for a 200-byte document); only when it finds a limit
 // passed does a second walk, in key order and building paths, report the
 // first one, so that the error is the same on every run.
 func walkLimits(v any, path string, depth int) (int64, error) {

@@ -194,6 +194,12 @@ func TestChangePastLimitsDecodesAndIsRefused(t *testing.T) {
 	if err := deep.Seal(nil); !errors.Is(err, ErrLimit) {
 		t.Fatalf("Seal of a too deep path+value: got %v, want ErrLimit", err)
 	}
+	// A null counts like any value: set at a path of MaxDepth+1 tokens, it
+	// would leave a body too deep.
+	null := &Change{DB: "db", Doc: "doc", Author: pub, Ops: []Op{{Kind: OpSet, Path: strings.Repeat("/p", MaxDepth+1)}}}
+	if err := null.Seal(nil); !errors.Is(err, ErrLimit) {
+		t.Fatalf("Seal of a null too deep: got %v, want ErrLimit", err)
+	}
 	big := &Change{DB: "db", Doc: "doc", Author: pub}
 	for i := range 11 {
 		big.Ops = append(big.Ops, Op{Kind: OpSet, Path: fmt.Sprintf("/s%d", i), Value: strings.Repeat("x", MaxStringBytes)})
