@@ -165,7 +165,9 @@ func (c *Change) unsignedBytes() ([]byte, error) {
 var unsignedTail = []byte{0xf6, 0xf6, 0x00}
 
 // Seal validates the change, normalizes its parents, computes its id and
-// signs it. The change must not be modified afterwards.
+// signs it. The change must not be modified afterwards. A change past a
+// writer limit (CheckLimits) is a *LimitError matching ErrLimit; any other
+// invalid change matches ErrInvalidChange.
 func (c *Change) Seal(s Signer) error {
 	slices.SortFunc(c.Parents, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	c.Parents = slices.Compact(c.Parents)
@@ -216,6 +218,8 @@ func (c *Change) EncodeSealed() ([]byte, error) {
 
 // Decode parses and validates an encoded change and computes its id. It never
 // panics on arbitrary input; a too large input is refused before decoding.
+// It accepts a margin past the writer limits (limits.go): a receiver calls
+// CheckLimits to refuse such a change by id.
 func Decode(data []byte) (*Change, error) {
 	if len(data) > MaxChangeBytes {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalidChange, len(data), MaxChangeBytes)
