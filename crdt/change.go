@@ -5,21 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
-)
-
-// Limits on a change. Decode enforces them before allocating for what it reads.
-const (
-	MaxChangeBytes = 10 << 20 // encoded size of one change (a document body is at most 8 MiB over HTTP)
-	MaxOps         = 100_000  // operations in one change
-	MaxParents     = 1024     // parents of one change
-	MaxIDBytes     = 512      // database and document id length
-	MaxPathBytes   = 4096     // one JSON pointer
-	MaxProof       = 6        // Merkle proof length: groups of at most 2^6 changes share a signature
 )
 
 // ID is a change's content id: SHA-256 of its canonical encoding without the
@@ -138,7 +129,8 @@ type Verifier func(author, data, sig []byte) error
 
 var (
 	encMode cbor.EncMode
-	decMode cbor.DecMode
+	decMode cbor.DecMode // changes (from a peer or the store): the reader limits of limits.go
+	stDec   cbor.DecMode // states, which only this node writes: bounded by their bytes
 )
 
 func init() {
@@ -147,17 +139,21 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	decMode, err = cbor.DecOptions{
-		MaxNestedLevels:  MaxDepth + 8,
-		MaxArrayElements: MaxOps,
-		MaxMapPairs:      1 << 20,
+	opts := cbor.DecOptions{
+		MaxNestedLevels:  changeNesting,
+		MaxArrayElements: changeArray,
+		MaxMapPairs:      changeMapPairs,
 		DefaultMapType:   reflect.TypeOf(map[string]any(nil)),
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		IndefLength:      cbor.IndefLengthForbidden,
 		TagsMd:           cbor.TagsForbidden,
 		UTF8:             cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
+	}
+	if decMode, err = opts.DecMode(); err != nil {
+		panic(err)
+	}
+	opts.MaxNestedLevels, opts.MaxArrayElements, opts.MaxMapPairs = stateNesting, math.MaxInt32, math.MaxInt32
+	if stDec, err = opts.DecMode(); err != nil {
 		panic(err)
 	}
 }
@@ -168,7 +164,9 @@ func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
 
 // Unmarshal decodes deterministic CBOR produced by Marshal into v. Values
 // typed any come back as CBOR decodes them; pass them through Normalize.
-func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
+// It is for what this node stored: like DecodeState it is bounded by the
+// bytes given, not by element counts (the reader limits of limits.go).
+func Unmarshal(data []byte, v any) error { return stDec.Unmarshal(data, v) }
 
 // unsignedBytes is the encoding the content id and the signature cover.
 func (c *Change) unsignedBytes() ([]byte, error) {
@@ -181,7 +179,9 @@ func (c *Change) unsignedBytes() ([]byte, error) {
 var unsignedTail = []byte{0xf6, 0xf6, 0x00}
 
 // Seal validates the change, normalizes its parents, computes its id and
-// signs it. The change must not be modified afterwards.
+// signs it. The change must not be modified afterwards. A change past a
+// writer limit (CheckLimits) is a *LimitError matching ErrLimit; any other
+// invalid change matches ErrInvalidChange.
 func (c *Change) Seal(s Signer) error {
 	slices.SortFunc(c.Parents, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	c.Parents = slices.Compact(c.Parents)
@@ -192,8 +192,12 @@ func (c *Change) Seal(s Signer) error {
 	if err != nil {
 		return fmt.Errorf("encode change: %w", err)
 	}
-	c.id = sha256.Sum256(ub)
 	c.unsigned = ub
+	if err := c.CheckLimits(); err != nil {
+		c.unsigned = nil
+		return err
+	}
+	c.id = sha256.Sum256(ub)
 	if s != nil {
 		sig, err := s.Sign(c.id[:])
 		if err != nil {
@@ -228,6 +232,8 @@ func (c *Change) EncodeSealed() ([]byte, error) {
 
 // Decode parses and validates an encoded change and computes its id. It never
 // panics on arbitrary input; a too large input is refused before decoding.
+// It accepts a margin past the writer limits (limits.go): a receiver calls
+// CheckLimits to refuse such a change by id.
 func Decode(data []byte) (*Change, error) {
 	if len(data) > MaxChangeBytes {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalidChange, len(data), MaxChangeBytes)
@@ -285,15 +291,12 @@ func (c *Change) validate() error {
 	if len(c.Parents) > MaxParents {
 		return bad("%d parents exceed %d", len(c.Parents), MaxParents)
 	}
-	if len(c.Ops) > MaxOps {
-		return bad("%d ops exceed %d", len(c.Ops), MaxOps)
-	}
 	if c.Tx != nil && (c.Tx.ID == "" || len(c.Tx.ID) > MaxIDBytes || c.Tx.Count == 0) {
 		return bad("malformed transaction tag")
 	}
 	for i, op := range c.Ops {
-		if len(op.Path) > MaxPathBytes {
-			return bad("op %d: path longer than %d bytes", i, MaxPathBytes)
+		if len(op.Path) > changePathBytes { // CheckLimits holds a writer to MaxPathBytes
+			return bad("op %d: path longer than %d bytes", i, changePathBytes)
 		}
 		if _, err := ParsePointer(op.Path); err != nil {
 			return bad("op %d: %v", i, err)

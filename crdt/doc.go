@@ -33,14 +33,29 @@
 //     later change that saw it resolves it. Any change resolves every conflict
 //     whose revision it saw (an empty change is enough).
 //   - incr adds to a number; concurrent increments add up. A set that sorts
-//     after increments replaces the counter.
+//     after increments replaces the counter. An increment that meets a
+//     non-number (a string, an array, an object, or a non-object on the way
+//     to its path) replaces it with the delta and keeps the replaced value in
+//     Conflicts, even if it saw the write that made it: it is never silent.
 //   - add/remove on a path make it an observed-remove set (add wins over a
 //     concurrent remove); it reads as a sorted array.
 //   - deleteDoc deletes the document unless a write it did not see exists; a
 //     concurrent write keeps the document alive (update wins over delete) and
 //     the delete is shown as a conflict at path "".
 //
-// Limits: arrays are atomic values (set as a whole); replay of a document
-// costs O(n log n + n²/64) in its number of changes, which history compaction
-// bounds.
+// # Size and shape limits
+//
+// limits.go defines every limit once (MaxDepth, MaxArrayElements,
+// MaxObjectKeys, MaxStringBytes, MaxPathBytes, MaxDocBytes, MaxStateBytes,
+// MaxChangeBytes, MaxOps, MaxParents, MaxIDBytes). Seal refuses a change past
+// its limits and [CheckBody] a document past its own, both with a
+// *[LimitError] matching [ErrLimit]; [Change.CheckLimits] is the check a
+// receiver runs on a change a peer sends. The decoders are never tighter:
+// [Decode] accepts a margin more than a writer may write, and [DecodeState]
+// and [Unmarshal] read what this node stored bounded by its bytes only, so
+// whatever was accepted stays readable (DESIGN.md invariant 8).
+//
+// Other limits: arrays are atomic values (set as a whole); replay of a
+// document costs O(n log n + n²/64) in its number of changes, which history
+// compaction bounds.
 package crdt

@@ -58,7 +58,7 @@ func (s *State) Encode() ([]byte, error) { return encMode.Marshal(s) }
 // DecodeState parses a state produced by Encode.
 func DecodeState(data []byte) (*State, error) {
 	s := new(State)
-	if err := decMode.Unmarshal(data, s); err != nil {
+	if err := stDec.Unmarshal(data, s); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
 	if err := s.normalizeValues(); err != nil {
@@ -271,7 +271,18 @@ func (a *applier) remove(path string, tokens []string) {
 	a.s.Writers[path] = Writer{Rev: a.id, Deleted: true}
 }
 
+// incr adds delta to the number at path. What stands in its way (a
+// non-number at path, a non-object at one of its ancestors) is replaced: by
+// delta at path, by objects on the way. Invariant (DESIGN.md 7): the
+// replaced value is never lost silently. It becomes a conflict whether or
+// not the increment saw the write that made it (displace alone would keep
+// only writes the change did not see), and stays in _conflicts until a
+// later change resolves it. A node refuses such an increment from its own
+// API (it is a client error); this rule is for an increment concurrent with
+// the write of a non-number, which only replication brings together, and
+// for a peer that sends one anyway.
 func (a *applier) incr(path string, tokens []string, delta any) {
+	a.keepInTheWay(tokens)
 	parent := a.container(tokens)
 	last := tokens[len(tokens)-1]
 	if _, isSet := a.s.Sets[path]; !isSet {
@@ -286,6 +297,41 @@ func (a *applier) incr(path string, tokens []string, delta any) {
 	a.displace(path, tokens)
 	parent[last] = delta
 	a.s.Writers[path] = Writer{Rev: a.id}
+}
+
+// keepInTheWay records as a conflict the value an increment at tokens is
+// about to replace: a non-number at the path itself, or the first
+// non-object on the way to it. The conflict names the write that made the
+// value (the path's writer, or its nearest ancestor's).
+func (a *applier) keepInTheWay(tokens []string) {
+	var cur any = a.s.Body
+	for i, t := range tokens {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			a.keepValue(FormatPointer(tokens[:i]), cur)
+			return
+		}
+		if cur, ok = m[t]; !ok {
+			return
+		}
+	}
+	switch cur.(type) {
+	case int64, float64:
+		return
+	}
+	a.keepValue(FormatPointer(tokens), cur)
+}
+
+func (a *applier) keepValue(path string, v any) {
+	w, ok := a.s.Writers[path]
+	if !ok {
+		w, ok = a.nearestAncestorWriter(path)
+	}
+	rev := a.id
+	if ok {
+		rev = w.Rev
+	}
+	a.conflict(Conflict{Path: path, Value: Copy(v), Rev: rev})
 }
 
 func addNumbers(cur, delta any) (any, bool) {
@@ -390,7 +436,7 @@ func (a *applier) deleteDoc() {
 // cheaper. The result must not be given to ApplyNext or apply changes.
 func DecodeView(data []byte) (*State, error) {
 	var raw []cbor.RawMessage
-	if err := decMode.Unmarshal(data, &raw); err != nil {
+	if err := stDec.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
 	if len(raw) != 9 {
@@ -401,7 +447,7 @@ func DecodeView(data []byte) (*State, error) {
 		i int
 		v any
 	}{{0, &s.Heads}, {1, &s.Last}, {2, &s.Count}, {3, &s.Deleted}, {4, &s.DeletedBy}, {5, &s.Body}, {8, &s.Conflicts}} {
-		if err := decMode.Unmarshal(raw[f.i], f.v); err != nil {
+		if err := stDec.Unmarshal(raw[f.i], f.v); err != nil {
 			return nil, fmt.Errorf("decode state field %d: %w", f.i, err)
 		}
 	}
@@ -414,7 +460,7 @@ func DecodeView(data []byte) (*State, error) {
 // normalizeValues turns decoded CBOR values (uint64, map[any]any...) of the
 // body and the conflicts into normalized JSON values.
 func (s *State) normalizeValues() error {
-	body, err := Normalize(s.Body)
+	body, err := normalizeStored(s.Body)
 	if err != nil {
 		return fmt.Errorf("decode state body: %w", err)
 	}
@@ -423,7 +469,7 @@ func (s *State) normalizeValues() error {
 		s.Body = map[string]any{}
 	}
 	for i := range s.Conflicts {
-		if s.Conflicts[i].Value, err = Normalize(s.Conflicts[i].Value); err != nil {
+		if s.Conflicts[i].Value, err = normalizeStored(s.Conflicts[i].Value); err != nil {
 			return fmt.Errorf("decode state conflict: %w", err)
 		}
 	}

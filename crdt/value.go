@@ -10,9 +10,6 @@ import (
 	"strings"
 )
 
-// MaxDepth is the deepest nesting of objects and arrays a value may have.
-const MaxDepth = 64
-
 // maxExactInt is the largest integer a float64 holds exactly (2^53).
 const maxExactInt = 1 << 53
 
@@ -21,11 +18,16 @@ const maxExactInt = 1 << 53
 // so that 1 and 1.0 are the same value everywhere. It accepts json.Number,
 // every Go integer and float type, and the CBOR decoder's uint64. It copies
 // maps and slices; the caller keeps ownership of v.
-func Normalize(v any) (any, error) { return normalize(v, 0) }
+// A value nested deeper than MaxDepth is a *LimitError (LimitDepth).
+func Normalize(v any) (any, error) { return normalize(v, 0, MaxDepth) }
 
-func normalize(v any, depth int) (any, error) {
-	if depth > MaxDepth {
-		return nil, fmt.Errorf("%w: nested deeper than %d", ErrInvalidValue, MaxDepth)
+// normalizeStored is Normalize for values read back from the store, which
+// may nest as deep as the state decoder allows (stateNesting).
+func normalizeStored(v any) (any, error) { return normalize(v, 0, stateNesting) }
+
+func normalize(v any, depth, maxDepth int) (any, error) {
+	if depth > maxDepth {
+		return nil, &LimitError{Limit: LimitDepth, Got: int64(depth), Max: int64(maxDepth)}
 	}
 	switch x := v.(type) {
 	case nil, bool, string:
@@ -59,7 +61,7 @@ func normalize(v any, depth int) (any, error) {
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			n, err := normalize(e, depth+1)
+			n, err := normalize(e, depth+1, maxDepth)
 			if err != nil {
 				return nil, err
 			}
@@ -69,7 +71,7 @@ func normalize(v any, depth int) (any, error) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			n, err := normalize(e, depth+1)
+			n, err := normalize(e, depth+1, maxDepth)
 			if err != nil {
 				return nil, err
 			}
@@ -83,7 +85,7 @@ func normalize(v any, depth int) (any, error) {
 			if !ok {
 				return nil, fmt.Errorf("%w: object key of type %T", ErrInvalidValue, k)
 			}
-			n, err := normalize(e, depth+1)
+			n, err := normalize(e, depth+1, maxDepth)
 			if err != nil {
 				return nil, err
 			}

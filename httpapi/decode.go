@@ -8,11 +8,16 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/barrel-db/barrel/crdt"
 )
 
 // maxDepth bounds the nesting of a request body so that decoding recursion
-// stays bounded whatever the input.
-const maxDepth = 256
+// stays bounded whatever the input: a document's limit (crdt.MaxDepth, which
+// the node checks and reports as too_large) plus the two levels of a bulk
+// request's {"docs": [...]}. A body past it holds a document past
+// crdt.MaxDepth, so the message names that one number.
+const maxDepth = crdt.MaxDepth + 2
 
 // errBadJSON marks a body that is not one well-formed JSON value.
 var errBadJSON = errors.New("bad json")
@@ -95,7 +100,7 @@ func classify(err error) error {
 
 func decodeNext(dec *json.Decoder, c *charge, depth int) (any, error) {
 	if depth > maxDepth {
-		return nil, badJSON("JSON nested deeper than %d levels", maxDepth)
+		return nil, badJSON("JSON nested deeper than %d levels (max_depth)", crdt.MaxDepth)
 	}
 	if err := c.add(costPerValue); err != nil {
 		return nil, err

@@ -57,6 +57,8 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusRequestURITooLong, "uri_too_long", err.Error(), false
 	case errors.Is(err, os.ErrDeadlineExceeded): // the body did not arrive within ReadTimeout
 		return http.StatusRequestTimeout, "timeout", "request body not received in time", false
+	case errors.Is(err, node.ErrTooLarge): // a *crdt.LimitError: its text names the limit
+		return http.StatusRequestEntityTooLarge, "too_large", err.Error(), false
 	case errors.Is(err, errBadJSON):
 		return http.StatusBadRequest, "bad_json", err.Error(), false
 	case errors.Is(err, node.ErrDigestMismatch):

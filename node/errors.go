@@ -3,6 +3,8 @@ package node
 import (
 	"errors"
 	"fmt"
+
+	"github.com/barrel-db/barrel/crdt"
 )
 
 var (
@@ -18,6 +20,12 @@ var (
 	ErrOverloaded = errors.New("write queue full")
 	// ErrInvalid: bad input (document id, path, body, query). Wrapped by *InvalidError.
 	ErrInvalid = errors.New("invalid input")
+	// ErrTooLarge: a write past one of the size or shape limits of
+	// crdt/limits.go (docs/design.md, "Limits"): nothing was written. The
+	// error is a *crdt.LimitError (errors.As) that names the limit, the
+	// path and the sizes. It is crdt.ErrLimit itself, so that a limit
+	// reported by any layer matches it.
+	ErrTooLarge = crdt.ErrLimit
 	// ErrClosed: the node or database is closed.
 	ErrClosed = errors.New("closed")
 	// ErrTxAborted: an atomic bulk was not applied because one document failed.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/barrel-db/barrel/crdt"
 )
@@ -119,7 +120,11 @@ func sealAll(wave []*item, key crdt.Signer) {
 			return
 		}
 		if err := it.p.change.Seal(nil); err != nil {
-			if errors.Is(err, crdt.ErrInvalidChange) {
+			var le *crdt.LimitError
+			switch {
+			case errors.As(err, &le):
+				err = le // ErrTooLarge, with the limit's name
+			case errors.Is(err, crdt.ErrInvalidChange):
 				err = invalid("body", "%v", err)
 			}
 			it.err = err
@@ -212,6 +217,9 @@ func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
 		if !st.Exists() || (st.Deleted && w.rev == "") {
 			return nil, fmt.Errorf("document %s: %w", w.id, ErrNotFound)
 		}
+		if err := checkIncr(baseBody, w.patch); err != nil {
+			return nil, err
+		}
 		ops = patchOps(baseBody, w.patch)
 	case w.attach != nil:
 		if ops, err = attachOps(st, baseBody, w.attach); err != nil {
@@ -231,7 +239,95 @@ func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
 		Ops:     ops,
 		Tx:      tx,
 	}
-	return &prepared{ent: ent, change: c}, nil
+	return &prepared{ent: ent, change: c, local: true}, nil
+}
+
+// checkIncr refuses an increment of a path that holds something other than
+// a number in the document the caller patches (base with the patch's merge
+// applied), or that leads through something other than an object: the
+// increment would replace it (docs/design.md, "Counters"). A missing path
+// is fine: the increment creates it. The crdt rule for an increment
+// concurrent with such a value (only replication brings them together)
+// keeps the value in _conflicts.
+func checkIncr(base map[string]any, p *Patch) error {
+	if len(p.Incr) == 0 {
+		return nil
+	}
+	body := base
+	if p.Merge != nil {
+		body = mergePatched(base, p.Merge)
+	}
+	for _, path := range sortedKeys(p.Incr) {
+		tokens, _ := crdt.ParsePointer(path) // checked by normalizePatch
+		var cur any = body
+		found := true
+		for i, t := range tokens {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return invalid("path", "cannot increment %s: %s holds %s, not an object", path, crdt.FormatPointer(tokens[:i]), kindOf(cur))
+			}
+			if cur, found = m[t]; !found {
+				break
+			}
+		}
+		if !found {
+			continue
+		}
+		switch cur.(type) {
+		case int64, float64:
+		default:
+			return invalid("path", "cannot increment %s: it holds %s, not a number", path, kindOf(cur))
+		}
+	}
+	return nil
+}
+
+// mergePatched returns target with a JSON merge patch (RFC 7396) applied,
+// copying only the objects the patch changes.
+func mergePatched(target any, patch map[string]any) map[string]any {
+	t, _ := target.(map[string]any)
+	out := make(map[string]any, len(t)+len(patch))
+	for k, v := range t {
+		out[k] = v
+	}
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(out, k)
+		case map[string]any:
+			out[k] = mergePatched(out[k], pv)
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// kindOf names a JSON value's type for an error message.
+func kindOf(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return fmt.Sprintf("a string (%q)", truncate(x, 40))
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a number"
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 func patchOps(base map[string]any, p *Patch) []crdt.Op {

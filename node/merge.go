@@ -13,6 +13,7 @@ type prepared struct {
 	ent    *docEntry
 	change *crdt.Change
 	from   []byte // the peer a received change came from; nil for local writes
+	local  bool   // made by this node's API: checked against the document limits
 }
 
 // apply merges a prepared change into its document and adds everything it
@@ -72,6 +73,18 @@ func (g *group) merge(p *prepared) (*merged, error) {
 	if m.stEnc, err = st.Encode(); err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
+	if p.local {
+		if err := checkState(st, len(m.stEnc)); err != nil {
+			// ApplyNext changed the entry's state in place: put back the
+			// state without this change (the rare path, so a replay).
+			if st == ent.state {
+				if rerr := g.restore(c.Doc, ent); rerr != nil {
+					return nil, fmt.Errorf("restore %s after a refused write: %w", c.Doc, rerr)
+				}
+			}
+			return nil, fmt.Errorf("document %s: %w", c.Doc, err)
+		}
+	}
 	if m.feed, err = crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted, From: p.from}); err != nil {
 		return nil, fmt.Errorf("encode feed entry: %w", err)
 	}
@@ -79,6 +92,53 @@ func (g *group) merge(p *prepared) (*merged, error) {
 	m.isLive = newBody != nil
 	m.del, m.put = index.Diff(d.keys.index(), c.Doc, oldBody, newBody)
 	return m, nil
+}
+
+// checkState checks what a local write leaves against the document limits
+// (crdt/limits.go): the live body (crdt.CheckBody) and the encoded state,
+// which holds the merge bookkeeping and the conflicts besides the body.
+// Invariant (DESIGN.md 8): whatever a local write leaves, every reader can
+// read; a write past a limit is refused before it is acknowledged. A
+// delete is never refused, so that a document past a limit (which merges of
+// concurrent writes can make) can always be removed. Changes from peers are
+// checked change by change (crdt.Change.CheckLimits, applyRemote), never by
+// the state they leave, which depends on the order they arrive in: refusing
+// by state would let two peers keep different sets of changes.
+func checkState(st *crdt.State, stateBytes int) error {
+	if !st.Exists() || st.Deleted {
+		return nil
+	}
+	if err := crdt.CheckBody(st.Body); err != nil {
+		return err
+	}
+	if stateBytes > crdt.MaxStateBytes {
+		return &crdt.LimitError{Limit: crdt.LimitStateBytes, Got: int64(stateBytes), Max: crdt.MaxStateBytes}
+	}
+	return nil
+}
+
+// restore recomputes a document's state in the group from its base and
+// changes (those of this group included), after a merge that changed it in
+// place was refused.
+func (g *group) restore(doc string, ent *docEntry) error {
+	all, err := g.docChanges(doc, ent)
+	if err != nil {
+		return err
+	}
+	base, err := g.baseOf(doc)
+	if err != nil {
+		return err
+	}
+	if len(all) == 0 && base == nil {
+		ent.state = crdt.NewState()
+		return nil
+	}
+	st, err := crdt.ReplayFrom(base, all)
+	if err != nil {
+		return err
+	}
+	ent.state = st
+	return nil
 }
 
 // record gives a merged change the next local sequence number and adds

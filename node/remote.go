@@ -8,6 +8,10 @@ import (
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
+// rejectLimit is the rejection reason of a received change past a writer
+// limit (crdt.Change.CheckLimits).
+const rejectLimit = "limit"
+
 // applyRemote applies changes received from a peer, parents first,
 // skipping those already held. It stops at the first change whose parents
 // are missing (a *bsync.MissingError). An atomic request (one transaction)
@@ -43,6 +47,12 @@ func (g *group) applyRemote(r *request) response {
 			continue
 		}
 		reason := ""
+		if err := c.CheckLimits(); err != nil {
+			// The writer limits bound what a peer may send (DESIGN.md
+			// invariant 8): decided by the change alone, so every peer
+			// refuses the same changes. Its descendants follow it out.
+			reason = rejectLimit
+		}
 		var miss []crdt.ID
 		for _, p := range c.Parents {
 			if known[p] || fi.isFrontier(p) {

@@ -408,6 +408,9 @@ func (d *DB) decodeSnapshot(docs []bsync.SnapshotDoc) ([]*snapDoc, error) {
 			if c.DB != d.name || c.Doc != sd.Doc {
 				return nil, invalid("snapshot", "change %s is for %s/%s, not %s/%s", c.ID(), c.DB, c.Doc, d.name, sd.Doc)
 			}
+			if err := c.CheckLimits(); err != nil { // as applyRemote refuses it from a pull
+				return nil, invalid("snapshot", "document %s: change %s: %v", sd.Doc, c.ID(), err)
+			}
 			in.changes = append(in.changes, c)
 		}
 		all = append(all, in.changes...)

@@ -41,8 +41,9 @@ type response struct {
 // caller read: the change's parents are that revision and only the fields
 // that differ from it are written, so concurrent editors of different fields
 // keep each other's edits. Without rev the base is the current revision.
-// Body keys must not start with '_'. Errors: ErrInvalid, ErrRevMismatch,
-// ErrOverloaded, ErrClosed.
+// Body keys must not start with '_'. Errors: ErrInvalid, ErrTooLarge (a
+// *crdt.LimitError: the document would pass a limit of crdt/limits.go),
+// ErrRevMismatch, ErrOverloaded, ErrClosed.
 func (d *DB) Put(ctx context.Context, id string, body map[string]any, rev string) (Result, error) {
 	nb, err := normalizeBody(body)
 	if err != nil {
@@ -53,7 +54,10 @@ func (d *DB) Put(ctx context.Context, id string, body map[string]any, rev string
 
 // Patch applies a JSON merge patch plus counter increments and set
 // additions and removals to an existing document. ErrNotFound if the
-// document does not exist or is deleted.
+// document does not exist or is deleted; ErrInvalid for an increment of a
+// path that holds something other than a number (or leads through a
+// non-object) in the patched document, which would replace it; ErrTooLarge
+// as for Put.
 func (d *DB) Patch(ctx context.Context, id string, p Patch) (Result, error) {
 	np, err := normalizePatch(p)
 	if err != nil {
@@ -177,9 +181,22 @@ func normalizeBody(body map[string]any) (map[string]any, error) {
 	}
 	v, err := crdt.Normalize(body)
 	if err != nil {
-		return nil, invalid("body", "%v", err)
+		return nil, invalidValue("body", err)
 	}
 	return v.(map[string]any), nil
+}
+
+// invalidValue is the error for a value Normalize refused: a
+// *crdt.LimitError as it is (ErrTooLarge), anything else ErrInvalid.
+func invalidValue(what string, err error, args ...any) error {
+	var le *crdt.LimitError
+	if errors.As(err, &le) {
+		return le
+	}
+	if len(args) > 0 {
+		return invalid(what, "%s: %v", fmt.Sprint(args...), err)
+	}
+	return invalid(what, "%v", err)
 }
 
 func normalizePatch(p Patch) (*Patch, error) {
@@ -192,7 +209,7 @@ func normalizePatch(p Patch) (*Patch, error) {
 		}
 		v, err := crdt.Normalize(p.Merge)
 		if err != nil {
-			return nil, invalid("body", "%v", err)
+			return nil, invalidValue("body", err)
 		}
 		np.Merge = v.(map[string]any)
 	}
@@ -214,7 +231,7 @@ func normalizePatch(p Patch) (*Patch, error) {
 			}
 			v, err := crdt.Normalize(delta)
 			if err != nil {
-				return nil, invalid("body", "increment of %s: %v", path, err)
+				return nil, invalidValue("body", err, "increment of ", path)
 			}
 			switch v.(type) {
 			case int64, float64:
@@ -238,7 +255,7 @@ func normalizePatch(p Patch) (*Patch, error) {
 			}
 			v, err := crdt.Normalize(elems)
 			if err != nil {
-				return nil, invalid("body", "set elements of %s: %v", path, err)
+				return nil, invalidValue("body", err, "set elements of ", path)
 			}
 			(*m.out)[path] = v.([]any)
 		}
