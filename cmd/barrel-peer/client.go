@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // client talks to the daemon's HTTP API.
@@ -31,9 +33,10 @@ func (a *app) client() (*client, error) {
 
 // apiError is an error answer of the API.
 type apiError struct {
-	Status int    `json:"-"`
-	Code   string `json:"error"`
-	Reason string `json:"reason"`
+	Status     int           `json:"-"`
+	Code       string        `json:"error"`
+	Reason     string        `json:"reason"`
+	RetryAfter time.Duration `json:"-"` // the server's Retry-After, 0 when absent
 }
 
 func (e *apiError) Error() string {
@@ -90,6 +93,9 @@ func (c *client) sendRequest(req *http.Request) (*http.Response, error) {
 	}
 	defer resp.Body.Close()
 	ae := &apiError{Status: resp.StatusCode}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		ae.RetryAfter = time.Duration(secs) * time.Second
+	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if json.Unmarshal(raw, ae) != nil || ae.Code == "" {
 		ae.Code, ae.Reason = http.StatusText(resp.StatusCode), strings.TrimSpace(string(raw))
@@ -130,6 +136,37 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// retryOverloaded runs call until it does not answer 503 overloaded: the
+// server refused the request before doing anything (a rejected request
+// changes nothing), so sending it again is safe. It waits the server's
+// Retry-After (at most maxOverloadWait, 1 s when absent) between tries and
+// gives up after maxOverloadTries, returning the last answer.
+// retrying, if not nil, is told of each wait.
+func retryOverloaded(ctx context.Context, call func() error, retrying func(err error, wait time.Duration)) error {
+	for try := 1; ; try++ {
+		err := call()
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || try == maxOverloadTries {
+			return err
+		}
+		wait := min(max(ae.RetryAfter, time.Second), maxOverloadWait)
+		if retrying != nil {
+			retrying(err, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// How long a client command keeps retrying a server that answers 503.
+const (
+	maxOverloadTries = 30
+	maxOverloadWait  = 5 * time.Second
+)
 
 // isNotFound says whether err is an API 404.
 func isNotFound(err error) bool {

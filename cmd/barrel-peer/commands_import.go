@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -132,7 +133,14 @@ func (a *app) importFile(ctx context.Context, c *client, db, name string) error 
 				Reason string `json:"reason"`
 			} `json:"results"`
 		}
-		if err := c.do(ctx, http.MethodPost, segs("dbs", db, "bulk"), batch.Bytes(), &res); err != nil {
+		// A busy daemon answers 503 at once rather than queue: wait and
+		// send the batch again, as its Retry-After says.
+		err := retryOverloaded(ctx, func() error {
+			return c.do(ctx, http.MethodPost, segs("dbs", db, "bulk"), batch.Bytes(), &res)
+		}, func(err error, wait time.Duration) {
+			fmt.Fprintf(a.stderr, "barrel-peer: the daemon is busy (%v); sending the batch again in %v\n", err, wait)
+		})
+		if err != nil {
 			return fmt.Errorf("import batch after %d documents: %w", ok+failed, err)
 		}
 		for _, r := range res.Results {
