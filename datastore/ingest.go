@@ -104,6 +104,9 @@ func (in *Ingest) open() error {
 	path := fs.PathJoin(in.s.dir, ingestDir, hex.EncodeToString(id[:])+".sst")
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
+		if isNoSpace(err) {
+			return fmt.Errorf("ingest: create %s: %w: %v", path, ErrNoSpace, err)
+		}
 		return fmt.Errorf("ingest: create %s: %w", path, err)
 	}
 	in.paths = append(in.paths, path)
@@ -122,6 +125,9 @@ func (in *Ingest) finishFile() error {
 	w := in.w
 	in.w = nil
 	if err := w.Close(); err != nil {
+		if isNoSpace(err) {
+			return fmt.Errorf("ingest: finish table: %w: %v", ErrNoSpace, err)
+		}
 		return fmt.Errorf("ingest: finish table: %w", err)
 	}
 	return nil
@@ -160,7 +166,13 @@ func (in *Ingest) Commit(ctx context.Context, b *Batch) error {
 	if in.s.closed.Load() {
 		return ErrClosed
 	}
+	if err := in.s.writable(); err != nil {
+		return fmt.Errorf("ingest %d tables: %w", len(in.paths), err)
+	}
 	if err := in.s.db.Ingest(ctx, in.paths); err != nil {
+		if isNoSpace(err) {
+			return fmt.Errorf("ingest %d tables: %w: %v", len(in.paths), ErrNoSpace, err)
+		}
 		return fmt.Errorf("ingest %d tables: %w", len(in.paths), err)
 	}
 	return b.Commit()
