@@ -41,7 +41,8 @@ type Config struct {
 	// ReserveBytes is the free disk space, in bytes, below which Commit
 	// refuses writes with ErrNoSpace, so that Pebble keeps room to flush
 	// its memtables and to write its MANIFEST. 0 means two memtables plus
-	// 4 MiB; negative turns the check off.
+	// 4 MiB; negative turns the check off (then a full disk stalls commits
+	// until a flush succeeds).
 	ReserveBytes int64
 	// MustExist makes Open refuse (ErrNoStore) to create a new store: the
 	// caller knows one was there.
