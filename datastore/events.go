@@ -160,8 +160,10 @@ func (h *health) listener(log *pebbleLogger) *pebble.EventListener {
 		DataCorruption: func(info pebble.DataCorruptionInfo) {
 			what := fmt.Sprintf("%s: %v", info.Path, info.Details)
 			h.noteCorruption(what)
-			log.log.Error("store damaged: a read hit a corrupted block; re-sync the affected database from a peer or restore the data dir",
-				"path", info.Path, "err", fmt.Sprint(info.Details))
+			if ok, dropped := log.lim.allow(time.Now()); ok {
+				log.log.Error("store damaged: a read hit a corrupted block; re-sync the affected database from a peer or restore the data dir",
+					"path", info.Path, "err", fmt.Sprint(info.Details), "dropped", dropped)
+			}
 		},
 		BackgroundError: func(err error) {
 			log.Errorf("background error: %v", err)

@@ -140,4 +140,14 @@ type Info struct {
 	PeerID  string   `json:"peer_id"`
 	Version string   `json:"version"`
 	Addrs   []string `json:"addresses"`
+	// Store reports the store's troubles; nil when it has had none.
+	Store *StoreHealth `json:"store,omitempty"`
+}
+
+// StoreHealth is what went wrong in the node's store since it opened.
+type StoreHealth struct {
+	Corruptions    uint64 `json:"corruptions"`               // damaged blocks read
+	LastCorruption string `json:"last_corruption,omitempty"` // which file, what damage
+	NoSpace        bool   `json:"no_space"`                  // the last write was refused for disk space
+	Advice         string `json:"advice"`                    // what to do
 }
