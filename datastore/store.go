@@ -161,6 +161,9 @@ func Open(dir string, cfg Config) (*Store, error) {
 // open locks the directory, checks what is there and opens Pebble on it.
 func (s *Store) open(po *pebble.Options, mustExist bool) error {
 	fs, dir := po.FS, s.dir
+	if _, err := fs.Stat(dir); err != nil && mustExist {
+		return ErrNoStore // and create nothing
+	}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
