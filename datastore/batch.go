@@ -147,9 +147,8 @@ func (b *Batch) Commit() (err error) {
 	if err := b.b.Commit(b.s.writeOpts); err != nil {
 		if isNoSpace(err) {
 			b.s.health.noSpace.Store(true)
-			return fmt.Errorf("commit batch: %w: %v", ErrNoSpace, err)
 		}
-		return fmt.Errorf("commit batch: %w", err)
+		return fmt.Errorf("commit batch: %w", markNoSpace(err))
 	}
 	return nil
 }

@@ -208,3 +208,12 @@ func (h *health) wait() {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// markNoSpace returns err marked with ErrNoSpace when it is the disk being
+// full, else err.
+func markNoSpace(err error) error {
+	if isNoSpace(err) {
+		return fmt.Errorf("%w: %v", ErrNoSpace, err)
+	}
+	return err
+}
