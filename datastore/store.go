@@ -180,10 +180,6 @@ func (s *Store) open(po *pebble.Options, mustExist bool) error {
 	}
 	s.lock = lock
 	po.Lock = lock
-	if f, err := fs.Create(fs.PathJoin(dir, pidFile), vfs.WriteCategoryUnspecified); err == nil {
-		_, _ = fmt.Fprintf(f, "%d\n", os.Getpid()) // best effort: only used to name the holder
-		_ = f.Close()
-	}
 	exists, err := checkExisting(fs, dir)
 	if err != nil {
 		return err
@@ -217,6 +213,12 @@ func (s *Store) open(po *pebble.Options, mustExist bool) error {
 		}
 	}
 	s.db = db
+	// Written once open, so a refused open changes nothing; left in place
+	// at Close: whoever holds the lock rewrote it.
+	if f, err := fs.Create(fs.PathJoin(dir, pidFile), vfs.WriteCategoryUnspecified); err == nil {
+		_, _ = fmt.Fprintf(f, "%d\n", os.Getpid()) // best effort: only used to name the holder
+		_ = f.Close()
+	}
 	return nil
 }
 
@@ -255,7 +257,6 @@ func readPID(fs vfs.FS, path string) int {
 // opened).
 func (s *Store) release() {
 	if s.lock != nil {
-		_ = s.fs.Remove(s.fs.PathJoin(s.dir, pidFile))
 		_ = s.lock.Close()
 		s.lock = nil
 	}

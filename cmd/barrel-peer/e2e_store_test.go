@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,4 +198,96 @@ func TestE2ECorruptBlock(t *testing.T) {
 		t.Fatalf("/metrics lacks a non-zero barrel_store_corruption_total")
 	}
 	p.stop(t)
+}
+
+// TestE2EDamagedStore: 400 acknowledged PUTs, kill -9, then damage in the
+// newest MANIFEST or WAL. The daemon used to start with fewer documents (or
+// none) and delete the damaged files. Wanted: it refuses to start, exit 1,
+// saying which file is damaged, and the data dir is left as it was.
+func TestE2EDamagedStore(t *testing.T) {
+	for _, tc := range []struct {
+		name, glob string
+		flip       int // bytes to invert in the middle
+	}{
+		{"wal", "*.log", 4},
+		{"manifest", "MANIFEST-*", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := t.TempDir()
+			p := startPeer(t, data)
+			if r := call(t, "PUT", p.url+"/dbs/db", ""); r.status != http.StatusCreated {
+				t.Fatalf("create db: %d %s", r.status, r.raw)
+			}
+			for i := range 400 {
+				if r := call(t, "PUT", p.url+fmt.Sprintf("/dbs/db/docs/doc%03d", i), `{"x":1}`); r.status != http.StatusCreated {
+					t.Fatalf("put: %d %s", r.status, r.raw)
+				}
+			}
+			p.kill()
+			files, _ := filepath.Glob(filepath.Join(data, "store", tc.glob))
+			if len(files) == 0 {
+				t.Fatalf("no %s", tc.glob)
+			}
+			slices.Sort(files)
+			target := files[len(files)-1]
+			raw, err := os.ReadFile(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := len(raw)
+			for end > 0 && raw[end-1] == 0 { // logs are preallocated
+				end--
+			}
+			for i := range tc.flip {
+				raw[end/2+i] ^= 0xff
+			}
+			if err := os.WriteFile(target, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := dirListing(t, data)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binPath, "run", "--data", data, "--http", "127.0.0.1:0", "--no-network")
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			err = cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("start on a damaged store: %v, want exit 1 (stderr %q)", err, errb.String())
+			}
+			name := filepath.Base(target)
+			if tc.name == "wal" {
+				name = strings.TrimSuffix(name, ".log")
+			}
+			if s := errb.String(); !strings.Contains(s, "damaged") || !strings.Contains(s, name) {
+				t.Fatalf("stderr %q does not say that %s is damaged", s, filepath.Base(target))
+			}
+			t.Logf("refused: %s", strings.TrimSpace(errb.String()))
+			if got := dirListing(t, data); !slices.Equal(got, before) {
+				t.Fatalf("a refused start changed the data dir:\nbefore %v\nafter  %v", before, got)
+			}
+		})
+	}
+}
+
+// dirListing lists every file under dir with its size.
+func dirListing(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d", p, fi.Size()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
