@@ -386,6 +386,9 @@ func (s *Store) Datastore(ns string) ds.Batching {
 // flushed before closing anyway (the WAL holds their contents).
 const closeFlushWait = 5 * time.Second
 
+// closeFailedWait bounds Close after Pebble failed a commit.
+const closeFailedWait = 5 * time.Second
+
 // Close flushes and closes the store. It is idempotent: later calls return
 // the first call's result. Batches and iterators must be closed first.
 // When the disk is short of space it skips the flush (which could only
@@ -400,6 +403,22 @@ func (s *Store) Close() error {
 			case <-s.asyncFlush():
 			case <-time.After(closeFlushWait):
 			}
+		}
+		if s.failed.Load() != nil {
+			// Pebble failed a commit and its pipeline may be stuck: do not
+			// let Close hang on it. The WAL holds every acknowledged write.
+			done := make(chan error, 1)
+			go func() { done <- s.db.Close() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					s.closeErr = fmt.Errorf("close datastore: %w", err)
+				}
+				s.release()
+			case <-time.After(closeFailedWait):
+				s.closeErr = fmt.Errorf("close datastore: Pebble did not close within %v after a failed commit; the next open replays the WAL", closeFailedWait)
+			}
+			return
 		}
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close datastore: %w", err)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/barrel-db/barrel/datastore"
 )
 
 // tree lists every file under dir with its size: what a refused Open must
@@ -94,6 +96,7 @@ func TestOpenRefusesDamagedStore(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, store string)
+		opens  bool // Pebble opens the store (and rotates its log) before the node refuses it
 	}{
 		{"manifest", func(t *testing.T, store string) {
 			ms, _ := filepath.Glob(filepath.Join(store, "MANIFEST-*"))
@@ -103,12 +106,26 @@ func TestOpenRefusesDamagedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			flipByte(t, ms[len(ms)-1], fi.Size()/2)
-		}},
+		}, false},
 		{"store removed", func(t *testing.T, store string) {
 			if err := os.RemoveAll(store); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, false},
+		{"store emptied", func(t *testing.T, store string) {
+			// A valid but empty store next to the identity (as if Pebble
+			// had been made to start over): not a new node either.
+			if err := os.RemoveAll(store); err != nil {
+				t.Fatal(err)
+			}
+			s, err := datastore.Open(store, datastore.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filledNode(t, 50)
@@ -124,6 +141,9 @@ func TestOpenRefusesDamagedStore(t *testing.T) {
 				t.Fatalf("Open: got %v, want ErrCorrupt", err)
 			}
 			t.Logf("refused: %v", err)
+			if tc.opens {
+				return
+			}
 			if diff := cmp.Diff(before, tree(t, dir)); diff != "" {
 				t.Fatalf("a refused Open changed the data dir (-before +after):\n%s", diff)
 			}
