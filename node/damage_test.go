@@ -271,7 +271,18 @@ func TestFullDiskNode(t *testing.T) {
 	}
 	mustGet(t, db, acked[0])
 	mustGet(t, db, acked[len(acked)-1])
+	closeStart := time.Now()
+	if err := n.Close(); err != nil {
+		t.Fatalf("close on a full disk: %v", err)
+	}
+	t.Logf("closed in %v on a full disk", time.Since(closeStart))
 	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = Open(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = n.DB("db"); err != nil {
 		t.Fatal(err)
 	}
 	mustPut(t, db, "after", map[string]any{"x": 1}, "")
