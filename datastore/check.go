@@ -162,3 +162,61 @@ func checkExisting(fs vfs.FS, dir string) (exists bool, err error) {
 	}
 	return true, nil
 }
+
+// walDamage scans the WAL at path (file number num) for a bad chunk that
+// is followed by good chunks of the same log: damage, not the torn tail a
+// crash leaves. It returns the offset of the bad chunk and how many good
+// chunks follow it (0, 0 when there is no such damage). Only the chunk
+// types that carry a log number count, so the stale chunks of a recycled
+// log and the EOF trailer are not taken for records.
+//
+// Pebble finds this damage itself when the log was synced after it (the
+// WAL-sync chunks say how far); under DurabilityBatch nothing is synced per
+// commit, so the store looks for it, to say so and keep a copy.
+func walDamage(fs vfs.FS, path string, num uint32) (badAt int64, after int, err error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	block := make([]byte, chunkBlockBytes)
+	badAt = -1
+	for blockNum := int64(0); ; blockNum++ {
+		n, err := io.ReadFull(f, block)
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return 0, 0, err
+		}
+		b := block[:n]
+		off := 0
+		for off+chunkLegacyHdr <= len(b) {
+			size, ok := validChunk(b, off)
+			if ok && chunkHeaderBytes(b[off+6]) > chunkLegacyHdr && binary.LittleEndian.Uint32(b[off+7:]) == num {
+				if badAt >= 0 {
+					after++
+				}
+				off += size
+				continue
+			}
+			if badAt < 0 && !allZero(b[off:min(off+chunkLegacyHdr+4, len(b))]) {
+				badAt = blockNum*chunkBlockBytes + int64(off)
+			}
+			// Skip a chunk whose header still reads, else the block.
+			hdr := chunkHeaderBytes(b[off+6])
+			l := int(binary.LittleEndian.Uint16(b[off+4:]))
+			if hdr == 0 || off+hdr+l > len(b) || hdr+l == 0 {
+				break
+			}
+			off += hdr + l
+		}
+		if n < chunkBlockBytes {
+			break
+		}
+	}
+	if badAt < 0 || after == 0 {
+		return 0, 0, nil
+	}
+	return badAt, after, nil
+}

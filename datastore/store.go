@@ -144,7 +144,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	case cfg.ReserveBytes == 0:
 		s.reserve = 2*po.MemTableSize + 4<<20
 	}
-	if err := s.open(po, cfg.MustExist); err != nil {
+	if err := s.open(po, cfg.MustExist, cfg.Durability == DurabilityBatch, pl); err != nil {
 		s.release()
 		return nil, fmt.Errorf("open datastore %s: %w", dir, err)
 	}
@@ -159,7 +159,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 }
 
 // open locks the directory, checks what is there and opens Pebble on it.
-func (s *Store) open(po *pebble.Options, mustExist bool) error {
+func (s *Store) open(po *pebble.Options, mustExist, lax bool, log *pebbleLogger) error {
 	fs, dir := po.FS, s.dir
 	if _, err := fs.Stat(dir); err != nil && mustExist {
 		return ErrNoStore // and create nothing
@@ -186,6 +186,11 @@ func (s *Store) open(po *pebble.Options, mustExist bool) error {
 	}
 	if !exists && mustExist {
 		return ErrNoStore
+	}
+	if exists && lax {
+		if err := s.keepDamagedWAL(fs, log); err != nil {
+			return err
+		}
 	}
 	// A store that exists must never be recreated: if Pebble finds no
 	// MANIFEST after all, it fails instead of starting empty.
@@ -219,6 +224,53 @@ func (s *Store) open(po *pebble.Options, mustExist bool) error {
 		_, _ = fmt.Fprintf(f, "%d\n", os.Getpid()) // best effort: only used to name the holder
 		_ = f.Close()
 	}
+	return nil
+}
+
+// damagedDir is where, under DurabilityBatch, Open keeps a copy of a WAL
+// with damage followed by records, before Pebble replays it up to the
+// damage and deletes it.
+const damagedDir = "damaged"
+
+// keepDamagedWAL checks the newest WAL for damage followed by records (see
+// walDamage). Under DurabilityBatch such damage is what a power loss can
+// leave, so the store opens, as Pebble would; but it says so (an Error
+// line, Health), and keeps a copy of the log in damagedDir.
+func (s *Store) keepDamagedWAL(fs vfs.FS, log *pebbleLogger) error {
+	names, err := fs.List(s.dir)
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	var newest string
+	var num uint64
+	for _, name := range names {
+		base, ok := strings.CutSuffix(name, ".log")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(base, 10, 32); err == nil && n >= num {
+			newest, num = name, n
+		}
+	}
+	if newest == "" {
+		return nil
+	}
+	path := fs.PathJoin(s.dir, newest)
+	at, after, err := walDamage(fs, path, uint32(num))
+	if err != nil || after == 0 {
+		return nil // unreadable: Pebble's replay reports it
+	}
+	keep := fs.PathJoin(s.dir, damagedDir)
+	if err := fs.MkdirAll(keep, 0o755); err != nil {
+		return fmt.Errorf("keep the damaged WAL %s: %w", path, err)
+	}
+	dst := fs.PathJoin(keep, fmt.Sprintf("%s.%d", newest, time.Now().Unix()))
+	if err := vfs.CopyAcrossFS(fs, path, fs, dst); err != nil {
+		return fmt.Errorf("keep the damaged WAL %s: %w", path, err)
+	}
+	what := fmt.Sprintf("%s: damage at byte %d followed by %d records, which durability batch cannot prove were synced; they are dropped, a copy of the log is in %s", path, at, after, dst)
+	s.health.noteCorruption(what)
+	log.log.Error("store damaged: the newest WAL has damage followed by records; replaying up to the damage", "path", path, "offset", at, "records_after", after, "copy", dst)
 	return nil
 }
 
