@@ -174,7 +174,7 @@ func (n *Node) storeHealth() *StoreHealth {
 	sh := &StoreHealth{Corruptions: h.Corruptions, LastCorruption: h.LastCorruption, NoSpace: h.NoSpace}
 	var advice []string
 	if h.Corruptions > 0 {
-		advice = append(advice, "the store is damaged: reads of the damaged part fail; re-sync the affected databases from a peer (or restore the data dir from a backup)")
+		advice = append(advice, "the store is damaged (see last_corruption): reads of a damaged part fail and the rest is served; re-sync the affected databases from a peer, or restore the data dir from a backup")
 	}
 	if h.NoSpace {
 		advice = append(advice, "the disk is full: writes are refused until space is freed")
