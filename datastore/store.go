@@ -302,6 +302,9 @@ func readPID(fs vfs.FS, path string) int {
 	if err != nil || pid <= 0 {
 		return 0
 	}
+	if pid != os.Getpid() && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return 0 // a stale file: the holder has not written its pid yet
+	}
 	return pid
 }
 
