@@ -453,7 +453,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.health.closing)
-		if s.hasSpace() {
+		// No flush after a failed commit: Pebble's log writer is broken
+		// then, and rotating it for the flush panics past any recover.
+		if s.failed.Load() == nil && s.hasSpace() {
 			select {
 			case <-s.asyncFlush():
 			case <-time.After(closeFlushWait):
