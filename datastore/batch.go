@@ -85,7 +85,7 @@ func (b *Batch) Get(key []byte) (value []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("batch get %x: %w", key, err)
+		return nil, false, fmt.Errorf("batch get %x: %w", key, readErr(err))
 	}
 	out := bytes.Clone(v)
 	if out == nil {
@@ -115,7 +115,7 @@ func (b *Batch) Bytes() int {
 // DurabilitySync the WAL is fsynced before Commit returns
 // (Invariant 2 in DESIGN.md). The batch is unusable afterwards, whether or
 // not Commit succeeded.
-func (b *Batch) Commit() error {
+func (b *Batch) Commit() (err error) {
 	if b.b == nil {
 		if b.err != nil {
 			return b.err
@@ -129,8 +129,26 @@ func (b *Batch) Commit() error {
 	if b.s.closed.Load() {
 		return ErrClosed
 	}
-	if err := b.b.Commit(b.s.writeOpts); err != nil {
+	if err := b.s.writable(); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
+	}
+	defer func() {
+		// Pebble calls Logger.Fatalf on a commit it could not write; our
+		// logger panics with a *fatalError so that the write fails here
+		// instead of being acknowledged or ending the process.
+		if r := recover(); r != nil {
+			fe, ok := r.(*fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = b.s.failWrites(fe)
+		}
+	}()
+	if err := b.b.Commit(b.s.writeOpts); err != nil {
+		if isNoSpace(err) {
+			b.s.health.noSpace.Store(true)
+		}
+		return fmt.Errorf("commit batch: %w", markNoSpace(err))
 	}
 	return nil
 }

@@ -28,6 +28,17 @@
 // kernel crash can lose the most recent commits (never part of a batch:
 // Pebble's WAL replay stops at the first torn record).
 //
+// # A damaged or full store
+//
+// Open refuses, changing and deleting nothing, a store it cannot open as
+// it was (ErrCorrupt: a damaged MANIFEST, damage in the newest WAL followed
+// by acknowledged records, Pebble files without a MANIFEST) and one another
+// process holds (*LockedError, with its pid). A read of a damaged sstable
+// block returns ErrCorrupt and is counted in Health; the rest keeps
+// serving. A commit is refused with ErrNoSpace while the disk has less
+// than Config.ReserveBytes free. Pebble's log goes through slog at a
+// bounded rate. docs/design.md ("A damaged store") says why each is so.
+//
 // # Keys
 //
 // AppendString, AppendUint64 and AppendValue build keys whose bytes.Compare

@@ -80,14 +80,14 @@ func (in *Ingest) Set(key, value []byte) error {
 		}
 		for _, e := range in.small {
 			if err := in.w.Set(e.k, e.v); err != nil {
-				in.err = fmt.Errorf("ingest set %x: %w", e.k, err)
+				in.err = fmt.Errorf("ingest set %x: %w", e.k, markNoSpace(err))
 				return in.err
 			}
 		}
 		in.small, in.nsmall = nil, 0
 	}
 	if err := in.w.Set(key, value); err != nil {
-		in.err = fmt.Errorf("ingest set %x: %w", key, err)
+		in.err = fmt.Errorf("ingest set %x: %w", key, markNoSpace(err))
 		return in.err
 	}
 	if in.w.Raw().EstimatedSize() >= ingestFileBytes {
@@ -104,7 +104,7 @@ func (in *Ingest) open() error {
 	path := fs.PathJoin(in.s.dir, ingestDir, hex.EncodeToString(id[:])+".sst")
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return fmt.Errorf("ingest: create %s: %w", path, err)
+		return fmt.Errorf("ingest: create %s: %w", path, markNoSpace(err))
 	}
 	in.paths = append(in.paths, path)
 	in.w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
@@ -122,7 +122,7 @@ func (in *Ingest) finishFile() error {
 	w := in.w
 	in.w = nil
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("ingest: finish table: %w", err)
+		return fmt.Errorf("ingest: finish table: %w", markNoSpace(err))
 	}
 	return nil
 }
@@ -160,8 +160,11 @@ func (in *Ingest) Commit(ctx context.Context, b *Batch) error {
 	if in.s.closed.Load() {
 		return ErrClosed
 	}
-	if err := in.s.db.Ingest(ctx, in.paths); err != nil {
+	if err := in.s.writable(); err != nil {
 		return fmt.Errorf("ingest %d tables: %w", len(in.paths), err)
+	}
+	if err := in.s.db.Ingest(ctx, in.paths); err != nil {
+		return fmt.Errorf("ingest %d tables: %w", len(in.paths), markNoSpace(err))
 	}
 	return b.Commit()
 }

@@ -87,7 +87,7 @@ func (i *Iter) Key() []byte { return i.it.Key() }
 func (i *Iter) Value() []byte {
 	v, err := i.it.ValueAndErr()
 	if err != nil {
-		i.err = fmt.Errorf("read value of %x: %w", i.it.Key(), err)
+		i.err = fmt.Errorf("read value of %x: %w", i.it.Key(), readErr(err))
 		return nil
 	}
 	return v
@@ -99,7 +99,7 @@ func (i *Iter) Err() error {
 		return i.err
 	}
 	if err := i.it.Error(); err != nil {
-		return fmt.Errorf("iterate: %w", err)
+		return fmt.Errorf("iterate: %w", readErr(err))
 	}
 	return nil
 }

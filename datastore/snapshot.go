@@ -36,7 +36,7 @@ func (sn *Snapshot) Get(key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("get %x: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %x: %w", key, err)
+		return nil, fmt.Errorf("get %x: %w", key, readErr(err))
 	}
 	out := bytes.Clone(v)
 	if out == nil {

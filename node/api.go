@@ -143,4 +143,14 @@ type Info struct {
 	// Components is the state of each network part (absent without
 	// networking): which run and which failed, and why.
 	Components []Component `json:"components,omitempty"`
+	// Store reports the store's troubles; nil when it has had none.
+	Store *StoreHealth `json:"store,omitempty"`
+}
+
+// StoreHealth is what went wrong in the node's store since it opened.
+type StoreHealth struct {
+	Corruptions    uint64 `json:"corruptions"`               // damaged blocks read
+	LastCorruption string `json:"last_corruption,omitempty"` // which file, what damage
+	NoSpace        bool   `json:"no_space"`                  // the last write was refused for disk space
+	Advice         string `json:"advice"`                    // what to do
 }

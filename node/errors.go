@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/datastore"
 )
 
 var (
@@ -33,6 +34,21 @@ var (
 	// ErrStoreFormat: Open of a data dir written in a store format this
 	// binary does not read (a newer barrel's); nothing was changed.
 	ErrStoreFormat = errors.New("unsupported store format")
+	// ErrCorrupt: the store is damaged. Open returns it for a data dir it
+	// cannot open as it was (a damaged MANIFEST or WAL, store files without
+	// a MANIFEST, an identity without its store), having changed and
+	// deleted nothing; a read returns it for a damaged block, and the rest
+	// keeps serving. Recovery: re-sync the database from a peer, or restore
+	// the data dir. It is datastore.ErrCorrupt.
+	ErrCorrupt = datastore.ErrCorrupt
+	// ErrNoSpace: a write refused because the disk is full (or has less
+	// free space than the store keeps in reserve); nothing was changed, and
+	// writes resume once space is freed. It is datastore.ErrNoSpace.
+	ErrNoSpace = datastore.ErrNoSpace
+	// ErrInUse: Open of a data dir another process holds open. The error
+	// is a *datastore.LockedError, which carries the holder's pid. It is
+	// datastore.ErrLocked.
+	ErrInUse = datastore.ErrLocked
 )
 
 // InvalidError says which input was bad and why. It matches ErrInvalid.

@@ -1,6 +1,10 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/barrel-db/barrel/datastore"
+)
 
 // metrics are the node's collectors, registered on the node's registry.
 type metrics struct {
@@ -16,7 +20,7 @@ type metrics struct {
 	reclaimed   *prometheus.CounterVec // by db
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, store *datastore.Store) (*metrics, error) {
 	m := &metrics{
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "barrel_node_writes_total",
@@ -57,8 +61,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Estimated bytes on disk returned by compaction, by database.",
 		}, []string{"db"}),
 	}
+	// The store's troubles are read from it when scraped.
+	corruption := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "barrel_store_corruption_total",
+		Help: "Damaged blocks or files the store reported since the node opened (each read of a damaged block counts). Recovery: re-sync the database from a peer.",
+	}, func() float64 { return float64(store.Health().Corruptions) })
+	noSpace := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "barrel_store_no_space",
+		Help: "1 when the last write was refused because the disk is full (or under the store's free-space reserve), else 0.",
+	}, func() float64 {
+		if store.Health().NoSpace {
+			return 1
+		}
+		return 0
+	})
 	for _, c := range []prometheus.Collector{m.writes, m.overloads, m.rejected, m.commit, m.groupSize,
-		m.compactions, m.folded, m.tombstones, m.reclaimed} {
+		m.compactions, m.folded, m.tombstones, m.reclaimed, corruption, noSpace} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -62,22 +63,36 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
+	// A data dir with an identity has a store: the identity is created only
+	// after the store recorded its format (below), so a store missing next
+	// to an identity was lost, and opening a new, empty one in its place
+	// would serve nothing as if that were the truth (DESIGN.md invariant 8).
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, identityFile))
+	hasIdentity := statErr == nil
+	dur, _ := datastore.ParseDurability(cfg.Durability)
+	storeDir := filepath.Join(cfg.DataDir, "store")
+	store, err := datastore.Open(storeDir, datastore.Config{Durability: dur, CacheBytes: cfg.CacheBytes, MemTableBytes: cfg.MemTable,
+		MustExist: hasIdentity && (cfg.PebbleOptions == nil || cfg.PebbleOptions.FS == nil), Logger: cfg.Logger, PebbleOptions: cfg.PebbleOptions})
+	if errors.Is(err, datastore.ErrNoStore) {
+		return nil, fmt.Errorf("open node %s: %w: it has an identity (%s) but no store (%s): the store was deleted or moved; restore it, or move %s away too to start a new, empty node with a new identity",
+			cfg.DataDir, ErrCorrupt, identityFile, storeDir, identityFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open node: %w", err)
+	}
+	if err := checkFormat(store, hasIdentity); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open node %s: %w", cfg.DataDir, err)
+	}
 	key, err := loadIdentity(cfg.DataDir)
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	pid, err := peer.IDFromPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("open node: %w", err)
-	}
-	dur, _ := datastore.ParseDurability(cfg.Durability)
-	store, err := datastore.Open(filepath.Join(cfg.DataDir, "store"), datastore.Config{Durability: dur, CacheBytes: cfg.CacheBytes, MemTableBytes: cfg.MemTable, PebbleOptions: cfg.PebbleOptions})
-	if err != nil {
-		return nil, fmt.Errorf("open node: %w", err)
-	}
-	if err := checkFormat(store); err != nil {
 		store.Close()
-		return nil, fmt.Errorf("open node %s: %w", cfg.DataDir, err)
+		return nil, fmt.Errorf("open node: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, store: store, key: key, peerID: pid}
 	reg := cfg.Registerer
@@ -90,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		n.gather = prometheus.NewRegistry()
 	}
 	n.registerer = reg
-	if n.metrics, err = newMetrics(reg); err != nil {
+	if n.metrics, err = newMetrics(reg, store); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open node: metrics: %w", err)
 	}
@@ -147,7 +162,25 @@ func (n *Node) Close() error {
 
 // Info describes the node.
 func (n *Node) Info() Info {
-	return Info{PeerID: n.peerID.String(), Version: BuildVersion(), Addrs: n.Addrs(), Components: n.Components()}
+	return Info{PeerID: n.peerID.String(), Version: BuildVersion(), Addrs: n.Addrs(), Components: n.Components(), Store: n.storeHealth()}
+}
+
+// storeHealth returns the store's troubles, nil when it has had none.
+func (n *Node) storeHealth() *StoreHealth {
+	h := n.store.Health()
+	if h.Corruptions == 0 && !h.NoSpace {
+		return nil
+	}
+	sh := &StoreHealth{Corruptions: h.Corruptions, LastCorruption: h.LastCorruption, NoSpace: h.NoSpace}
+	var advice []string
+	if h.Corruptions > 0 {
+		advice = append(advice, "the store is damaged (see last_corruption): reads of a damaged part fail and the rest is served; re-sync the affected databases from a peer, or restore the data dir from a backup")
+	}
+	if h.NoSpace {
+		advice = append(advice, "the disk is full: writes are refused until space is freed")
+	}
+	sh.Advice = strings.Join(advice, "; ")
+	return sh
 }
 
 // PeerID is the node's libp2p identity.

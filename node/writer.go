@@ -52,6 +52,19 @@ func (d *DB) run() {
 				break fill
 			}
 		}
+		if inflight != nil {
+			select {
+			case <-inflight.committed:
+				if inflight.err != nil {
+					// It failed and its callers were answered: build on
+					// the store, or this group would fail with it (a
+					// write after a full disk was freed got the old
+					// ErrNoSpace).
+					inflight = nil
+				}
+			default:
+			}
+		}
 		g := d.newGroup(inflight)
 		resps := g.handleAll(reqs)
 		g.hlc = d.clock.Last()

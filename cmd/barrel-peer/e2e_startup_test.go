@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -37,7 +38,8 @@ func TestE2EStartupErrors(t *testing.T) {
 	}{
 		{"data dir is a file", []string{"--data", notDir, "--http", "127.0.0.1:0"}, "data dir", 1},
 		{"address in use", []string{"--data", t.TempDir(), "--http", ln.Addr().String(), "--no-network"}, "listen on", 1},
-		{"data dir in use", []string{"--data", busyDir, "--http", "127.0.0.1:0", "--no-network"}, "open node", 1},
+		{"data dir in use", []string{"--data", busyDir, "--http", "127.0.0.1:0", "--no-network"}, fmt.Sprintf("data dir %s is in use by another barrel-peer (pid %d)", busyDir, busy.cmd.Process.Pid), 1},
+		{"data dir in use, networking on", []string{"--data", busyDir, "--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht"}, fmt.Sprintf("data dir %s is in use by another barrel-peer (pid %d)", busyDir, busy.cmd.Process.Pid), 1},
 		{"bad listen address", []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--listen", "not-a-multiaddr"}, "not-a-multiaddr", 1},
 		{"bootstrap without peer id", []string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "/p2p/", 1},
 		{"p2p address file without network", []string{"--data", t.TempDir(), "--no-network", "--p2p-addr-file", filepath.Join(t.TempDir(), "p2p")}, "--no-network", 1},
@@ -59,6 +61,12 @@ func TestE2EStartupErrors(t *testing.T) {
 			}
 			if s := errb.String(); !strings.Contains(s, "barrel-peer: ") || !strings.Contains(s, tt.stderr) {
 				t.Fatalf("got stderr %q, want a barrel-peer: message mentioning %q", s, tt.stderr)
+			}
+			if strings.HasPrefix(tt.name, "data dir in use") {
+				// A start that failed prints why, and nothing else.
+				if lines := strings.Split(strings.TrimSpace(errb.String()), "\n"); len(lines) != 1 {
+					t.Fatalf("got %d lines on stderr, want only the error:\n%s", len(lines), errb.String())
+				}
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
 )
@@ -96,7 +97,7 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		Logger:     log,
 	})
 	if err != nil {
-		return fmt.Errorf("open node in %s: %w", cfg.DataDir, err)
+		return openError(cfg.DataDir, err)
 	}
 	defer func() {
 		if err := n.Close(); err != nil {
@@ -174,6 +175,21 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openError says why the node in dataDir did not open, in the words a user
+// acts on.
+func openError(dataDir string, err error) error {
+	var locked *datastore.LockedError
+	switch {
+	case errors.As(err, &locked) && locked.PID > 0:
+		return fmt.Errorf("data dir %s is in use by another barrel-peer (pid %d): stop it first, or give this one another --data", dataDir, locked.PID)
+	case errors.As(err, &locked):
+		return fmt.Errorf("data dir %s is in use by another barrel-peer: stop it first, or give this one another --data", dataDir)
+	case errors.Is(err, node.ErrCorrupt):
+		return fmt.Errorf("data dir %s is damaged; nothing was changed or deleted. Restore it from a backup, or move it away and re-sync the databases from a peer: %w", dataDir, err)
+	}
+	return fmt.Errorf("open node in %s: %w", dataDir, err)
 }
 
 // p2pAddrLines returns addrs one per line, those on 127.0.0.1 first (TCP
