@@ -1,16 +1,19 @@
 package node
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,4 +309,83 @@ func TestFullDiskNode(t *testing.T) {
 	for _, id := range acked {
 		mustGet(t, db2, id)
 	}
+}
+
+// TestFullDiskLogsOnce: while the disk is full every write is refused,
+// and the node says so once, not once per refused write (a log line per
+// write fills the disk further); once space is freed, writes resume
+// without a restart and the node says that too.
+func TestFullDiskLogsOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs to fill needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v: %s", err, out)
+		}
+	})
+	ballast := filepath.Join(mnt, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedLog{}
+	cfg := Config{DataDir: filepath.Join(mnt, "data"), MemTable: 1 << 20, CacheBytes: 1 << 20,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	n, err := Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() }) // before the unmount
+	if err := n.CreateDB(t.Context(), "db"); err != nil {
+		t.Fatal(err)
+	}
+	db, _ := n.DB("db")
+	pad := make([]byte, 3000)
+	refused := 0
+	for i := 0; i < 10000 && refused < 50; i++ {
+		_, _ = rand.Read(pad)
+		if _, err := db.Put(t.Context(), fmt.Sprintf("doc%05d", i), map[string]any{"pad": hex.EncodeToString(pad)}, ""); errors.Is(err, ErrNoSpace) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused < 50 {
+		t.Fatalf("only %d writes refused: the disk never filled", refused)
+	}
+	if c := strings.Count(logs.String(), "writes refused"); c != 1 {
+		t.Fatalf("%d refused writes logged %d lines, want 1:\n%s", refused, c, logs.String())
+	}
+	if c := strings.Count(logs.String(), "group commit failed"); c != 0 {
+		t.Fatalf("refused writes logged %d 'group commit failed' lines", c)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, db, "after", map[string]any{"x": 1}, "")
+	if !strings.Contains(logs.String(), "writes resumed") {
+		t.Fatalf("no 'writes resumed' line once space was freed:\n%s", logs.String())
+	}
+}
+
+// lockedLog is a log sink safe for the node's goroutines.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -59,6 +59,7 @@ type DB struct {
 	purged     crdt.HLC      // latest clock of a purged tombstone; owned by the writer
 	compactRun sync.Mutex    // one Compact at a time
 	anyFold    atomic.Bool   // some document has a fold record (set before the first is written)
+	noSpace    atomic.Bool   // the last group commit was refused for disk space (logged once, not per group)
 
 	checkpoints struct { // orders sync checkpoint writes against their reset (reconsider)
 		sync.Mutex

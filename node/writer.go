@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -102,8 +103,20 @@ func (d *DB) commit(g *group, reqs []*request, resps []response) {
 	defer close(g.committed)
 	defer g.batch.Close()
 	g.err = g.finish()
-	if g.err != nil {
+	switch {
+	case errors.Is(g.err, ErrNoSpace):
+		// Every writer meets it until space is freed, and each caller is
+		// answered with it: log the state once, not each refused group
+		// (a log line per write fills the disk further).
+		if !d.noSpace.Swap(true) {
+			d.log.Error("writes refused: the disk is full; they resume once space is freed", "err", g.err)
+		}
+	case g.err != nil:
 		d.log.Error("group commit failed", "err", g.err, "changes", g.written)
+	case d.noSpace.Swap(false):
+		d.log.Info("writes resumed: the disk has room again")
+	}
+	if g.err != nil {
 		d.reply(reqs, resps, fmt.Errorf("commit: %w", g.err))
 		return
 	}
