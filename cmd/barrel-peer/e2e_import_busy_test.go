@@ -28,28 +28,7 @@ func TestE2EImportRetriesBusy(t *testing.T) {
 	mustStatus(t, 201, "PUT", p.url+"/dbs/db/docs/holder", `{"v":1}`)
 
 	// Hold the only write slot with an upload whose body has not ended.
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(t.Context(), "PUT", p.url+"/dbs/db/docs/holder/_attachments/slow", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upload := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != 201 {
-				err = fmt.Errorf("upload: status %d", resp.StatusCode)
-			}
-		}
-		upload <- err
-	}()
-	if _, err := pw.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, 10*time.Second, "the write slot to be held", func() bool {
-		return call(t, "PUT", p.url+"/dbs/db/docs/probe", `{"v":1}`).status == http.StatusServiceUnavailable
-	})
+	pw, upload, probes := holdWriteSlot(t, p.url+"/dbs/db/docs/holder/_attachments/slow", p.url+"/dbs/db/docs/probe")
 
 	var lines strings.Builder
 	const n = 2500
@@ -86,7 +65,57 @@ func TestE2EImportRetriesBusy(t *testing.T) {
 		t.Fatalf("import said %q, want %q", stdout.String(), want)
 	}
 	info := call(t, "GET", p.url+"/dbs/db", "").obj(t)
-	if got := info["doc_count"]; got != float64(n+1) {
-		t.Fatalf("doc_count %v, want %d", got, n+1)
+	if want := n + probes; info["doc_count"] != float64(want) { // holder, probes that won, the import
+		t.Fatalf("doc_count %v, want %d", info["doc_count"], want)
 	}
+}
+
+// holdWriteSlot starts an upload to uploadURL whose body does not end and
+// returns once a daemon with one write slot answers 503 to a PUT because
+// of it: the pipe that ends the body, the upload's result, and how many
+// probe documents (probeURL plus a number) were written. A probe and the
+// upload race for the slot (the transport reads the body's first byte
+// before it sends the request), so a lost race is run again, bounded.
+func holdWriteSlot(t *testing.T, uploadURL, probeURL string) (*io.PipeWriter, chan error, int) {
+	t.Helper()
+	probes := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		pr, pw := io.Pipe()
+		req, err := http.NewRequestWithContext(t.Context(), "PUT", uploadURL, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		upload := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					err = fmt.Errorf("upload: status %d", resp.StatusCode)
+				}
+			}
+			upload <- err
+		}()
+		if _, err := pw.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		for time.Now().Before(deadline) {
+			select {
+			case err := <-upload: // the probe won: try again
+				t.Logf("attempt %d: %v", attempt, err)
+				pw.Close()
+			default:
+				probes++
+				if call(t, "PUT", fmt.Sprintf("%s%d", probeURL, probes), `{"v":1}`).status == http.StatusServiceUnavailable {
+					return pw, upload, probes
+				}
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			break
+		}
+	}
+	t.Fatal("timed out waiting for an upload to hold the write slot")
+	return nil, nil, 0
 }
