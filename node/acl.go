@@ -13,6 +13,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -240,7 +241,7 @@ func aclOf(st *crdt.State, owner peer.ID) (*acl, error) {
 // owner is the peer that created the database (this node for a database
 // created before owners were recorded).
 func (d *DB) owner() peer.ID {
-	v, err := d.store.Get(d.keys.meta(metaOwner))
+	v, err := d.store.Get(d.keys.Meta(metaOwner))
 	if err != nil || len(v) == 0 {
 		return d.node.peerID
 	}
@@ -376,7 +377,7 @@ func parseACL(in ACL, owner peer.ID) (*acl, error) {
 // writer's changes it already has stay valid everywhere.
 func (d *DB) revocationStamp() (int64, error) {
 	now := d.node.cfg.Now().UnixNano()
-	v, err := d.readMeta(metaClock)
+	v, err := d.readMeta(layout.MetaClock)
 	if err != nil || v == nil {
 		return now, err
 	}
@@ -408,7 +409,7 @@ var _ bsync.ReadAuthorizer = syncStore{}
 
 // rejected reports whether this database rejected a received change.
 func (d *DB) rejected(id crdt.ID) (bool, error) {
-	return d.store.Has(d.keys.rejected(id))
+	return d.store.Has(d.keys.Rejected(id))
 }
 
 // rejections collects the changes one remote request rejected.
@@ -445,7 +446,7 @@ func (g *group) settle(r *rejections, from []byte, unpend [][]byte) error {
 	b := d.store.NewBatch()
 	defer b.Close()
 	for _, id := range r.order {
-		b.Set(d.keys.rejected(id), []byte(r.ids[id]))
+		b.Set(d.keys.Rejected(id), []byte(r.ids[id]))
 	}
 	for _, k := range unpend {
 		b.Delete(k)
@@ -625,7 +626,7 @@ func (d *DB) reconsider() {
 	}()
 	forgot := 0
 	err := d.exclusive(ctx, func() error {
-		x := d.keys.sub(tagRejected)
+		x := d.keys.Rejections()
 		b := d.store.NewWriteBatch()
 		defer b.Close()
 		err := d.store.Range(x, datastore.PrefixEnd(x), false, func(k, v []byte) (bool, error) {
@@ -638,7 +639,7 @@ func (d *DB) reconsider() {
 		if err != nil || forgot == 0 {
 			return err
 		}
-		cp := d.keys.sub(tagCheckpoint)
+		cp := d.keys.Checkpoints()
 		b.DeleteRange(cp, datastore.PrefixEnd(cp))
 		d.checkpoints.Lock()
 		defer d.checkpoints.Unlock()

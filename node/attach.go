@@ -147,7 +147,7 @@ func (d *DB) Attachment(ctx context.Context, docID, name string) (AttachmentInfo
 
 func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (AttachmentInfo, blobMeta, error) {
 	notFound := fmt.Errorf("attachment %s of %s: %w", name, docID, ErrNotFound)
-	v, err := snap.Get(d.keys.doc(docID))
+	v, err := snap.Get(d.keys.Doc(docID))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return AttachmentInfo{}, blobMeta{}, notFound
 	}
@@ -170,7 +170,7 @@ func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (Attac
 	if err != nil {
 		return AttachmentInfo{}, blobMeta{}, notFound
 	}
-	mv, err := snap.Get(d.keys.blobMeta(dg))
+	mv, err := snap.Get(d.keys.BlobMeta(dg))
 	if errors.Is(err, datastore.ErrNotFound) {
 		// A replicated document whose blob has not arrived yet: the
 		// fetcher pulls it in the background (blob_fetch.go); answer now
@@ -227,7 +227,7 @@ func (d *DB) referencedDigests(ctx context.Context) (map[digest]bool, error) {
 			}
 		}
 	}
-	pre := d.keys.sub(tagDoc)
+	pre := d.keys.Docs()
 	err := d.store.Range(pre, datastore.PrefixEnd(pre), false, func(k, v []byte) (bool, error) {
 		if len(v) < 8 {
 			return false, fmt.Errorf("document key %x: %w", k, errCorrupt)

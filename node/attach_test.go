@@ -41,9 +41,8 @@ func readAttachment(t *testing.T, db *DB, id, name string) (AttachmentInfo, []by
 	return info, b
 }
 
-func countKeys(t *testing.T, db *DB, tag byte) int {
+func countKeys(t *testing.T, db *DB, pre []byte) int {
 	t.Helper()
-	pre := db.keys.sub(tag)
 	n := 0
 	if err := db.store.Range(pre, nil, false, func(k, _ []byte) (bool, error) {
 		if !bytes.HasPrefix(k, pre) {
@@ -130,10 +129,10 @@ func TestAttachmentStoredOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := countKeys(t, db, tagBlobMeta); got != 1 {
+	if got := countKeys(t, db, db.keys.BlobMetas()); got != 1 {
 		t.Fatalf("got %d blobs, want 1", got)
 	}
-	if got := countKeys(t, db, tagBlobChunk); got != 3 {
+	if got := countKeys(t, db, db.keys.AllBlobChunks()); got != 3 {
 		t.Fatalf("got %d chunks, want 3", got)
 	}
 }
@@ -149,7 +148,7 @@ func TestAttachmentDigestChecks(t *testing.T) {
 	if _, err := db.Get(t.Context(), "d"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("document after a rejected attachment: got %v, want ErrNotFound", err)
 	}
-	if n := countKeys(t, db, tagBlobMeta) + countKeys(t, db, tagBlobChunk); n != 0 {
+	if n := countKeys(t, db, db.keys.BlobMetas()) + countKeys(t, db, db.keys.AllBlobChunks()); n != 0 {
 		t.Fatalf("a rejected blob left %d keys", n)
 	}
 	if _, err := db.LinkAttachment(t.Context(), "d", "f", "text/plain", other, ""); !errors.Is(err, ErrNotFound) {
@@ -209,7 +208,7 @@ func TestDeleteAttachmentAndCompact(t *testing.T) {
 	if st.Blobs != 1 || st.Bytes != int64(len(drop)) {
 		t.Fatalf("got %+v, want 1 blob of %d bytes reclaimed", st, len(drop))
 	}
-	if got := countKeys(t, db, tagBlobChunk); got != 2 {
+	if got := countKeys(t, db, db.keys.AllBlobChunks()); got != 2 {
 		t.Fatalf("got %d chunks left, want the 2 of keep", got)
 	}
 	if _, got := readAttachment(t, db, "k", "keep"); !bytes.Equal(got, keep) {
@@ -227,7 +226,7 @@ func TestCompactBlobsReclaimsAbandonedUploads(t *testing.T) {
 	n, db := testDB(t)
 	// A crash mid-upload leaves chunks under an upload id no metadata names.
 	b := db.store.NewWriteBatch()
-	b.Set(db.keys.blobChunk(uploadID{1}, 0), []byte("partial"))
+	b.Set(db.keys.BlobChunk(uploadID{1}, 0), []byte("partial"))
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // Blob storage. A blob is the content of an attachment, stored once per
@@ -233,7 +234,7 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
 			h.Write(buf[:n])
-			if serr := in.Set(d.keys.blobChunk(u, m.Chunks), buf[:n]); serr != nil {
+			if serr := in.Set(d.keys.BlobChunk(u, m.Chunks), buf[:n]); serr != nil {
 				return digest{}, blobMeta{}, fmt.Errorf("write blob chunks: %w", serr)
 			}
 			m.Chunks++
@@ -252,7 +253,7 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 		return digest{}, blobMeta{}, fmt.Errorf("content has %s, want %s: %w", dg, want, ErrDigestMismatch)
 	}
 	d.blobs.pin(dg)
-	ok, err := d.store.Has(d.keys.blobMeta(dg))
+	ok, err := d.store.Has(d.keys.BlobMeta(dg))
 	if err != nil {
 		d.blobs.unpin(dg)
 		return digest{}, blobMeta{}, fmt.Errorf("write blob: %w", err)
@@ -271,7 +272,7 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 	// chunks no metadata points at.
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(d.keys.blobMeta(dg), m.encode())
+	b.Set(d.keys.BlobMeta(dg), m.encode())
 	if err := in.Commit(ctx, b); err != nil {
 		d.blobs.unpin(dg)
 		d.dropUpload(u)
@@ -281,7 +282,7 @@ func (d *DB) writeBlob(ctx context.Context, r io.Reader, want string) (digest, b
 }
 
 func (d *DB) blobMetaOf(dg digest) (blobMeta, error) {
-	v, err := d.store.Get(d.keys.blobMeta(dg))
+	v, err := d.store.Get(d.keys.BlobMeta(dg))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return blobMeta{}, fmt.Errorf("blob %s: %w", dg, ErrNotFound)
 	}
@@ -311,7 +312,7 @@ func (d *DB) PutBlob(ctx context.Context, r io.Reader, want string) (BlobInfo, e
 // blobReader reads a blob's chunks from a snapshot. It holds one chunk.
 type blobReader struct {
 	snap *datastore.Snapshot
-	keys keys
+	keys layout.Keys
 	m    blobMeta
 	off  int64
 	idx  uint64 // index of cur
@@ -324,7 +325,7 @@ func (br *blobReader) Read(p []byte) (int, error) {
 	}
 	idx := uint64(br.off / int64(br.m.Chunk))
 	if br.cur == nil || br.idx != idx {
-		v, err := br.snap.Get(br.keys.blobChunk(br.m.Upload, idx))
+		v, err := br.snap.Get(br.keys.BlobChunk(br.m.Upload, idx))
 		if err != nil {
 			return 0, fmt.Errorf("read blob chunk %d: %w", idx, err)
 		}
@@ -417,7 +418,7 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 	}
 	var dead []cand
 	live := map[uploadID]bool{}
-	pre := d.keys.sub(tagBlobMeta)
+	pre := d.keys.BlobMetas()
 	err = d.store.Range(pre, datastore.PrefixEnd(pre), false, func(k, v []byte) (bool, error) {
 		var dg digest
 		if len(k) != len(pre)+len(dg) {
@@ -440,7 +441,7 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 	// A wanted blob's partial transfer is live while a document references
 	// the blob; a want no document needs any more goes with its chunks.
 	var deadWants []cand
-	wpre := d.keys.sub(tagBlobWant)
+	wpre := d.keys.BlobWants()
 	err = d.store.Range(wpre, datastore.PrefixEnd(wpre), false, func(k, v []byte) (bool, error) {
 		var dg digest
 		if len(k) != len(wpre)+len(dg) {
@@ -458,7 +459,7 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 		return CompactStats{}, fmt.Errorf("list wanted blobs: %w", err)
 	}
 	var orphans []uploadID
-	cpre := d.keys.sub(tagBlobChunk)
+	cpre := d.keys.AllBlobChunks()
 	for lo := cpre; ; {
 		var u uploadID
 		var found bool
@@ -479,7 +480,7 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 		if !live[u] {
 			orphans = append(orphans, u)
 		}
-		lo = datastore.PrefixEnd(d.keys.blobChunks(u))
+		lo = datastore.PrefixEnd(d.keys.BlobChunks(u))
 		if err := ctx.Err(); err != nil {
 			return CompactStats{}, err
 		}
@@ -499,8 +500,8 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 		if bs.touched[c.dg] || bs.pins[c.dg] > 0 {
 			continue
 		}
-		b.Delete(d.keys.blobMeta(c.dg))
-		b.DeleteRange(d.keys.blobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.blobChunks(c.m.Upload)))
+		b.Delete(d.keys.BlobMeta(c.dg))
+		b.DeleteRange(d.keys.BlobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.BlobChunks(c.m.Upload)))
 		st.Blobs++
 		st.Bytes += c.m.Length
 	}
@@ -508,15 +509,15 @@ func (d *DB) compactBlobs(ctx context.Context) (CompactStats, error) {
 		if bs.touched[c.dg] || bs.pins[c.dg] > 0 || bs.receiving[c.dg] != nil || bs.touchedUp[c.m.Upload] {
 			continue
 		}
-		b.Delete(d.keys.blobWant(c.dg))
-		b.DeleteRange(d.keys.blobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.blobChunks(c.m.Upload)))
+		b.Delete(d.keys.BlobWant(c.dg))
+		b.DeleteRange(d.keys.BlobChunks(c.m.Upload), datastore.PrefixEnd(d.keys.BlobChunks(c.m.Upload)))
 		st.Uploads++
 	}
 	for _, u := range orphans {
 		if bs.touchedUp[u] || bs.uploads[u] {
 			continue
 		}
-		b.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
+		b.DeleteRange(d.keys.BlobChunks(u), datastore.PrefixEnd(d.keys.BlobChunks(u)))
 		st.Uploads++
 	}
 	if b.Len() == 0 {

@@ -81,8 +81,8 @@ func forgetBlob(b *testing.B, d *DB, dg digest) {
 		b.Fatal(err)
 	}
 	bt := d.store.NewWriteBatch()
-	bt.Delete(d.keys.blobMeta(dg))
-	bt.DeleteRange(d.keys.blobChunks(m.Upload), datastore.PrefixEnd(d.keys.blobChunks(m.Upload)))
+	bt.Delete(d.keys.BlobMeta(dg))
+	bt.DeleteRange(d.keys.BlobChunks(m.Upload), datastore.PrefixEnd(d.keys.BlobChunks(m.Upload)))
 	if err := bt.Commit(); err != nil {
 		b.Fatal(err)
 	}

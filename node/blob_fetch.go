@@ -290,7 +290,7 @@ func (f *blobFetcher) candidates(from peer.ID) []peer.ID {
 func (d *DB) dropBlobWant(dg digest) {
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Delete(d.keys.blobWant(dg))
+	b.Delete(d.keys.BlobWant(dg))
 	if err := b.Commit(); err != nil {
 		d.log.Warn("drop blob want record", "err", err)
 	}

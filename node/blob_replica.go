@@ -95,7 +95,7 @@ func (s blobStore) OpenBlob(ctx context.Context, db string, d bsync.Digest) (io.
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := snap.Get(dd.keys.blobMeta(digest(d)))
+	v, err := snap.Get(dd.keys.BlobMeta(digest(d)))
 	if errors.Is(err, datastore.ErrNotFound) {
 		_ = snap.Close()
 		return nil, 0, fmt.Errorf("blob %s: %w", digest(d), bsync.ErrBlobNotFound)
@@ -162,7 +162,7 @@ var errReceiving = errors.New("being received already")
 
 // blobWant reads the want record of dg (the zero record if none).
 func (d *DB) blobWant(dg digest) (blobWant, error) {
-	v, err := d.store.Get(d.keys.blobWant(dg))
+	v, err := d.store.Get(d.keys.BlobWant(dg))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return blobWant{}, nil
 	}
@@ -180,7 +180,7 @@ func (d *DB) blobWant(dg digest) (blobWant, error) {
 func (d *DB) dropUpload(u uploadID) {
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.DeleteRange(d.keys.blobChunks(u), datastore.PrefixEnd(d.keys.blobChunks(u)))
+	b.DeleteRange(d.keys.BlobChunks(u), datastore.PrefixEnd(d.keys.BlobChunks(u)))
 	if err := b.Commit(); err != nil {
 		d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", err)
 	}
@@ -238,7 +238,7 @@ func (s *blobSink) flushChunk() error {
 // addChunk moves the chunk buffer, full or the last, into the ingest.
 func (s *blobSink) addChunk() error {
 	s.h.Write(s.buf)
-	if err := s.in.Set(s.d.keys.blobChunk(s.w.Upload, s.w.Chunks), s.buf); err != nil {
+	if err := s.in.Set(s.d.keys.BlobChunk(s.w.Upload, s.w.Chunks), s.buf); err != nil {
 		return fmt.Errorf("blob %s: write chunks: %w", s.dg, err)
 	}
 	s.w.Chunks++
@@ -258,7 +258,7 @@ func (s *blobSink) persist() error {
 	s.w.State = st
 	b := s.d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(s.d.keys.blobWant(s.dg), s.w.encode())
+	b.Set(s.d.keys.BlobWant(s.dg), s.w.encode())
 	err = s.in.Commit(context.Background(), b)
 	s.in, s.pending = s.d.store.NewIngest(), 0
 	if err != nil {
@@ -288,7 +288,7 @@ func (s *blobSink) Commit(length int64) error {
 	}
 	s.d.blobs.pin(s.dg)
 	defer s.d.blobs.unpin(s.dg)
-	if ok, err := s.d.store.Has(s.d.keys.blobMeta(s.dg)); err != nil || ok {
+	if ok, err := s.d.store.Has(s.d.keys.BlobMeta(s.dg)); err != nil || ok {
 		// Stored meanwhile (a local upload of the same content): keep it.
 		s.drop(false)
 		return err
@@ -296,8 +296,8 @@ func (s *blobSink) Commit(length int64) error {
 	m := blobMeta{Length: length, Chunks: s.w.Chunks, Chunk: ChunkBytes, Upload: s.w.Upload}
 	b := s.d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(s.d.keys.blobMeta(s.dg), m.encode())
-	b.Delete(s.d.keys.blobWant(s.dg))
+	b.Set(s.d.keys.BlobMeta(s.dg), m.encode())
+	b.Delete(s.d.keys.BlobWant(s.dg))
 	if err := s.in.Commit(context.Background(), b); err != nil {
 		return fmt.Errorf("blob %s: write metadata: %w", s.dg, err)
 	}
@@ -312,11 +312,11 @@ func (s *blobSink) drop(stillWanted bool) {
 	s.in.Close()
 	b := s.d.store.NewWriteBatch()
 	defer b.Close()
-	b.DeleteRange(s.d.keys.blobChunks(s.w.Upload), datastore.PrefixEnd(s.d.keys.blobChunks(s.w.Upload)))
+	b.DeleteRange(s.d.keys.BlobChunks(s.w.Upload), datastore.PrefixEnd(s.d.keys.BlobChunks(s.w.Upload)))
 	if stillWanted {
-		b.Set(s.d.keys.blobWant(s.dg), blobWant{Length: s.w.Length}.encode())
+		b.Set(s.d.keys.BlobWant(s.dg), blobWant{Length: s.w.Length}.encode())
 	} else {
-		b.Delete(s.d.keys.blobWant(s.dg))
+		b.Delete(s.d.keys.BlobWant(s.dg))
 	}
 	if err := b.Commit(); err != nil {
 		s.d.log.Warn("drop received blob chunks failed; compaction will reclaim them", "err", err)
@@ -364,7 +364,7 @@ func (d *DB) wantBlobs(from peer.ID, changes []*crdt.Change) {
 		if len(infos) == 0 {
 			continue
 		}
-		if ok, err := d.store.Has(d.keys.change(c.ID())); err != nil || !ok {
+		if ok, err := d.store.Has(d.keys.Change(c.ID())); err != nil || !ok {
 			continue
 		}
 		for _, info := range infos {
@@ -415,15 +415,15 @@ func attachmentRefs(op crdt.Op) []AttachmentInfo {
 // addBlobWant writes the want record of dg unless the blob or a record of
 // it is stored already. It reports nothing for a blob present.
 func (d *DB) addBlobWant(dg digest, length int64) error {
-	if ok, err := d.store.Has(d.keys.blobMeta(dg)); err != nil || ok {
+	if ok, err := d.store.Has(d.keys.BlobMeta(dg)); err != nil || ok {
 		return err
 	}
-	if ok, err := d.store.Has(d.keys.blobWant(dg)); err != nil || ok {
+	if ok, err := d.store.Has(d.keys.BlobWant(dg)); err != nil || ok {
 		return err
 	}
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(d.keys.blobWant(dg), blobWant{Length: length}.encode())
+	b.Set(d.keys.BlobWant(dg), blobWant{Length: length}.encode())
 	return b.Commit()
 }
 
@@ -431,7 +431,7 @@ func (d *DB) addBlobWant(dg digest, length int64) error {
 // (-1 when unknown), at most limit of them.
 func (d *DB) blobWants(limit int) (map[digest]int64, error) {
 	out := map[digest]int64{}
-	pre := d.keys.sub(tagBlobWant)
+	pre := d.keys.BlobWants()
 	err := d.store.Range(pre, datastore.PrefixEnd(pre), false, func(k, v []byte) (bool, error) {
 		var dg digest
 		if len(k) != len(pre)+len(dg) {
@@ -450,5 +450,5 @@ func (d *DB) blobWants(limit int) (map[digest]int64, error) {
 
 // hasBlob reports whether the blob dg is complete here.
 func (d *DB) hasBlob(dg digest) (bool, error) {
-	return d.store.Has(d.keys.blobMeta(dg))
+	return d.store.Has(d.keys.BlobMeta(dg))
 }

@@ -366,7 +366,7 @@ func TestHostileBlobPeer(t *testing.T) {
 	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 64<<20 {
 		t.Errorf("heap grew by %d MiB across hostile transfers", grew>>20)
 	}
-	if chunks := countKeys(t, d, tagBlobChunk); chunks != 0 {
+	if chunks := countKeys(t, d, d.keys.AllBlobChunks()); chunks != 0 {
 		t.Errorf("%d blob chunks stored after hostile transfers, want none", chunks)
 	}
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,6 +11,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // History compaction (docs/design.md, Compaction): a document's changes
@@ -59,21 +59,6 @@ const (
 	compactStepChanges = 2_000
 )
 
-// foldRecord is the value of a document's fold key: its base state and the
-// latest clock folded into it.
-type foldRecord struct {
-	_       struct{}      `cbor:",toarray"`
-	Base    []byte        // crdt.State encoding; its heads are the frontier
-	Clock   crdt.HLC      // no change after the frontier has a clock at or below this
-	Authors []authorClock // per author, the latest clock of theirs folded; sorted by author
-}
-
-type authorClock struct {
-	_      struct{} `cbor:",toarray"`
-	Author []byte   // peer id bytes
-	Clock  crdt.HLC
-}
-
 // readFold loads a document's folded base; nil when none.
 func (d *DB) readFold(doc string) (*crdt.State, crdt.HLC, error) {
 	r, err := d.readFoldRecord(doc)
@@ -87,18 +72,18 @@ func (d *DB) readFold(doc string) (*crdt.State, crdt.HLC, error) {
 	return st, r.Clock, nil
 }
 
-func (d *DB) readFoldRecord(doc string) (*foldRecord, error) {
+func (d *DB) readFoldRecord(doc string) (*layout.FoldRecord, error) {
 	if !d.anyFold.Load() {
 		return nil, nil // nothing folded yet: no lookup on the write path
 	}
-	v, err := d.store.Get(d.keys.fold(doc))
+	v, err := d.store.Get(d.keys.Fold(doc))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read base of %s: %w", doc, err)
 	}
-	r := new(foldRecord)
+	r := new(layout.FoldRecord)
 	if err := crdt.Unmarshal(v, r); err != nil {
 		return nil, fmt.Errorf("read base of %s: %w", doc, err)
 	}
@@ -123,7 +108,7 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 	d.compactRun.Lock()
 	defer d.compactRun.Unlock()
 	start := time.Now()
-	lo, hi := d.keys.all()
+	lo, hi := d.keys.All()
 	if err := d.store.Flush(); err != nil {
 		return CompactionStats{}, fmt.Errorf("compact %s: %w", d.name, err)
 	}
@@ -191,14 +176,14 @@ func (d *DB) recordCompaction(s *CompactionStats) error {
 	}
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(d.keys.meta(metaCompacted), rec)
+	b.Set(d.keys.Meta(layout.MetaCompacted), rec)
 	return b.Commit()
 }
 
 // LastCompaction returns the stats of the database's last compaction, if
 // any.
 func (d *DB) LastCompaction() (*CompactionStats, error) {
-	v, err := d.store.Get(d.keys.meta(metaCompacted))
+	v, err := d.store.Get(d.keys.Meta(layout.MetaCompacted))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, nil
 	}
@@ -223,7 +208,7 @@ type histEntry struct {
 // exclusively (no group is being prepared or committed). It returns the
 // key to continue after, nil when done.
 func (d *DB) compactStep(after []byte, h horizons, stats *CompactionStats) ([]byte, error) {
-	prefix := d.keys.sub(tagHistory)
+	prefix := d.keys.Histories()
 	lo := prefix
 	if after != nil {
 		lo = datastore.PrefixEnd(after)
@@ -249,7 +234,7 @@ func (d *DB) compactStep(after []byte, h horizons, stats *CompactionStats) ([]by
 				return false, nil
 			}
 			docs = append(docs, docHist{doc: doc})
-			last = d.keys.history(doc)
+			last = d.keys.History(doc)
 		}
 		e := histEntry{seq: seq}
 		copy(e.id[:], v)
@@ -315,7 +300,7 @@ const maxSeqMarks = 1024
 // one for a zero duration; 0 when it has no mark that old yet).
 func (d *DB) markSeq(now time.Time, keepFor, tombsFor time.Duration) (uint64, uint64, error) {
 	var marks []seqMark
-	v, err := d.store.Get(d.keys.meta(metaSeqMarks))
+	v, err := d.store.Get(d.keys.Meta(layout.MetaSeqMarks))
 	switch {
 	case err == nil:
 		if err := crdt.Unmarshal(v, &marks); err != nil {
@@ -358,7 +343,7 @@ func (d *DB) markSeq(now time.Time, keepFor, tombsFor time.Duration) (uint64, ui
 	}
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(d.keys.meta(metaSeqMarks), enc)
+	b.Set(d.keys.Meta(layout.MetaSeqMarks), enc)
 	return hist, tombs, b.Commit()
 }
 
@@ -415,10 +400,10 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 	}
 	for _, c := range f.Folded {
 		seq := seqOf[c.ID()]
-		b.Delete(d.keys.change(c.ID()))
-		b.Delete(binary.BigEndian.AppendUint64(d.keys.history(doc), seq))
+		b.Delete(d.keys.Change(c.ID()))
+		b.Delete(d.keys.HistoryEntry(doc, seq))
 		if seq != recSeq {
-			b.Delete(d.keys.feed(seq)) // the latest entry stays: the feed still lists the document
+			b.Delete(d.keys.Feed(seq)) // the latest entry stays: the feed still lists the document
 		}
 		res.horizon = max(res.horizon, seq)
 	}
@@ -432,9 +417,9 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 		}
 	}
 	if st.Deleted && len(f.Kept) == 0 {
-		b.Delete(d.keys.doc(doc))
-		b.Delete(d.keys.fold(doc))
-		b.Delete(d.keys.feed(recSeq))
+		b.Delete(d.keys.Doc(doc))
+		b.Delete(d.keys.Fold(doc))
+		b.Delete(d.keys.Feed(recSeq))
 		res.tombstones++
 		if f.Clock.Compare(res.purged) > 0 {
 			res.purged = f.Clock
@@ -445,16 +430,16 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 	if err != nil {
 		return err
 	}
-	r := &foldRecord{Base: enc, Clock: f.Clock}
+	r := &layout.FoldRecord{Base: enc, Clock: f.Clock}
 	for _, a := range slices.Sorted(maps.Keys(authors)) {
-		r.Authors = append(r.Authors, authorClock{Author: []byte(a), Clock: authors[a]})
+		r.Authors = append(r.Authors, layout.AuthorClock{Author: []byte(a), Clock: authors[a]})
 	}
 	rec, err := crdt.Marshal(r)
 	if err != nil {
 		return err
 	}
 	d.anyFold.Store(true)
-	b.Set(d.keys.fold(doc), rec)
+	b.Set(d.keys.Fold(doc), rec)
 	return nil
 }
 
@@ -462,7 +447,7 @@ func (d *DB) compactDoc(b *datastore.Batch, doc string, entries []histEntry, h h
 // of revisions and tombstones) to its batch and commits it.
 func (d *DB) commitCompaction(b *datastore.Batch, res *compactResult) error {
 	h := max(d.horizon.Load(), res.horizon)
-	b.Set(d.keys.meta(metaHorizon), binary.BigEndian.AppendUint64(nil, h))
+	b.Set(d.keys.Meta(layout.MetaHorizon), layout.Uint64(h))
 	purged := d.purged
 	if res.purged.Compare(purged) > 0 {
 		purged = res.purged
@@ -471,10 +456,10 @@ func (d *DB) commitCompaction(b *datastore.Batch, res *compactResult) error {
 	if err != nil {
 		return err
 	}
-	b.Set(d.keys.meta(metaPurged), pb)
+	b.Set(d.keys.Meta(layout.MetaPurged), pb)
 	revs, tombs := d.revisions.Load()-int64(res.folded), d.tombstones.Load()-int64(res.tombstones)
-	b.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(revs)))
-	b.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(tombs)))
+	b.Set(d.keys.Meta(layout.MetaRevisions), layout.Uint64(uint64(revs)))
+	b.Set(d.keys.Meta(layout.MetaTombs), layout.Uint64(uint64(tombs)))
 	if err := b.Commit(); err != nil {
 		return err
 	}

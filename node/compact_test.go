@@ -37,7 +37,7 @@ func dbOf(t tb, n *Node) *DB {
 }
 
 func dbBytes(t tb, d *DB) uint64 {
-	lo, hi := d.keys.all()
+	lo, hi := d.keys.All()
 	if err := d.store.Compact(lo, hi); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/layout"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -23,7 +24,7 @@ type DB struct {
 	name    string
 	node    *Node
 	store   *datastore.Store
-	keys    keys
+	keys    layout.Keys
 	log     *slog.Logger
 
 	queue chan *request
@@ -76,21 +77,6 @@ type DB struct {
 	closeOnce sync.Once
 }
 
-// Metadata keys of a database.
-const (
-	metaSeq       = "seq"
-	metaCount     = "count"
-	metaRevisions = "revisions"  // history entries held (8 bytes)
-	metaTombs     = "tombstones" // deleted documents held (8 bytes)
-	metaClock     = "hlc"
-	metaDigest    = "digest"    // XOR of every change id held (32 bytes) + count (8 bytes)
-	metaHorizon   = "horizon"   // highest seq folded or purged (8 bytes)
-	metaPurged    = "purged"    // latest clock of a purged tombstone (HLC)
-	metaCompacted = "compacted" // CompactStats of the last compaction
-	metaSeqMarks  = "seqmarks"  // []seqMark: the local seq reached at the times compaction ran
-	metaBasesFrom = "bases:"    // + peer id: highest seq of a base installed from that peer's snapshots
-)
-
 func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 	d := &DB{
 		id:      m.ID,
@@ -98,7 +84,7 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		name:    name,
 		node:    n,
 		store:   n.store,
-		keys:    newKeys(m.ID),
+		keys:    layout.NewKeys(m.ID),
 		log:     n.log.With("db", name),
 		queue:   make(chan *request, n.cfg.WriteQueue),
 		quit:    make(chan struct{}),
@@ -108,12 +94,12 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 	d.mu.notify = make(chan struct{})
 	r := m.Repl.replication()
 	d.repl.Store(&r)
-	if v, err := d.readMeta(metaSeq); err != nil {
+	if v, err := d.readMeta(layout.MetaSeq); err != nil {
 		return nil, err
 	} else if v != nil {
 		d.seq.Store(binary.BigEndian.Uint64(v))
 	}
-	if v, err := d.readMeta(metaCount); err != nil {
+	if v, err := d.readMeta(layout.MetaCount); err != nil {
 		return nil, err
 	} else if v != nil {
 		d.count.Store(int64(binary.BigEndian.Uint64(v)))
@@ -121,25 +107,26 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 	if err := d.loadCounters(); err != nil {
 		return nil, err
 	}
-	if v, err := d.readMeta(metaDigest); err != nil {
+	if v, err := d.readMeta(layout.MetaDigest); err != nil {
 		return nil, err
 	} else if v != nil {
-		copy(d.digest.xor[:], v[:32])
-		d.digest.count = binary.BigEndian.Uint64(v[32:])
+		if d.digest.xor, d.digest.count, err = layout.ParseDigest(v); err != nil {
+			return nil, fmt.Errorf("database %s: %w", name, err)
+		}
 	}
-	if v, err := d.readMeta(metaHorizon); err != nil {
+	if v, err := d.readMeta(layout.MetaHorizon); err != nil {
 		return nil, err
 	} else if v != nil {
 		d.horizon.Store(binary.BigEndian.Uint64(v))
 	}
-	if v, err := d.readMeta(metaPurged); err != nil {
+	if v, err := d.readMeta(layout.MetaPurged); err != nil {
 		return nil, err
 	} else if v != nil {
 		if err := crdt.Unmarshal(v, &d.purged); err != nil {
 			return nil, fmt.Errorf("open db %s: purge clock: %w", name, err)
 		}
 	}
-	z := d.keys.sub(tagFold)
+	z := d.keys.Folds()
 	if err := d.store.Range(z, datastore.PrefixEnd(z), false, func(_, _ []byte) (bool, error) {
 		d.anyFold.Store(true)
 		return false, nil
@@ -152,7 +139,7 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 	if err := d.loadPending(); err != nil {
 		return nil, err
 	}
-	if v, err := d.readMeta(metaClock); err != nil {
+	if v, err := d.readMeta(layout.MetaClock); err != nil {
 		return nil, err
 	} else if v != nil {
 		var h crdt.HLC
@@ -169,14 +156,14 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 }
 
 func (d *DB) readMeta(name string) ([]byte, error) {
-	v, err := d.store.Get(d.keys.meta(name))
+	v, err := d.store.Get(d.keys.Meta(name))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open db %s: read %s: %w", d.name, name, err)
 	}
-	if want := map[string]int{metaSeq: 8, metaCount: 8, metaDigest: 40, metaHorizon: 8, metaRevisions: 8, metaTombs: 8}[name]; want != 0 && len(v) != want {
+	if want := map[string]int{layout.MetaSeq: 8, layout.MetaCount: 8, layout.MetaDigest: 40, layout.MetaHorizon: 8, layout.MetaRevisions: 8, layout.MetaTombs: 8}[name]; want != 0 && len(v) != want {
 		return nil, fmt.Errorf("open db %s: %s: corrupt value", d.name, name)
 	}
 	return v, nil
@@ -186,11 +173,11 @@ func (d *DB) readMeta(name string) ([]byte, error) {
 // before they were kept counts them once, from its history and documents,
 // and stores them.
 func (d *DB) loadCounters() error {
-	revs, err := d.readMeta(metaRevisions)
+	revs, err := d.readMeta(layout.MetaRevisions)
 	if err != nil {
 		return err
 	}
-	tombs, err := d.readMeta(metaTombs)
+	tombs, err := d.readMeta(layout.MetaTombs)
 	if err != nil {
 		return err
 	}
@@ -200,14 +187,14 @@ func (d *DB) loadCounters() error {
 		return nil
 	}
 	var nrev, ntomb int64
-	h := d.keys.sub(tagHistory)
+	h := d.keys.Histories()
 	if err := d.store.Range(h, datastore.PrefixEnd(h), false, func(k, v []byte) (bool, error) {
 		nrev++
 		return true, nil
 	}); err != nil {
 		return fmt.Errorf("open db %s: count revisions: %w", d.name, err)
 	}
-	docs := d.keys.sub(tagDoc)
+	docs := d.keys.Docs()
 	if err := d.store.Range(docs, datastore.PrefixEnd(docs), false, func(k, v []byte) (bool, error) {
 		if len(v) < 8 {
 			return false, fmt.Errorf("corrupt document record")
@@ -225,8 +212,8 @@ func (d *DB) loadCounters() error {
 	}
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(nrev)))
-	b.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(ntomb)))
+	b.Set(d.keys.Meta(layout.MetaRevisions), layout.Uint64(uint64(nrev)))
+	b.Set(d.keys.Meta(layout.MetaTombs), layout.Uint64(uint64(ntomb)))
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("open db %s: store counters: %w", d.name, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // Export reads every live document of a database from one store snapshot,
@@ -56,13 +57,13 @@ func (d *DB) Export(ctx context.Context, prefix string) (*Export, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", d.name, err)
 	}
-	e := &Export{d: d, sn: sn, base: d.keys.sub(tagDoc)}
+	e := &Export{d: d, sn: sn, base: d.keys.Docs()}
 	var count uint64
 	for _, m := range []struct {
 		name string
 		dst  *uint64
-	}{{metaSeq, &e.seq}, {metaCount, &count}} {
-		v, err := sn.Get(d.keys.meta(m.name))
+	}{{layout.MetaSeq, &e.seq}, {layout.MetaCount, &count}} {
+		v, err := sn.Get(d.keys.Meta(m.name))
 		switch {
 		case err == nil && len(v) == 8:
 			*m.dst = binary.BigEndian.Uint64(v)
@@ -72,7 +73,7 @@ func (d *DB) Export(ctx context.Context, prefix string) (*Export, error) {
 		}
 	}
 	e.count = int64(count)
-	switch _, err := sn.Get(d.keys.doc(ACLDocID)); {
+	switch _, err := sn.Get(d.keys.Doc(ACLDocID)); {
 	case err == nil && e.count > 0:
 		e.count-- // counted among the live documents, not exported
 	case err != nil && !errors.Is(err, datastore.ErrNotFound):
@@ -134,17 +135,18 @@ func (e *Export) read(k, v []byte) (doc ExportDoc, live bool) {
 	if id == ACLDocID {
 		return ExportDoc{}, false
 	}
-	if len(v) < 8 {
-		return ExportDoc{ID: id, Err: fmt.Errorf("document %s: corrupt record (%d bytes)", id, len(v))}, true
+	seq, enc, err := layout.ParseDocRecord(v)
+	if err != nil {
+		return ExportDoc{ID: id, Err: fmt.Errorf("document %s: %w (%d bytes)", id, err, len(v))}, true
 	}
-	st, err := crdt.DecodeView(v[8:])
+	st, err := crdt.DecodeView(enc)
 	if err != nil {
 		return ExportDoc{ID: id, Err: fmt.Errorf("document %s: %w", id, err)}, true
 	}
 	if !st.Exists() || st.Deleted {
 		return ExportDoc{}, false
 	}
-	return ExportDoc{ID: id, Rev: st.Last.String(), Seq: binary.BigEndian.Uint64(v[:8]), Body: st.Body}, true
+	return ExportDoc{ID: id, Rev: st.Last.String(), Seq: seq, Body: st.Body}, true
 }
 
 // Err is the error that stopped the export early, nil when it reached the

@@ -21,7 +21,7 @@ func TestExport(t *testing.T) {
 	}
 	// A record the decoder refuses, written past the writer: what a damaged
 	// store looks like to a reader.
-	if err := db.store.DB().Set(db.keys.doc("d002x"), []byte("\x00\x00\x00\x00\x00\x00\x00\x09garbage"), nil); err != nil {
+	if err := db.store.DB().Set(db.keys.Doc("d002x"), []byte("\x00\x00\x00\x00\x00\x00\x00\x09garbage"), nil); err != nil {
 		t.Fatal(err)
 	}
 

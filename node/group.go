@@ -130,7 +130,7 @@ func (g *group) has(id crdt.ID) (bool, error) {
 			return true, nil
 		}
 	}
-	return g.d.store.Has(g.d.keys.change(id))
+	return g.d.store.Has(g.d.keys.Change(id))
 }
 
 // docChanges loads every change of a document: those in the store and those

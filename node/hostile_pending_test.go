@@ -55,7 +55,7 @@ func dirBytes(t *testing.T, dir string) int64 {
 // pendingKeys counts the pending-transaction keys of a database on disk.
 func pendingKeys(t *testing.T, d *DB) int {
 	t.Helper()
-	base := d.keys.sub(tagPending)
+	base := d.keys.Pendings()
 	n := 0
 	if err := d.store.Range(base, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
 		n++

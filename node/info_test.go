@@ -2,6 +2,8 @@ package node
 
 import (
 	"testing"
+
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 func info(t *testing.T, d *DB) DBInfo {
@@ -76,8 +78,8 @@ func TestInfoCounters(t *testing.T) {
 
 	// A database written before the counters existed counts them once.
 	b := d.store.NewWriteBatch()
-	b.Delete(d.keys.meta(metaRevisions))
-	b.Delete(d.keys.meta(metaTombs))
+	b.Delete(d.keys.Meta(layout.MetaRevisions))
+	b.Delete(d.keys.Meta(layout.MetaTombs))
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,11 @@
 package node
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // prepared is a change ready to apply to its document.
@@ -85,12 +85,12 @@ func (g *group) merge(p *prepared) (*merged, error) {
 			return nil, fmt.Errorf("document %s: %w", c.Doc, err)
 		}
 	}
-	if m.feed, err = crdt.Marshal(&feedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted, From: p.from}); err != nil {
+	if m.feed, err = crdt.Marshal(&layout.FeedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted, From: p.from}); err != nil {
 		return nil, fmt.Errorf("encode feed entry: %w", err)
 	}
 	newBody := liveBody(st)
 	m.isLive = newBody != nil
-	m.del, m.put = index.Diff(d.keys.index(), c.Doc, oldBody, newBody)
+	m.del, m.put = index.Diff(d.keys.Index(), c.Doc, oldBody, newBody)
 	return m, nil
 }
 
@@ -150,10 +150,10 @@ func (g *group) record(m *merged) {
 	g.seq++
 	id := c.ID()
 	b := g.batch
-	b.Set(d.keys.change(id), m.enc)
-	b.Set(d.keys.feed(g.seq), m.feed)
-	b.Set(binary.BigEndian.AppendUint64(d.keys.history(c.Doc), g.seq), id[:])
-	b.Set(d.keys.doc(c.Doc), append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.stEnc)), g.seq), m.stEnc...))
+	b.Set(d.keys.Change(id), m.enc)
+	b.Set(d.keys.Feed(g.seq), m.feed)
+	b.Set(d.keys.HistoryEntry(c.Doc, g.seq), id[:])
+	b.Set(d.keys.Doc(c.Doc), layout.DocRecord(g.seq, m.stEnc))
 	for _, k := range m.del {
 		b.Delete(k)
 	}
@@ -184,15 +184,6 @@ func (g *group) record(m *merged) {
 		g.digest[i] ^= id[i]
 	}
 	g.nchange++
-}
-
-// feedEntry is the value of a feed key.
-type feedEntry struct {
-	_       struct{} `cbor:",toarray"`
-	Doc     string
-	Rev     crdt.ID
-	Deleted bool
-	From    []byte // the peer the change was received from; nil for local writes
 }
 
 func liveBody(st *crdt.State) map[string]any {

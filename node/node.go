@@ -21,6 +21,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // Version is the barrel release this build reports.
@@ -110,8 +111,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open node: metrics: %w", err)
 	}
 	n.mu.dbs = map[string]*DB{}
-	err = store.Range(catalogPrefix, datastore.PrefixEnd(catalogPrefix), false, func(k, v []byte) (bool, error) {
-		name, _, err := tuple.ReadString(k[len(catalogPrefix):])
+	err = store.Range(layout.CatalogPrefix, datastore.PrefixEnd(layout.CatalogPrefix), false, func(k, v []byte) (bool, error) {
+		name, _, err := tuple.ReadString(k[len(layout.CatalogPrefix):])
 		if err != nil {
 			return false, err
 		}
@@ -220,7 +221,7 @@ func (n *Node) createDB(name string) error {
 		return fmt.Errorf("create %s: %w", name, ErrDBExists)
 	}
 	var next uint64 = 1
-	if v, err := n.store.Get(nextDBKey); err == nil && len(v) == 8 {
+	if v, err := n.store.Get(layout.NextDBKey); err == nil && len(v) == 8 {
 		next = binary.BigEndian.Uint64(v)
 	} else if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		return fmt.Errorf("create %s: %w", name, err)
@@ -231,9 +232,9 @@ func (n *Node) createDB(name string) error {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
 	b := n.store.NewBatch()
-	b.Set(catalogKey(name), meta)
-	b.Set(nextDBKey, binary.BigEndian.AppendUint64(nil, next+1))
-	b.Set(newKeys(next).meta(metaOwner), []byte(n.peerID)) // the creator owns it
+	b.Set(layout.CatalogKey(name), meta)
+	b.Set(layout.NextDBKey, layout.Uint64(next+1))
+	b.Set(layout.NewKeys(next).Meta(metaOwner), []byte(n.peerID)) // the creator owns it
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
@@ -263,9 +264,9 @@ func (n *Node) DropDB(ctx context.Context, name string) error {
 	}
 	n.leaveNetwork(name)
 	db.close()
-	lo, hi := db.keys.all()
+	lo, hi := db.keys.All()
 	b := n.store.NewBatch()
-	b.Delete(catalogKey(name))
+	b.Delete(layout.CatalogKey(name))
 	b.DeleteRange(lo, hi)
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("drop %s: %w", name, err)

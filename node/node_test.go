@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 func openTestNode(t *testing.T, dir string, mod func(*Config)) *Node {
@@ -342,7 +343,7 @@ func TestStoreFormat(t *testing.T) {
 		name   string
 		record []byte
 	}{
-		{"newer format", binary.BigEndian.AppendUint64(nil, storeFormat+1)},
+		{"newer format", binary.BigEndian.AppendUint64(nil, layout.Format+1)},
 		{"unreadable record", []byte("x")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -356,11 +357,11 @@ func TestStoreFormat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v, err := s.Get(formatKey); err != nil || binary.BigEndian.Uint64(v) != storeFormat {
-				t.Fatalf("format record of a new data dir: %x, %v; want %d", v, err, storeFormat)
+			if v, err := s.Get(layout.FormatKey); err != nil || binary.BigEndian.Uint64(v) != layout.Format {
+				t.Fatalf("format record of a new data dir: %x, %v; want %d", v, err, layout.Format)
 			}
 			b := s.NewWriteBatch()
-			b.Set(formatKey, tc.record)
+			b.Set(layout.FormatKey, tc.record)
 			if err := b.Commit(); err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +374,7 @@ func TestStoreFormat(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if v, _ := s.Get(formatKey); !bytes.Equal(v, tc.record) {
+			if v, _ := s.Get(layout.FormatKey); !bytes.Equal(v, tc.record) {
 				t.Fatalf("format record after the refused Open: %x, want %x", v, tc.record)
 			}
 		})

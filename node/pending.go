@@ -125,7 +125,7 @@ func (d *DB) addPending(from peer.ID, c *crdt.Change) (*pendingGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := d.keys.pending(c.Tx.ID, c.ID())
+	key := d.keys.Pending(c.Tx.ID, c.ID())
 	v := encodePending(from, enc)
 	d.pendingTx.Lock()
 	defer d.pendingTx.Unlock()
@@ -167,7 +167,7 @@ func (d *DB) addPending(from peer.ID, c *crdt.Change) (*pendingGroup, error) {
 // readPendingGroup reads a transaction's pending changes back from disk.
 func (d *DB) readPendingGroup(tx string) (*pendingGroup, error) {
 	g := &pendingGroup{}
-	base := tuple.AppendString(d.keys.sub(tagPending), tx)
+	base := tuple.AppendString(d.keys.Pendings(), tx)
 	err := d.store.Range(base, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
 		from, enc, err := decodePendingFrom(v)
 		if err != nil {
@@ -250,7 +250,7 @@ func (d *DB) dropPending(tx string, g *pendingGroup) {
 func (d *DB) loadPending() error {
 	d.pendingTx.byTx = map[string]int{}
 	d.pendingTx.byPeer = map[peer.ID]*pendingUse{}
-	base := d.keys.sub(tagPending)
+	base := d.keys.Pendings()
 	return d.store.Range(base, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
 		tx, _, err := tuple.ReadString(k[len(base):])
 		if err != nil {

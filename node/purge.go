@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // Purge (docs/design.md, Compaction): documents removed with all their
@@ -71,7 +71,7 @@ func (d *DB) Purge(ctx context.Context, ids []string) (PurgeResult, error) {
 	}
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	start := time.Now()
-	lo, hi := d.keys.all()
+	lo, hi := d.keys.All()
 	res := PurgeResult{Purged: []string{}, NotFound: []string{}}
 	res.BytesBefore, _ = d.store.EstimateDiskUsage(lo, hi)
 	for len(ids) > 0 {
@@ -132,10 +132,10 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 	if err != nil {
 		return err
 	}
-	b.Set(d.keys.meta(metaCount), binary.BigEndian.AppendUint64(nil, uint64(count)))
-	b.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(revs)))
-	b.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(tombs)))
-	b.Set(d.keys.meta(metaPurged), pb)
+	b.Set(d.keys.Meta(layout.MetaCount), layout.Uint64(uint64(count)))
+	b.Set(d.keys.Meta(layout.MetaRevisions), layout.Uint64(uint64(revs)))
+	b.Set(d.keys.Meta(layout.MetaTombs), layout.Uint64(uint64(tombs)))
+	b.Set(d.keys.Meta(layout.MetaPurged), pb)
 	if err := b.Commit(); err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused
 		return st, 0, 0, crdt.HLC{}, err
 	}
 	refuse := map[crdt.ID]bool{}
-	prefix := d.keys.history(id)
+	prefix := d.keys.History(id)
 	err = d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
 		seq, _, err := tuple.ReadUint64(k[len(prefix):])
 		if err != nil || len(v) != len(crdt.ID{}) {
@@ -172,8 +172,8 @@ func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused
 		}
 		var cid crdt.ID
 		copy(cid[:], v)
-		b.Delete(d.keys.change(cid))
-		b.Delete(d.keys.feed(seq))
+		b.Delete(d.keys.Change(cid))
+		b.Delete(d.keys.Feed(seq))
 		b.Delete(slices.Clone(k))
 		refuse[cid] = true
 		n++
@@ -182,7 +182,7 @@ func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused
 	if err != nil {
 		return nil, 0, 0, crdt.HLC{}, err
 	}
-	b.Delete(d.keys.feed(recSeq)) // compaction keeps the latest entry without its history key
+	b.Delete(d.keys.Feed(recSeq)) // compaction keeps the latest entry without its history key
 	fold, err := d.readFoldRecord(id)
 	if err != nil {
 		return nil, 0, 0, crdt.HLC{}, err
@@ -196,18 +196,18 @@ func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused
 			refuse[h] = true
 		}
 		clock = fold.Clock
-		b.Delete(d.keys.fold(id))
+		b.Delete(d.keys.Fold(id))
 	}
 	for _, h := range st.Heads {
 		refuse[h] = true
 	}
 	for cid := range refuse {
-		b.Set(d.keys.rejected(cid), []byte(rejectPurged))
+		b.Set(d.keys.Rejected(cid), []byte(rejectPurged))
 	}
-	del, _ := index.Diff(d.keys.index(), id, liveBody(st), nil)
+	del, _ := index.Diff(d.keys.Index(), id, liveBody(st), nil)
 	for _, k := range del {
 		b.Delete(k)
 	}
-	b.Delete(d.keys.doc(id))
+	b.Delete(d.keys.Doc(id))
 	return st, n, len(refuse), clock, nil
 }

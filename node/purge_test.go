@@ -12,7 +12,7 @@ import (
 // rawKeysWith lists the keys of a database whose key or value contains s.
 func rawKeysWith(t *testing.T, d *DB, s string) []string {
 	t.Helper()
-	lo, hi := d.keys.all()
+	lo, hi := d.keys.All()
 	var out []string
 	err := d.store.Range(lo, hi, false, func(k, v []byte) (bool, error) {
 		if bytes.Contains(k, []byte(s)) || bytes.Contains(v, []byte(s)) {

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // readView loads what readers need of a document (crdt.DecodeView: no
@@ -31,26 +31,27 @@ func (d *DB) readState(id string) (*crdt.State, uint64, error) {
 }
 
 func (d *DB) read(id string, decode func([]byte) (*crdt.State, error)) (*crdt.State, uint64, error) {
-	v, err := d.store.Get(d.keys.doc(id))
+	v, err := d.store.Get(d.keys.Doc(id))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return crdt.NewState(), 0, nil
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("read document %s: %w", id, err)
 	}
-	if len(v) < 8 {
-		return nil, 0, fmt.Errorf("read document %s: corrupt record", id)
-	}
-	st, err := decode(v[8:])
+	seq, enc, err := layout.ParseDocRecord(v)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read document %s: %w", id, err)
 	}
-	return st, binary.BigEndian.Uint64(v[:8]), nil
+	st, err := decode(enc)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read document %s: %w", id, err)
+	}
+	return st, seq, nil
 }
 
 // readChange loads a stored change. ErrNotFound if this database lacks it.
 func (d *DB) readChange(id crdt.ID) (*crdt.Change, error) {
-	v, err := d.store.Get(d.keys.change(id))
+	v, err := d.store.Get(d.keys.Change(id))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, fmt.Errorf("change %s: %w", id, ErrNotFound)
 	}
@@ -66,7 +67,7 @@ func (d *DB) readChange(id crdt.ID) (*crdt.Change, error) {
 
 // historyIDs lists a document's change ids in local order.
 func (d *DB) historyIDs(doc string) ([]crdt.ID, error) {
-	prefix := d.keys.history(doc)
+	prefix := d.keys.History(doc)
 	var ids []crdt.ID
 	err := d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
 		var id crdt.ID
@@ -98,7 +99,7 @@ func (d *DB) Info(ctx context.Context) (DBInfo, error) {
 	}
 	info := DBInfo{Name: d.name, DocCount: d.count.Load(), UpdateSeq: d.seq.Load(),
 		Revisions: d.revisions.Load(), Tombstones: d.tombstones.Load()}
-	lo, hi := d.keys.all()
+	lo, hi := d.keys.All()
 	var err error
 	if info.DiskBytes, err = d.store.EstimateDiskUsage(lo, hi); err != nil {
 		return DBInfo{}, fmt.Errorf("info of %s: %w", d.name, err)
@@ -176,7 +177,7 @@ func (d *DB) List(ctx context.Context, o ListOptions) ([]DocSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := d.keys.sub(tagDoc)
+	base := d.keys.Docs()
 	lo := tuple.AppendStringPrefix(slices.Clone(base), o.Prefix)
 	hi := datastore.PrefixEnd(lo)
 	if o.StartAfter != "" {
@@ -224,7 +225,7 @@ func (d *DB) History(ctx context.Context, id string) ([]Revision, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
 	}
-	prefix := d.keys.history(id)
+	prefix := d.keys.History(id)
 	var revs []Revision
 	err := d.store.Range(prefix, datastore.PrefixEnd(prefix), true, func(k, v []byte) (bool, error) {
 		seq, _, err := tuple.ReadUint64(k[len(prefix):])
@@ -285,7 +286,7 @@ func (d *DB) Changes(ctx context.Context, since uint64, limit int) ([]Change, ui
 		return nil, 0, invalid("query", "limit %d: want 1..%d", limit, MaxListLimit)
 	}
 	last := d.seq.Load()
-	base := d.keys.sub(tagFeed)
+	base := d.keys.Feeds()
 	lo := tuple.AppendUint64(slices.Clone(base), since+1)
 	var out []Change
 	err := d.store.Range(lo, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
@@ -293,7 +294,7 @@ func (d *DB) Changes(ctx context.Context, since uint64, limit int) ([]Change, ui
 		if err != nil {
 			return false, err
 		}
-		var e feedEntry
+		var e layout.FeedEntry
 		if err := crdt.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("feed entry %d: %w", seq, err)
 		}
@@ -354,7 +355,7 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 		states[id], seqs[id] = st, seq
 		return st.Body, true, nil
 	}
-	ids, cursor, err := index.Search(d.store, d.keys.index(), iq, load)
+	ids, cursor, err := index.Search(d.store, d.keys.Index(), iq, load)
 	if err != nil {
 		if errors.Is(err, index.ErrBadQuery) {
 			// "invalid query: condition 0: ...", not "invalid query: bad query: ...".

@@ -16,6 +16,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -53,14 +54,14 @@ func (s syncStore) Feed(ctx context.Context, db string, since uint64, limit int,
 	last := since
 	scanned := 0
 	var out []bsync.Entry
-	base := d.keys.sub(tagFeed)
+	base := d.keys.Feeds()
 	lo := tuple.AppendUint64(slices.Clone(base), since+1)
 	err = d.store.Range(lo, datastore.PrefixEnd(base), false, func(k, v []byte) (bool, error) {
 		seq, _, err := tuple.ReadUint64(k[len(base):])
 		if err != nil {
 			return false, err
 		}
-		var e feedEntry
+		var e layout.FeedEntry
 		if err := crdt.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("feed entry %d: %w", seq, err)
 		}
@@ -132,7 +133,7 @@ func (s syncStore) Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, e
 	}
 	out := make([]bool, len(ids))
 	for i, id := range ids {
-		if out[i], err = d.store.Has(d.keys.change(id)); err != nil {
+		if out[i], err = d.store.Has(d.keys.Change(id)); err != nil {
 			return nil, err
 		}
 		if !out[i] {
@@ -152,7 +153,7 @@ func (s syncStore) Changes(ctx context.Context, db string, ids []crdt.ID) ([][]b
 	}
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		v, err := d.store.Get(d.keys.change(id))
+		v, err := d.store.Get(d.keys.Change(id))
 		if errors.Is(err, datastore.ErrNotFound) {
 			return nil, fmt.Errorf("change %s: %w", id, bsync.ErrNotFound)
 		}
@@ -187,7 +188,7 @@ func (s syncStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (u
 		d.checkpoints.readAt = map[peer.ID]uint64{}
 	}
 	d.checkpoints.readAt[remote] = d.checkpoints.epoch
-	v, err := d.store.Get(d.keys.checkpoint([]byte(remote)))
+	v, err := d.store.Get(d.keys.Checkpoint([]byte(remote)))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return 0, nil
 	}
@@ -212,7 +213,7 @@ func (s syncStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID,
 	}
 	b := d.store.NewBatch()
 	defer b.Close()
-	b.Set(d.keys.checkpoint([]byte(remote)), binary.BigEndian.AppendUint64(nil, seq))
+	b.Set(d.keys.Checkpoint([]byte(remote)), layout.Uint64(seq))
 	return b.Commit()
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -110,7 +111,7 @@ func (n *Node) storeReplication(d *DB, r Replication) (Replication, error) {
 	}
 	b := n.store.NewBatch()
 	defer b.Close()
-	b.Set(catalogKey(name), meta)
+	b.Set(layout.CatalogKey(name), meta)
 	if err := b.Commit(); err != nil {
 		return Replication{}, fmt.Errorf("set replication of %s: %w", name, err)
 	}

@@ -318,7 +318,7 @@ func changeOf(t *testing.T, d *DB, rev string) *crdt.Change {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := d.store.Get(d.keys.change(id))
+	v, err := d.store.Get(d.keys.Change(id))
 	if err != nil {
 		t.Fatalf("change %s: %v", rev, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -80,23 +81,14 @@ func (d *DB) setBasesFrom(p peer.ID, seq uint64) {
 // loadBases reads, per source peer, the highest seq of a base installed
 // from its snapshots.
 func (d *DB) loadBases() error {
-	prefix := d.keys.meta(metaBasesFrom)
+	prefix := d.keys.Meta(layout.MetaBasesFrom)
 	return d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
 		if len(v) != 8 {
-			return false, fmt.Errorf("open db %s: corrupt %s", d.name, metaBasesFrom)
+			return false, fmt.Errorf("open db %s: corrupt %s", d.name, layout.MetaBasesFrom)
 		}
 		d.setBasesFrom(peer.ID(k[len(prefix):]), binary.BigEndian.Uint64(v))
 		return true, nil
 	})
-}
-
-// snapProgress is the value of a snapshot-progress key: an install from a
-// peer that was interrupted resumes after After, and the checkpoint it
-// ends with is the first session's position.
-type snapProgress struct {
-	_     struct{} `cbor:",toarray"`
-	After string
-	Seq   uint64
 }
 
 // OpenSnapshot implements bsync.SnapshotStore.
@@ -114,13 +106,13 @@ func (s syncStore) OpenSnapshot(ctx context.Context, db string, remote peer.ID, 
 		return nil, err
 	}
 	ds := &docSnapshot{d: d, sn: sn, after: after, match: match}
-	if v, err := sn.Get(d.keys.meta(metaSeq)); err == nil && len(v) == 8 {
+	if v, err := sn.Get(d.keys.Meta(layout.MetaSeq)); err == nil && len(v) == 8 {
 		ds.head.Seq = binary.BigEndian.Uint64(v)
 	} else if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		sn.Close()
 		return nil, err
 	}
-	if v, err := sn.Get(d.keys.meta(metaPurged)); err == nil {
+	if v, err := sn.Get(d.keys.Meta(layout.MetaPurged)); err == nil {
 		if err := crdt.Unmarshal(v, &ds.head.Purged); err != nil {
 			sn.Close()
 			return nil, fmt.Errorf("purge clock: %w", err)
@@ -163,16 +155,16 @@ func (s *docSnapshot) Next(ctx context.Context, maxBytes int) ([]bsync.SnapshotD
 	if s.done {
 		return nil, nil
 	}
-	prefix := s.d.keys.sub(tagDoc)
+	prefix := s.d.keys.Docs()
 	lo := prefix
 	if s.after != "" {
-		lo = datastore.PrefixEnd(s.d.keys.doc(s.after))
+		lo = datastore.PrefixEnd(s.d.keys.Doc(s.after))
 	}
 	var out []bsync.SnapshotDoc
 	size := 0
 	if !s.aclSent {
 		s.aclSent = true
-		if _, err := s.sn.Get(s.d.keys.doc(ACLDocID)); err == nil {
+		if _, err := s.sn.Get(s.d.keys.Doc(ACLDocID)); err == nil {
 			sd, err := s.doc(ACLDocID)
 			if err != nil {
 				return nil, err
@@ -227,10 +219,10 @@ func (s *docSnapshot) Next(ctx context.Context, maxBytes int) ([]bsync.SnapshotD
 func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
 	d := s.d
 	sd := bsync.SnapshotDoc{Doc: doc}
-	v, err := s.sn.Get(d.keys.fold(doc))
+	v, err := s.sn.Get(d.keys.Fold(doc))
 	switch {
 	case err == nil:
-		var r foldRecord
+		var r layout.FoldRecord
 		if err := crdt.Unmarshal(v, &r); err != nil {
 			return sd, fmt.Errorf("base of %s: %w", doc, err)
 		}
@@ -242,16 +234,16 @@ func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
 		return sd, err
 	}
 	if s.hist == nil {
-		all := d.keys.sub(tagHistory)
+		all := d.keys.Histories()
 		if s.hist, err = s.sn.Iter(all, datastore.PrefixEnd(all), false); err != nil {
 			return sd, err
 		}
 	}
-	prefix := d.keys.history(doc)
+	prefix := d.keys.History(doc)
 	for ok := s.hist.SeekGE(prefix); ok && bytes.HasPrefix(s.hist.Key(), prefix); ok = s.hist.Next() {
 		var id crdt.ID
 		copy(id[:], s.hist.Value())
-		body, err := s.sn.Get(d.keys.change(id))
+		body, err := s.sn.Get(d.keys.Change(id))
 		if err != nil {
 			return sd, fmt.Errorf("change %s of %s: %w", id, doc, err)
 		}
@@ -279,15 +271,15 @@ func (s syncStore) SnapshotProgress(ctx context.Context, db string, p peer.ID) (
 	return pr.After, nil
 }
 
-func (d *DB) snapProgress(p peer.ID) (*snapProgress, error) {
-	v, err := d.store.Get(d.keys.snapProgress([]byte(p)))
+func (d *DB) snapProgress(p peer.ID) (*layout.SnapProgress, error) {
+	v, err := d.store.Get(d.keys.SnapProgress([]byte(p)))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	pr := new(snapProgress)
+	pr := new(layout.SnapProgress)
 	if err := crdt.Unmarshal(v, pr); err != nil {
 		return nil, fmt.Errorf("snapshot progress of %s: %w", p, err)
 	}
@@ -420,9 +412,9 @@ func (d *DB) decodeSnapshot(docs []bsync.SnapshotDoc) ([]*snapDoc, error) {
 				return nil, invalid("snapshot", "document %s: bad base (%v)", sd.Doc, err)
 			}
 			in.base, in.st, in.heads = sd.Base, st, st.Heads
-			r := &foldRecord{Base: sd.Base, Clock: sd.Clock}
+			r := &layout.FoldRecord{Base: sd.Base, Clock: sd.Clock}
 			for _, a := range sd.Authors {
-				r.Authors = append(r.Authors, authorClock{Author: a.Author, Clock: a.Clock})
+				r.Authors = append(r.Authors, layout.AuthorClock{Author: a.Author, Clock: a.Clock})
 				in.authors[string(a.Author)] = a.Clock
 			}
 			var err2 error
@@ -456,7 +448,7 @@ func (d *DB) install(p peer.ID, head bsync.SnapshotHead, after string, docs []*s
 			return err
 		}
 		g.snap.fresh = fresh
-		x := d.keys.sub(tagRejected)
+		x := d.keys.Rejections()
 		err = d.store.Range(x, datastore.PrefixEnd(x), false, func(_, _ []byte) (bool, error) {
 			g.snap.anyRejected = true
 			return false, nil
@@ -496,26 +488,26 @@ func (d *DB) install(p peer.ID, head bsync.SnapshotHead, after string, docs []*s
 	}
 	purged := d.purged
 	if end {
-		g.batch.Delete(d.keys.snapProgress([]byte(p)))
-		g.batch.Set(d.keys.checkpoint([]byte(p)), binary.BigEndian.AppendUint64(nil, seq))
+		g.batch.Delete(d.keys.SnapProgress([]byte(p)))
+		g.batch.Set(d.keys.Checkpoint([]byte(p)), layout.Uint64(seq))
 		if head.Purged.Compare(purged) > 0 {
 			purged = head.Purged
 			pb, err := crdt.Marshal(purged)
 			if err != nil {
 				return err
 			}
-			g.batch.Set(d.keys.meta(metaPurged), pb)
+			g.batch.Set(d.keys.Meta(layout.MetaPurged), pb)
 		}
 	} else {
-		v, err := crdt.Marshal(&snapProgress{After: hi, Seq: seq})
+		v, err := crdt.Marshal(&layout.SnapProgress{After: hi, Seq: seq})
 		if err != nil {
 			return err
 		}
-		g.batch.Set(d.keys.snapProgress([]byte(p)), v)
+		g.batch.Set(d.keys.SnapProgress([]byte(p)), v)
 	}
 	based := max(d.basesFrom(p), g.snap.horizon)
 	if based > d.basesFrom(p) {
-		g.batch.Set(d.keys.meta(metaBasesFrom+string(p)), binary.BigEndian.AppendUint64(nil, based))
+		g.batch.Set(d.keys.Meta(layout.MetaBasesFrom+string(p)), layout.Uint64(based))
 	}
 	if err := d.commitNow(g); err != nil {
 		return err
@@ -544,10 +536,10 @@ type snapState struct {
 // noDocsAfter reports whether the database holds no document whose id
 // sorts after after.
 func (d *DB) noDocsAfter(after string) (bool, error) {
-	prefix := d.keys.sub(tagDoc)
+	prefix := d.keys.Docs()
 	lo := prefix
 	if after != "" {
-		lo = datastore.PrefixEnd(d.keys.doc(after))
+		lo = datastore.PrefixEnd(d.keys.Doc(after))
 	}
 	none := true
 	err := d.store.Range(lo, datastore.PrefixEnd(prefix), false, func(k, _ []byte) (bool, error) {
@@ -679,14 +671,14 @@ func (g *group) dropAbsent(p peer.ID, head bsync.SnapshotHead, after, hi string,
 		return nil // the server purged nothing: it just lacks them, and sync brings them
 	}
 	d := g.d
-	prefix := d.keys.sub(tagDoc)
+	prefix := d.keys.Docs()
 	lo := prefix
 	if after != "" {
-		lo = datastore.PrefixEnd(d.keys.doc(after))
+		lo = datastore.PrefixEnd(d.keys.Doc(after))
 	}
 	top := datastore.PrefixEnd(prefix)
 	if !end {
-		top = datastore.PrefixEnd(d.keys.doc(hi))
+		top = datastore.PrefixEnd(d.keys.Doc(hi))
 	}
 	var absent []string
 	err := d.store.Range(lo, top, false, func(k, _ []byte) (bool, error) {
@@ -871,7 +863,7 @@ func (g *group) dropDoc(doc string) error {
 	if err != nil {
 		return err
 	}
-	prefix := d.keys.history(doc)
+	prefix := d.keys.History(doc)
 	err = d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
 		seq, _, err := tuple.ReadUint64(k[len(prefix):])
 		if err != nil {
@@ -880,8 +872,8 @@ func (g *group) dropDoc(doc string) error {
 		var id crdt.ID
 		copy(id[:], v)
 		g.batch.Delete(slices.Clone(k))
-		g.batch.Delete(d.keys.change(id))
-		g.batch.Delete(d.keys.feed(seq))
+		g.batch.Delete(d.keys.Change(id))
+		g.batch.Delete(d.keys.Feed(seq))
 		g.snap.gone[id] = true
 		g.revs--
 		return true, nil
@@ -889,11 +881,11 @@ func (g *group) dropDoc(doc string) error {
 	if err != nil {
 		return err
 	}
-	g.batch.Delete(d.keys.feed(recSeq))
-	g.batch.Delete(d.keys.doc(doc))
-	g.batch.Delete(d.keys.fold(doc))
+	g.batch.Delete(d.keys.Feed(recSeq))
+	g.batch.Delete(d.keys.Doc(doc))
+	g.batch.Delete(d.keys.Fold(doc))
 	if live := liveBody(ent.state); live != nil {
-		del, _ := index.Diff(d.keys.index(), doc, live, nil)
+		del, _ := index.Diff(d.keys.Index(), doc, live, nil)
 		for _, k := range del {
 			g.batch.Delete(k)
 		}
@@ -925,16 +917,16 @@ func (g *group) installBase(p peer.ID, sd *snapDoc) error {
 		}
 	}
 	g.seq++
-	feed, err := crdt.Marshal(&feedEntry{Doc: sd.doc, Rev: st.Last, Deleted: st.Deleted, From: []byte(p)})
+	feed, err := crdt.Marshal(&layout.FeedEntry{Doc: sd.doc, Rev: st.Last, Deleted: st.Deleted, From: []byte(p)})
 	if err != nil {
 		return err
 	}
-	g.batch.Set(d.keys.feed(g.seq), feed)
-	g.batch.Set(d.keys.doc(sd.doc), append(binary.BigEndian.AppendUint64(nil, g.seq), sd.base...))
+	g.batch.Set(d.keys.Feed(g.seq), feed)
+	g.batch.Set(d.keys.Doc(sd.doc), layout.DocRecord(g.seq, sd.base))
 	d.anyFold.Store(true)
-	g.batch.Set(d.keys.fold(sd.doc), sd.rec)
+	g.batch.Set(d.keys.Fold(sd.doc), sd.rec)
 	if live := liveBody(st); live != nil {
-		_, put := index.Diff(d.keys.index(), sd.doc, nil, live)
+		_, put := index.Diff(d.keys.Index(), sd.doc, nil, live)
 		for _, k := range put {
 			g.batch.Set(k, nil)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // forgeBase makes a hostile peer's own store serve doc as a folded base of
@@ -31,10 +32,10 @@ func forgeBase(t *testing.T, d *DB, doc string, body map[string]any, inflate pee
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &foldRecord{Base: enc, Clock: c.Clock}
+	r := &layout.FoldRecord{Base: enc, Clock: c.Clock}
 	if inflate != "" {
 		// The victim's own edits "are already in the base", says the forger.
-		r.Authors = []authorClock{{Author: []byte(inflate), Clock: crdt.HLC{Wall: 1 << 62}}}
+		r.Authors = []layout.AuthorClock{{Author: []byte(inflate), Clock: crdt.HLC{Wall: 1 << 62}}}
 	}
 	rec, err := crdt.Marshal(r)
 	if err != nil {
@@ -42,7 +43,7 @@ func forgeBase(t *testing.T, d *DB, doc string, body map[string]any, inflate pee
 	}
 	b := d.store.NewBatch()
 	defer b.Close()
-	prefix := d.keys.history(doc)
+	prefix := d.keys.History(doc)
 	err = d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, _ []byte) (bool, error) {
 		b.Delete(slices.Clone(k))
 		return true, nil
@@ -50,8 +51,8 @@ func forgeBase(t *testing.T, d *DB, doc string, body map[string]any, inflate pee
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Set(d.keys.doc(doc), append(binary.BigEndian.AppendUint64(nil, 1), enc...))
-	b.Set(d.keys.fold(doc), rec)
+	b.Set(d.keys.Doc(doc), append(binary.BigEndian.AppendUint64(nil, 1), enc...))
+	b.Set(d.keys.Fold(doc), rec)
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,12 @@
 package node
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
 // run is the database's writer loop: the only code that mutates it. It
@@ -175,12 +174,12 @@ func (g *group) finish() error {
 	if err != nil {
 		return err
 	}
-	g.batch.Set(d.keys.meta(metaSeq), binary.BigEndian.AppendUint64(nil, g.seq))
-	g.batch.Set(d.keys.meta(metaCount), binary.BigEndian.AppendUint64(nil, uint64(g.count)))
-	g.batch.Set(d.keys.meta(metaRevisions), binary.BigEndian.AppendUint64(nil, uint64(g.revs)))
-	g.batch.Set(d.keys.meta(metaTombs), binary.BigEndian.AppendUint64(nil, uint64(g.tombs)))
-	g.batch.Set(d.keys.meta(metaClock), hlc)
-	g.batch.Set(d.keys.meta(metaDigest), binary.BigEndian.AppendUint64(slices.Clone(g.digest[:]), g.nchange))
+	g.batch.Set(d.keys.Meta(layout.MetaSeq), layout.Uint64(g.seq))
+	g.batch.Set(d.keys.Meta(layout.MetaCount), layout.Uint64(uint64(g.count)))
+	g.batch.Set(d.keys.Meta(layout.MetaRevisions), layout.Uint64(uint64(g.revs)))
+	g.batch.Set(d.keys.Meta(layout.MetaTombs), layout.Uint64(uint64(g.tombs)))
+	g.batch.Set(d.keys.Meta(layout.MetaClock), hlc)
+	g.batch.Set(d.keys.Meta(layout.MetaDigest), layout.Digest(g.digest, g.nchange))
 	for _, k := range g.unpend {
 		g.batch.Delete(k)
 	}
