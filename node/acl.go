@@ -387,7 +387,8 @@ func (d *DB) revocationStamp() (int64, error) {
 	return max(now, h.Wall+1), nil
 }
 
-// AuthorizeRead implements bsync.ReadAuthorizer: a peer that may not read
+// AuthorizeRead implements bsync.Store (and, through blobStore,
+// bsync.BlobStore): a peer that may not read
 // the database is refused before it learns anything, even ids.
 func (s syncStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID) error {
 	d, err := s.db(db)
@@ -403,8 +404,6 @@ func (s syncStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID)
 	}
 	return nil
 }
-
-var _ bsync.ReadAuthorizer = syncStore{}
 
 // rejected reports whether this database rejected a received change.
 func (d *DB) rejected(id crdt.ID) (bool, error) {
