@@ -193,7 +193,7 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 			np.announced.seq[peerDB{r.From, r.Ann.DB}] = r.Ann.Seq
 		}
 		np.announced.Unlock()
-		xor, count := d.Digest()
+		xor, count := d.changesDigest()
 		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
 			continue // same change set
 		}
@@ -223,7 +223,7 @@ func (d *DB) announce() {
 	if np == nil || d.Replication().Off {
 		return
 	}
-	xor, count := d.Digest()
+	xor, count := d.changesDigest()
 	np.gossip.Notify(d.name, gossip.Announcement{DB: d.name, Seq: d.seq.Load(), Digest: xor[:], Changes: count})
 }
 
