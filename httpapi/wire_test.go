@@ -56,33 +56,33 @@ func wireCases() []wireCase {
 	synced := node.PeerReplStatus{Peer: wirePeer, DB: "db", Running: true, LastSync: wireTime, LastError: "stream reset", Checkpoint: 42, Lag: 3, Pulled: 17, Bytes: 9000}
 	return []wireCase{
 		{name: "info", v: func() any {
-			return node.Info{PeerID: wirePeer, Version: "v0.1.0", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
+			return newInfo(node.Info{PeerID: wirePeer, Version: "v0.1.0", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
 				Components: []node.Component{{Name: "sync", State: node.StateRunning}, {Name: "mdns", State: node.StateFailed, Error: "no multicast <here>"}},
-				Store:      &node.StoreHealth{Corruptions: 1, LastCorruption: "000012.sst: checksum", NoSpace: true, Advice: "restore & resync"}}
+				Store:      &node.StoreHealth{Corruptions: 1, LastCorruption: "000012.sst: checksum", NoSpace: true, Advice: "restore & resync"}})
 		}},
-		{name: "info_zero", v: func() any { return node.Info{} }},
+		{name: "info_zero", v: func() any { return newInfo(node.Info{}) }},
 		{name: "info_healthy_store", v: func() any {
-			return node.Info{PeerID: wirePeer, Addrs: []string{}, Store: &node.StoreHealth{}}
+			return newInfo(node.Info{PeerID: wirePeer, Addrs: []string{}, Store: &node.StoreHealth{}})
 		}},
 		{name: "db_info", v: func() any {
-			return node.DBInfo{Name: "db", DocCount: 3, UpdateSeq: 9, Revisions: 12, Tombstones: 1, DiskBytes: 65536, LastCompaction: &cs}
+			return newDBInfo(node.DBInfo{Name: "db", DocCount: 3, UpdateSeq: 9, Revisions: 12, Tombstones: 1, DiskBytes: 65536, LastCompaction: &cs})
 		}},
-		{name: "db_info_zero", v: func() any { return node.DBInfo{} }},
-		{name: "compaction", v: func() any { return cs }},
-		{name: "compaction_zero", v: func() any { return node.CompactionStats{} }},
+		{name: "db_info_zero", v: func() any { return newDBInfo(node.DBInfo{}) }},
+		{name: "compaction", v: func() any { return newCompaction(cs) }},
+		{name: "compaction_zero", v: func() any { return newCompaction(node.CompactionStats{}) }},
 		{name: "purge", v: func() any {
-			return node.PurgeResult{Purged: []string{"a", "b"}, NotFound: []string{"zz"}, Changes: 5, BytesBefore: 100, BytesAfter: 50, Took: time.Second}
+			return newPurgeResult(node.PurgeResult{Purged: []string{"a", "b"}, NotFound: []string{"zz"}, Changes: 5, BytesBefore: 100, BytesAfter: 50, Took: time.Second})
 		}},
-		{name: "purge_zero", v: func() any { return node.PurgeResult{} }},
-		{name: "purge_empty", v: func() any { return node.PurgeResult{Purged: []string{}, NotFound: []string{}} }},
-		{name: "blob_compaction", v: func() any { return node.CompactStats{Blobs: 2, Bytes: 1 << 20, Uploads: 1} }},
-		{name: "result", v: func() any { return node.Result{ID: "doc<1>", Rev: wireRev} }},
+		{name: "purge_zero", v: func() any { return newPurgeResult(node.PurgeResult{}) }},
+		{name: "purge_empty", v: func() any { return newPurgeResult(node.PurgeResult{Purged: []string{}, NotFound: []string{}}) }},
+		{name: "blob_compaction", v: func() any { return newBlobCompaction(node.CompactStats{Blobs: 2, Bytes: 1 << 20, Uploads: 1}) }},
+		{name: "result", v: func() any { return newResult(node.Result{ID: "doc<1>", Rev: wireRev}) }},
 		{name: "history", v: func() any {
-			return map[string]any{"id": "doc", "history": []node.Revision{
+			return map[string]any{"id": "doc", "history": newRevisions([]node.Revision{
 				{Rev: wireRev, Parents: []string{"p1", "p2"}, Author: wirePeer, Time: wireTime, Seq: 8, Ops: 2, Tx: "tx1"},
 				{Rev: "base", Parents: []string{}, Time: wireTime, Compacted: true, Heads: []string{"h1"}, Folded: 6},
 				{},
-			}}
+			})}
 		}},
 		{name: "doc_conflicts", v: func() any {
 			return renderDoc(node.Document{ID: "doc", Rev: wireRev, Body: map[string]any{"a": int64(1)}, Conflicts: []node.Conflict{
@@ -95,34 +95,34 @@ func wireCases() []wireCase {
 			return renderDoc(node.Document{ID: "doc", Rev: wireRev, Body: map[string]any{}}, true, nil)
 		}},
 		{name: "list", v: func() any {
-			return listPage{Docs: []node.DocSummary{{ID: "a", Rev: "r1"}, {ID: "b&c", Rev: "r2", Deleted: true}}, Next: "b&c"}
+			return listPage{Docs: newDocSummaries([]node.DocSummary{{ID: "a", Rev: "r1"}, {ID: "b&c", Rev: "r2", Deleted: true}}), Next: "b&c"}
 		}},
-		{name: "list_empty", v: func() any { return listPage{Docs: []node.DocSummary{}} }},
+		{name: "list_empty", v: func() any { return listPage{Docs: newDocSummaries([]node.DocSummary{})} }},
 		{name: "changes", v: func() any {
 			return newChangesPage([]node.Change{{Seq: 1, ID: "a", Rev: "r1"}, {Seq: 2, ID: "<b>", Rev: "r2", Deleted: true}}, 0, 2)
 		}},
 		{name: "changes_empty", v: func() any { return newChangesPage(nil, 5, 7) }},
-		{name: "changes_sse_event", marshal: true, v: func() any { return node.Change{Seq: 2, ID: "<b>&", Rev: "r2", Deleted: true} }},
+		{name: "changes_sse_event", marshal: true, v: func() any { return newChange(node.Change{Seq: 2, ID: "<b>&", Rev: "r2", Deleted: true}) }},
 		{name: "peers", v: func() any {
-			return peerList{Peers: []node.PeerInfo{
+			return peerList{Peers: newPeerInfos([]node.PeerInfo{
 				{ID: wirePeer, Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, DBs: []node.PeerReplStatus{{DB: "db", Checkpoint: 4}, synced}},
 				{ID: wirePeer},
-			}, Components: []node.Component{{Name: "gossip", State: node.StateOff}}}
+			}), Components: newComponents([]node.Component{{Name: "gossip", State: node.StateOff}})}
 		}},
-		{name: "peers_empty", v: func() any { return peerList{Peers: []node.PeerInfo{}} }},
+		{name: "peers_empty", v: func() any { return peerList{Peers: newPeerInfos([]node.PeerInfo{})} }},
 		{name: "replication_state", v: func() any {
-			return node.ReplicationState{DB: "db", Seq: 12,
+			return newReplicationState(node.ReplicationState{DB: "db", Seq: 12,
 				Setting: node.Replication{Off: true, IDPrefix: "k-", Where: []node.Cond{note, {Path: "/n", Op: ">=", Value: int64(3)}, {Path: "/due", Op: "exists"}, {Path: "/done", Op: "==", Value: false}}},
-				Peers:   []node.PeerReplStatus{synced}}
+				Peers:   []node.PeerReplStatus{synced}})
 		}},
-		{name: "replication_state_zero", v: func() any { return node.ReplicationState{DB: "db"} }},
+		{name: "replication_state_zero", v: func() any { return newReplicationState(node.ReplicationState{DB: "db"}) }},
 		{name: "acl", v: func() any {
-			return node.ACL{Owner: wirePeer, Admins: []string{"admin"}, Readers: []string{node.AnyPeer}, Writers: []string{"w1", "w2"},
-				Revoked: map[string]time.Time{"zed": wireTime, "amy": wireTime.Add(-time.Hour)}}
+			return newACL(node.ACL{Owner: wirePeer, Admins: []string{"admin"}, Readers: []string{node.AnyPeer}, Writers: []string{"w1", "w2"},
+				Revoked: map[string]time.Time{"zed": wireTime, "amy": wireTime.Add(-time.Hour)}})
 		}},
-		{name: "acl_zero", v: func() any { return node.ACL{} }},
+		{name: "acl_zero", v: func() any { return newACL(node.ACL{}) }},
 		{name: "acl_empty_lists", v: func() any {
-			return node.ACL{Owner: wirePeer, Admins: []string{}, Readers: []string{}, Writers: []string{}, Revoked: map[string]time.Time{}}
+			return newACL(node.ACL{Owner: wirePeer, Admins: []string{}, Readers: []string{}, Writers: []string{}, Revoked: map[string]time.Time{}})
 		}},
 	}
 }
