@@ -13,9 +13,9 @@ import (
 // replicates the whole database with every peer that holds one of the same
 // name.
 type Replication struct {
-	Off      bool   `json:"off,omitempty"`       // do not replicate this database
-	IDPrefix string `json:"id_prefix,omitempty"` // partial view: only documents whose id has this prefix
-	Where    []Cond `json:"where,omitempty"`     // partial view: only documents matching every condition
+	Off      bool   // do not replicate this database
+	IDPrefix string // partial view: only documents whose id has this prefix
+	Where    []Cond // partial view: only documents matching every condition
 }
 
 // replMeta is Replication as stored in the catalog.
