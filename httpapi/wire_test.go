@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -163,5 +164,36 @@ func TestWireJSON(t *testing.T) {
 				t.Errorf("JSON changed:\n got  %s\n want %s", got, want)
 			}
 		})
+	}
+}
+
+// TestWireCoversNodeFields: each wire type has as many fields as the node
+// type it converts, so a field added to node is a decision (show it, or
+// say here why not), not a silent omission from the HTTP API.
+func TestWireCoversNodeFields(t *testing.T) {
+	for _, c := range []struct{ node, wire any }{
+		{node.Info{}, Info{}},
+		{node.Component{}, Component{}},
+		{node.StoreHealth{}, StoreHealth{}},
+		{node.DBInfo{}, DBInfo{}},
+		{node.CompactionStats{}, Compaction{}},
+		{node.PurgeResult{}, PurgeResult{}},
+		{node.CompactStats{}, BlobCompaction{}},
+		{node.Result{}, Result{}},
+		{node.Revision{}, Revision{}},
+		{node.Conflict{}, Conflict{}},
+		{node.DocSummary{}, DocSummary{}},
+		{node.Change{}, Change{}},
+		{node.PeerInfo{}, PeerInfo{}},
+		{node.PeerReplStatus{}, PeerReplStatus{}},
+		{node.ReplicationState{}, ReplicationState{}},
+		{node.Replication{}, Replication{}},
+		{node.Cond{}, Cond{}},
+		{node.ACL{}, ACL{}},
+	} {
+		nt, wt := reflect.TypeOf(c.node), reflect.TypeOf(c.wire)
+		if nt.NumField() != wt.NumField() {
+			t.Errorf("%s has %d fields, %s %d: convert the new field in wire.go (or say why it is not shown)", nt, nt.NumField(), wt, wt.NumField())
+		}
 	}
 }
