@@ -52,3 +52,28 @@ func TestReplicationRecordEncoding(t *testing.T) {
 		t.Errorf("filter of the stored setting %#v, want %#v", got, r.filter())
 	}
 }
+
+// A replication setting survives a restart unchanged: what SetReplication
+// stores is what Open reads back.
+func TestReplicationSettingReopens(t *testing.T) {
+	dir := t.TempDir()
+	n := openTestNode(t, dir, nil)
+	if err := n.CreateDB(t.Context(), "db"); err != nil {
+		t.Fatal(err)
+	}
+	want := replRecordSetting()
+	if err := n.SetReplication(t.Context(), "db", want); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = openTestNode(t, dir, nil)
+	d, err := n.DB("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Replication(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after reopen the setting is\n %#v\nwant\n %#v", got, want)
+	}
+}
