@@ -8,7 +8,7 @@ import (
 )
 
 // aclRoutes registers GET and PUT /dbs/{db}/_acl: a database's access
-// control list (node.ACL). PUT by a node that is not the owner or an admin
+// control list (ACL). PUT by a node that is not the owner or an admin
 // is 403 not_allowed.
 func (s *server) aclRoutes() {
 	s.route("GET /dbs/{db}/_acl", s.handleGetACL)
@@ -21,7 +21,7 @@ func (s *server) handleGetACL(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("acl of %q: %w", name, err)
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, newACL(a))
 	return nil
 }
 

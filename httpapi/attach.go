@@ -38,7 +38,7 @@ func (s *server) handlePutAttachment(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return fmt.Errorf("put attachment %q of %q: %w", name, id, err)
 	}
-	writeJSON(w, http.StatusCreated, res)
+	writeJSON(w, http.StatusCreated, newResult(res))
 	return nil
 }
 
@@ -96,7 +96,7 @@ func (s *server) handleDeleteAttachment(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return fmt.Errorf("delete attachment %q of %q: %w", name, id, err)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, newResult(res))
 	return nil
 }
 
@@ -106,6 +106,6 @@ func (s *server) handleCompactBlobs(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return fmt.Errorf("compact blobs of %q: %w", name, err)
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, newBlobCompaction(st))
 	return nil
 }

@@ -21,16 +21,17 @@ const (
 
 // changesPage is the answer of a normal or longpoll changes request.
 type changesPage struct {
-	Results []node.Change `json:"results"`
-	LastSeq uint64        `json:"last_seq"`
+	Results []Change `json:"results"`
+	LastSeq uint64   `json:"last_seq"`
 }
 
 // newChangesPage builds the answer; last_seq is the sequence a client
 // passes as since to continue: the last result's, or since when there is
 // nothing new (never behind since).
 func newChangesPage(cs []node.Change, since, nodeLast uint64) changesPage {
-	if cs == nil {
-		cs = []node.Change{}
+	results := make([]Change, len(cs))
+	for i, c := range cs {
+		results[i] = newChange(c)
 	}
 	last := since
 	if len(cs) > 0 {
@@ -38,7 +39,7 @@ func newChangesPage(cs []node.Change, since, nodeLast uint64) changesPage {
 	} else if nodeLast > last {
 		last = nodeLast
 	}
-	return changesPage{Results: cs, LastSeq: last}
+	return changesPage{Results: results, LastSeq: last}
 }
 
 func (s *server) handleChanges(w http.ResponseWriter, r *http.Request) error {
@@ -129,7 +130,7 @@ func (s *server) sendChanges(w http.ResponseWriter, r *http.Request, d *node.DB,
 	}
 	for {
 		for _, c := range cs {
-			data, _ := json.Marshal(c) // a Change always marshals
+			data, _ := json.Marshal(newChange(c)) // a Change always marshals
 			if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", c.Seq, data); err != nil {
 				return
 			}

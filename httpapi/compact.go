@@ -20,7 +20,7 @@ func (s *server) compactRoutes() {
 	s.route("GET /dbs/{db}/docs/{id}/_history", s.handleHistory)
 }
 
-// handleCompact runs a compaction now and answers its node.CompactionStats.
+// handleCompact runs a compaction now and answers its Compaction.
 // The body is optional: {"keep_revisions": N, "keep_for": "720h",
 // "tombstones_for": "24h"}, each field replacing the node's configured
 // retention for this run; no body compacts with the configured retention.
@@ -53,7 +53,7 @@ func (s *server) handleCompact(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("compact %q: %w", d.Name(), err)
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, newCompaction(st))
 	return nil
 }
 
@@ -96,7 +96,7 @@ func parseRetention(base node.Retention, m map[string]any) (node.Retention, erro
 	return r, nil
 }
 
-// handlePurge takes {"ids": [...]} and answers the node.PurgeResult: the
+// handlePurge takes {"ids": [...]} and answers the PurgeResult: the
 // documents removed with all their history on this node, and the ids it
 // did not hold.
 func (s *server) handlePurge(w http.ResponseWriter, r *http.Request) error {
@@ -116,7 +116,7 @@ func (s *server) handlePurge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("purge %q: %w", d.Name(), err)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, newPurgeResult(res))
 	return nil
 }
 
@@ -141,7 +141,7 @@ func parsePurge(m map[string]any) ([]string, error) {
 }
 
 // handleHistory answers what a document's history keeps: {"id", "history":
-// [node.Revision]}, newest first, the folded base last.
+// [Revision]}, newest first, the folded base last.
 func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	d, err := s.db(r)
@@ -152,7 +152,7 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("history of %q: %w", id, err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "history": h})
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "history": newRevisions(h)})
 	return nil
 }
 

@@ -6,7 +6,7 @@ import (
 )
 
 func (s *server) handleRoot(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, s.n.Info())
+	writeJSON(w, http.StatusOK, newInfo(s.n.Info()))
 	return nil
 }
 
@@ -45,7 +45,7 @@ func (s *server) handleDBInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("database info: %w", err)
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, newDBInfo(info))
 	return nil
 }
 

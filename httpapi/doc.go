@@ -6,7 +6,9 @@
 // []any, map[string]any), rendering documents with their reserved fields
 // (_id, _rev, _conflicts, _revs), the changes feed (normal, longpoll and
 // Server-Sent Events) and the one mapping from errors to HTTP statuses
-// (errorStatus in errors.go).
+// (errorStatus in errors.go). The JSON shapes of the responses are its
+// own types (wire.go: Info, DBInfo, ReplicationState, ACL, ...), converted
+// from node's, which carry no json tags; the CLI decodes the same types.
 //
 // It must not hold database state or mutate anything except through the
 // node API, and it must not read a body without a bound: every body goes

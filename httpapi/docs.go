@@ -64,7 +64,7 @@ func (s *server) handlePut(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("put %q: %w", id, err)
 	}
-	writeJSON(w, http.StatusCreated, res)
+	writeJSON(w, http.StatusCreated, newResult(res))
 	return nil
 }
 
@@ -79,9 +79,9 @@ func renderDoc(doc node.Document, conflicts bool, revs []string) map[string]any 
 	out["_id"] = doc.ID
 	out["_rev"] = doc.Rev
 	if conflicts {
-		c := doc.Conflicts
+		c := newConflicts(doc.Conflicts)
 		if c == nil {
-			c = []node.Conflict{}
+			c = []Conflict{}
 		}
 		out["_conflicts"] = c
 	}
@@ -241,7 +241,7 @@ func (s *server) handlePatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("patch %q: %w", id, err)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, newResult(res))
 	return nil
 }
 
@@ -255,14 +255,14 @@ func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, newResult(res))
 	return nil
 }
 
 // listPage is the answer of GET /dbs/{db}/docs.
 type listPage struct {
-	Docs []node.DocSummary `json:"docs"`
-	Next string            `json:"next,omitempty"`
+	Docs []DocSummary `json:"docs"`
+	Next string       `json:"next,omitempty"`
 }
 
 func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) error {
@@ -284,10 +284,10 @@ func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list documents: %w", err)
 	}
-	page := listPage{Docs: rows}
+	page := listPage{Docs: newDocSummaries(rows)}
 	switch {
 	case len(rows) > int(limit):
-		page.Docs = rows[:limit]
+		page.Docs = page.Docs[:limit]
 		page.Next = rows[limit-1].ID
 	case len(rows) == int(limit) && o.Limit == int(limit):
 		o.StartAfter, o.Limit = rows[limit-1].ID, 1
@@ -300,7 +300,7 @@ func (s *server) handleListDocs(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if page.Docs == nil {
-		page.Docs = []node.DocSummary{}
+		page.Docs = []DocSummary{}
 	}
 	writeJSON(w, http.StatusOK, page)
 	return nil

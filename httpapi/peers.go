@@ -15,9 +15,9 @@ const dialTimeout = 30 * time.Second
 
 // peerList is the answer of GET /peers.
 type peerList struct {
-	Peers []node.PeerInfo `json:"peers"`
+	Peers []PeerInfo `json:"peers"`
 	// Components says which network parts run and which failed.
-	Components []node.Component `json:"components"`
+	Components []Component `json:"components"`
 }
 
 func (s *server) handlePeers(w http.ResponseWriter, r *http.Request) error {
@@ -25,10 +25,11 @@ func (s *server) handlePeers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list peers: %w", err)
 	}
-	if peers == nil {
-		peers = []node.PeerInfo{}
+	list := peerList{Peers: newPeerInfos(peers), Components: newComponents(s.n.Components())}
+	if list.Peers == nil {
+		list.Peers = []PeerInfo{}
 	}
-	writeJSON(w, http.StatusOK, peerList{Peers: peers, Components: s.n.Components()})
+	writeJSON(w, http.StatusOK, list)
 	return nil
 }
 
@@ -80,7 +81,7 @@ func (s *server) handleReplicationState(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return fmt.Errorf("replication of %q: %w", name, err)
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, newReplicationState(st))
 	return nil
 }
 

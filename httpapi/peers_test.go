@@ -90,7 +90,7 @@ func TestPeers(t *testing.T) {
 	})
 	r := get(t, a.URL+"/peers")
 	var got struct {
-		Peers []node.PeerInfo `json:"peers"`
+		Peers []PeerInfo `json:"peers"`
 	}
 	if err := json.Unmarshal(r, &got); err != nil {
 		t.Fatalf("decode %s: %v", r, err)

@@ -33,15 +33,15 @@ const metaOwner = "owner"
 // (12D3Koo…). The owner and the admins may always read and write and may
 // change the ACL; only the owner may hand ownership on.
 type ACL struct {
-	Owner   string   `json:"owner"`
-	Admins  []string `json:"admins"`
-	Readers []string `json:"readers"` // [AnyPeer]: every peer (open mode)
-	Writers []string `json:"writers"` // [AnyPeer]: every peer (open mode)
+	Owner   string
+	Admins  []string
+	Readers []string // [AnyPeer]: every peer (open mode)
+	Writers []string // [AnyPeer]: every peer (open mode)
 	// Revoked maps a writer taken off Writers to the time of the
 	// revocation: its changes stamped (HLC wall time) before it are still
 	// accepted, later ones are rejected. SetACL maintains it; a value given
 	// to SetACL is ignored.
-	Revoked map[string]time.Time `json:"revoked,omitempty"`
+	Revoked map[string]time.Time
 }
 
 // Rejection reasons: the reason label of barrel_node_rejected_changes_total.
@@ -388,7 +388,8 @@ func (d *DB) revocationStamp() (int64, error) {
 	return max(now, h.Wall+1), nil
 }
 
-// AuthorizeRead implements bsync.ReadAuthorizer: a peer that may not read
+// AuthorizeRead implements bsync.Store (and, through blobStore,
+// bsync.BlobStore): a peer that may not read
 // the database is refused before it learns anything, even ids.
 func (s syncStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID) error {
 	d, err := s.db(db)
@@ -404,8 +405,6 @@ func (s syncStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID)
 	}
 	return nil
 }
-
-var _ bsync.ReadAuthorizer = syncStore{}
 
 // rejected reports whether this database rejected a received change.
 func (d *DB) rejected(id crdt.ID) (bool, error) {

@@ -18,10 +18,10 @@ const AttachmentsField = "_attachments"
 
 // AttachmentInfo is one entry of a document's _attachments.
 type AttachmentInfo struct {
-	Name        string `json:"-"`
-	ContentType string `json:"content_type"`
-	Length      int64  `json:"length"`
-	Digest      string `json:"digest"` // "sha256-<hex>"
+	Name        string
+	ContentType string
+	Length      int64
+	Digest      string // "sha256-<hex>"
 }
 
 // attachWrite is the attachment part of a docWrite: set (info != nil) or

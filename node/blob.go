@@ -368,9 +368,9 @@ func (br *blobReader) Close() error {
 
 // CompactStats counts what CompactBlobs reclaimed.
 type CompactStats struct {
-	Blobs   int   `json:"blobs"`   // unreferenced complete blobs deleted
-	Bytes   int64 `json:"bytes"`   // their content length
-	Uploads int   `json:"uploads"` // abandoned uploads (a crash mid-upload) deleted
+	Blobs   int   // unreferenced complete blobs deleted
+	Bytes   int64 // their content length
+	Uploads int   // abandoned uploads (a crash mid-upload) deleted
 }
 
 // CompactBlobs deletes the blobs of database db that no document

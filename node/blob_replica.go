@@ -80,10 +80,7 @@ func decodeBlobWant(b []byte) (blobWant, error) {
 // the sync server's (syncStore.AuthorizeRead).
 type blobStore struct{ syncStore }
 
-var (
-	_ bsync.BlobStore      = blobStore{}
-	_ bsync.ReadAuthorizer = blobStore{}
-)
+var _ bsync.BlobStore = blobStore{}
 
 // OpenBlob implements bsync.BlobStore.
 func (s blobStore) OpenBlob(ctx context.Context, db string, d bsync.Digest) (io.ReadSeekCloser, int64, error) {

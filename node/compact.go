@@ -44,13 +44,13 @@ func (r Retention) validate() error {
 
 // CompactionStats reports one compaction of a database.
 type CompactionStats struct {
-	Docs        int           `json:"docs"`             // documents examined
-	Folded      int           `json:"revisions_folded"` // changes folded into base states
-	Tombstones  int           `json:"tombstones_purged"`
-	BytesBefore uint64        `json:"bytes_before"` // the database's estimated bytes on disk
-	BytesAfter  uint64        `json:"bytes_after"`
-	Took        time.Duration `json:"took_ns"`
-	At          time.Time     `json:"at"`
+	Docs        int // documents examined
+	Folded      int // changes folded into base states
+	Tombstones  int
+	BytesBefore uint64 // the database's estimated bytes on disk
+	BytesAfter  uint64
+	Took        time.Duration
+	At          time.Time
 }
 
 // Work per exclusive step, so that writes wait at most one step.

@@ -222,10 +222,10 @@ func (d *DB) loadCounters() error {
 	return nil
 }
 
-// Digest returns a digest of the set of changes the database holds (XOR of
+// changesDigest returns a digest of the set of changes the database holds (XOR of
 // their ids) and their number: two databases with the same changes have the
 // same digest, whatever order they arrived in.
-func (d *DB) Digest() (crdt.ID, uint64) {
+func (d *DB) changesDigest() (crdt.ID, uint64) {
 	d.digest.Lock()
 	defer d.digest.Unlock()
 	return d.digest.xor, d.digest.count

@@ -62,7 +62,7 @@ func (d *DB) newGroup(prev *group) *group {
 		g.revs, g.tombs = prev.revs, prev.tombs
 		g.digest, g.nchange = prev.digest, prev.nchange
 	} else {
-		g.digest, g.nchange = d.Digest()
+		g.digest, g.nchange = d.changesDigest()
 	}
 	return g
 }

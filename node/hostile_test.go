@@ -133,6 +133,9 @@ func (s *hostileStore) SetCheckpoint(context.Context, string, peer.ID, uint64) e
 	return nil
 }
 
+// AuthorizeRead lets every peer read: the attacker serves whoever asks.
+func (s *hostileStore) AuthorizeRead(context.Context, string, peer.ID) error { return nil }
+
 func (s *hostileStore) Databases(context.Context) ([]bsync.Replicated, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

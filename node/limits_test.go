@@ -212,7 +212,7 @@ func TestRemoteChangePastLimitRefused(t *testing.T) {
 	if c, err = crdt.Decode(enc); err != nil {
 		t.Fatal(err)
 	}
-	applied, err := d.ApplyChanges(ctx, []*crdt.Change{c})
+	applied, err := d.applyChanges(ctx, []*crdt.Change{c})
 	if err != nil || applied != 0 {
 		t.Fatalf("apply: %d applied, %v; want 0, nil", applied, err)
 	}

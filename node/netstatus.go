@@ -11,9 +11,9 @@ import (
 // Component is the state of one network part of a node, as Info (and the
 // status command) and GET /peers show it.
 type Component struct {
-	Name  string `json:"name"`            // gossip, sync, blobs, discovery, mdns, dht, announcements
-	State string `json:"state"`           // running, off, failed, stopped
-	Error string `json:"error,omitempty"` // why it failed
+	Name  string // gossip, sync, blobs, discovery, mdns, dht, announcements
+	State string // running, off, failed, stopped
+	Error string // why it failed
 }
 
 // Component states.

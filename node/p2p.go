@@ -193,7 +193,7 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 			np.announced.seq[peerDB{r.From, r.Ann.DB}] = r.Ann.Seq
 		}
 		np.announced.Unlock()
-		xor, count := d.Digest()
+		xor, count := d.changesDigest()
 		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
 			continue // same change set
 		}
@@ -223,7 +223,7 @@ func (d *DB) announce() {
 	if np == nil || d.Replication().Off {
 		return
 	}
-	xor, count := d.Digest()
+	xor, count := d.changesDigest()
 	np.gossip.Notify(d.name, gossip.Announcement{DB: d.name, Seq: d.seq.Load(), Digest: xor[:], Changes: count})
 }
 
@@ -267,22 +267,22 @@ func (n *Node) leaveNetwork(name string) {
 
 // PeerInfo is a connected peer and the state of replication with it.
 type PeerInfo struct {
-	ID    string           `json:"id"`
-	Addrs []string         `json:"addresses"`
-	DBs   []PeerReplStatus `json:"dbs"`
+	ID    string
+	Addrs []string
+	DBs   []PeerReplStatus
 }
 
 // PeerReplStatus is the replication of one database with one peer.
 type PeerReplStatus struct {
-	Peer       string    `json:"peer,omitempty"`
-	DB         string    `json:"db"`
-	Running    bool      `json:"running"`
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	Checkpoint uint64    `json:"checkpoint"`
-	Lag        uint64    `json:"lag"` // feed entries the peer announced beyond the checkpoint
-	Pulled     int       `json:"last_pulled"`
-	Bytes      int64     `json:"last_bytes"`
+	Peer       string
+	DB         string
+	Running    bool
+	LastSync   time.Time
+	LastError  string
+	Checkpoint uint64
+	Lag        uint64 // feed entries the peer announced beyond the checkpoint
+	Pulled     int
+	Bytes      int64
 }
 
 func (np *netParts) replStatus(s bsync.PeerDBStatus) PeerReplStatus {
@@ -348,10 +348,10 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 // ReplicationState is a database's replication setting and its state with
 // every peer it has synced with.
 type ReplicationState struct {
-	DB      string           `json:"db"`
-	Setting Replication      `json:"setting"`
-	Seq     uint64           `json:"update_seq"`
-	Peers   []PeerReplStatus `json:"peers"`
+	DB      string
+	Setting Replication
+	Seq     uint64
+	Peers   []PeerReplStatus
 }
 
 // ReplicationState reports a database's replication.

@@ -209,7 +209,7 @@ func (tn *testNet) converged(name string) bool {
 		if n == nil {
 			continue
 		}
-		x, c := tn.db(i, name).Digest()
+		x, c := tn.db(i, name).changesDigest()
 		cur := append(x[:], byte(c), byte(c>>8), byte(c>>16))
 		if first == nil {
 			first = cur

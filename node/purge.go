@@ -28,12 +28,12 @@ const purgeStepDocs = 256
 
 // PurgeResult reports one Purge.
 type PurgeResult struct {
-	Purged      []string      `json:"purged"`    // ids removed, sorted
-	NotFound    []string      `json:"not_found"` // ids this database did not hold, sorted
-	Changes     int           `json:"changes"`   // changes removed, refused from now on
-	BytesBefore uint64        `json:"bytes_before"`
-	BytesAfter  uint64        `json:"bytes_after"`
-	Took        time.Duration `json:"took_ns"`
+	Purged      []string // ids removed, sorted
+	NotFound    []string // ids this database did not hold, sorted
+	Changes     int      // changes removed, refused from now on
+	BytesBefore uint64
+	BytesAfter  uint64
+	Took        time.Duration
 }
 
 // Purge removes documents and all their history from this database: the

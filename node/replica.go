@@ -238,14 +238,14 @@ func (s syncStore) Databases(ctx context.Context) ([]bsync.Replicated, error) {
 	return out, nil
 }
 
-// ApplyChanges verifies changes received from a peer (content id, database,
+// applyChanges verifies changes received from a peer (content id, database,
 // signature) and applies them through the writer loop, the same path as a
 // local write: parents first, skipping changes already held. The changes of
 // a transaction are applied together once all have arrived; until then they
 // are kept (durably) as pending. A change whose parents are missing gives a
 // *bsync.MissingError after the changes before it were applied. It returns
 // how many changes were new.
-func (d *DB) ApplyChanges(ctx context.Context, changes []*crdt.Change) (int, error) {
+func (d *DB) applyChanges(ctx context.Context, changes []*crdt.Change) (int, error) {
 	return d.applyFrom(ctx, "", changes)
 }
 

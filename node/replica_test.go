@@ -117,8 +117,8 @@ func TestApplyChangesConverges(t *testing.T) {
 	if ia.DocCount != 4 || ib.DocCount != 4 {
 		t.Errorf("doc counts %d %d", ia.DocCount, ib.DocCount)
 	}
-	xa, na := da.Digest()
-	xb, nb := dbb.Digest()
+	xa, na := da.changesDigest()
+	xb, nb := dbb.changesDigest()
 	if xa != xb || na != nb {
 		t.Errorf("digests differ: %x/%d vs %x/%d", xa, na, xb, nb)
 	}
@@ -140,7 +140,7 @@ func TestApplyRejectsBadChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its parent is missing on b.
-	_, err = dbb.ApplyChanges(ctx, []*crdt.Change{c})
+	_, err = dbb.applyChanges(ctx, []*crdt.Change{c})
 	var miss *bsync.MissingError
 	if !errors.As(err, &miss) || len(miss.IDs) != 1 {
 		t.Fatalf("missing parent: got %v", err)
@@ -158,7 +158,7 @@ func TestApplyRejectsBadChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dbb.ApplyChanges(ctx, []*crdt.Change{f2}); !errors.Is(err, ErrInvalid) {
+	if _, err := dbb.applyChanges(ctx, []*crdt.Change{f2}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("forged change: got %v, want ErrInvalid", err)
 	}
 	if info, _ := dbb.Info(ctx); info.UpdateSeq != 0 {

@@ -14,9 +14,9 @@ import (
 // replicates the whole database with every peer that holds one of the same
 // name.
 type Replication struct {
-	Off      bool   `json:"off,omitempty"`       // do not replicate this database
-	IDPrefix string `json:"id_prefix,omitempty"` // partial view: only documents whose id has this prefix
-	Where    []Cond `json:"where,omitempty"`     // partial view: only documents matching every condition
+	Off      bool   // do not replicate this database
+	IDPrefix string // partial view: only documents whose id has this prefix
+	Where    []Cond // partial view: only documents matching every condition
 }
 
 // replMeta is Replication as stored in the catalog.
@@ -24,7 +24,19 @@ type replMeta struct {
 	_        struct{} `cbor:",toarray"`
 	Off      bool
 	IDPrefix string
-	Where    []bsync.Cond
+	Where    []storedCond
+}
+
+// storedCond is one condition of a stored replication filter: a CBOR
+// array [path, op, value]. It is node's own type, not the sync protocol's
+// bsync.Cond (which had the same encoding when settings were first
+// stored), so a change to the wire cannot change what a data dir holds;
+// filter converts to the wire type at the edge.
+type storedCond struct {
+	_     struct{} `cbor:",toarray"`
+	Path  string
+	Op    string
+	Value any
 }
 
 func (r Replication) filter() *bsync.Filter {
@@ -41,7 +53,7 @@ func (r Replication) filter() *bsync.Filter {
 func (r Replication) meta() *replMeta {
 	m := &replMeta{Off: r.Off, IDPrefix: r.IDPrefix}
 	for _, c := range r.Where {
-		m.Where = append(m.Where, bsync.Cond{Path: c.Path, Op: c.Op, Value: c.Value})
+		m.Where = append(m.Where, storedCond{Path: c.Path, Op: c.Op, Value: c.Value})
 	}
 	return m
 }

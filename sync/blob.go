@@ -17,10 +17,10 @@ import (
 
 // BlobStore is what the blob protocol needs from the node: blobs to serve
 // and a place to receive them. node satisfies it; sync never imports node.
-// A BlobStore that is also a ReadAuthorizer is asked before a blob is
-// served, with the sync server's rule. Every method is safe for concurrent
-// use.
+// Its AuthorizeRead is asked before a blob is served (node applies the
+// sync server's rule). Every method is safe for concurrent use.
 type BlobStore interface {
+	ReadAuthorizer
 	// OpenBlob opens the complete blob d of db for reading and returns its
 	// length. The caller closes the reader. ErrNoDB when db does not
 	// exist, ErrBlobNotFound when the blob is not (yet) complete here.
@@ -233,10 +233,8 @@ func (s *BlobServer) serve(ctx context.Context, c *conn, remote peer.ID) (int64,
 	case g.MaxData < MinBlobData:
 		return 0, fmt.Errorf("%w: max data %d below %d", ErrBadRequest, g.MaxData, MinBlobData)
 	}
-	if a, ok := s.store.(ReadAuthorizer); ok {
-		if err := a.AuthorizeRead(ctx, g.DB, remote); err != nil {
-			return 0, fmt.Errorf("authorize %s: %w", g.DB, err)
-		}
+	if err := s.store.AuthorizeRead(ctx, g.DB, remote); err != nil {
+		return 0, fmt.Errorf("authorize %s: %w", g.DB, err)
 	}
 	d := Digest(g.Digest)
 	r, length, err := s.store.OpenBlob(ctx, g.DB, d)

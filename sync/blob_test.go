@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // memBlobs is an in-memory BlobStore for the protocol's tests (node's
@@ -23,6 +25,14 @@ type memBlobs struct {
 	mu       sync.Mutex
 	complete map[Digest][]byte
 	partial  map[Digest][]byte
+	// forbid, when set, is the error AuthorizeRead refuses every peer with.
+	forbid error
+}
+
+// AuthorizeRead lets every peer read unless forbid is set: the blob
+// protocol's tests are not about access control.
+func (m *memBlobs) AuthorizeRead(ctx context.Context, db string, remote peer.ID) error {
+	return m.forbid
 }
 
 func newMemBlobs() *memBlobs {
@@ -123,6 +133,36 @@ func TestBlobFetchResumes(t *testing.T) {
 	// A blob the server lacks is no_blob, not a failure of the protocol.
 	if _, err := c.Fetch(t.Context(), srv.ID(), "db", Digest{1}, 10); !errors.Is(err, ErrBlobNotFound) {
 		t.Fatalf("fetch of an absent blob: %v, want ErrBlobNotFound", err)
+	}
+}
+
+// TestBlobFetchForbidden: the blob server asks its store's AuthorizeRead
+// before it opens a blob; a refusal reaches the client as forbidden and no
+// byte of the blob is received.
+func TestBlobFetchForbidden(t *testing.T) {
+	srv, cli := newHost(t), newHost(t)
+	connect(t, cli, srv)
+	from, to := newMemBlobs(), newMemBlobs()
+	data, d := blobContent(64 << 10)
+	from.complete[d] = data
+	from.forbid = fmt.Errorf("may not read: %w", ErrForbidden)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = NewBlobServer(srv, from, BlobConfig{Logger: testLogger(t)}).Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "blob handler", func() bool { return slices.Contains(srv.Mux().Protocols(), BlobProtocolID) })
+
+	c := NewBlobClient(cli, to, BlobConfig{Logger: testLogger(t)})
+	n, err := c.Fetch(t.Context(), srv.ID(), "db", d, int64(len(data)))
+	if !errors.Is(err, ErrForbidden) {
+		t.Fatalf("fetch: %v, want ErrForbidden", err)
+	}
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != CodeForbidden {
+		t.Errorf("got %v, want a RemoteError with code %s", err, CodeForbidden)
+	}
+	if n != 0 || len(to.partial[d]) != 0 || to.complete[d] != nil {
+		t.Errorf("a refused fetch received %d bytes (partial %d, complete %v)", n, len(to.partial[d]), to.complete[d] != nil)
 	}
 }
 

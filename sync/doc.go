@@ -12,8 +12,9 @@
 // ahead of the checkpoint, from gossip), and on a periodic anti-entropy
 // tick. It does not store anything: the node implements Store (store.go)
 // and sync never imports node. It does not check signatures or permissions
-// to write: Store.Apply does. A Store may implement ReadAuthorizer to
-// refuse sessions of peers that may not read a database.
+// to write: Store.Apply does. Permission to read is Store.AuthorizeRead,
+// a required method (of BlobStore too) asked before any session or blob
+// is served.
 //
 // # A session
 //

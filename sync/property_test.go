@@ -38,6 +38,9 @@ func (s *swapStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (
 func (s *swapStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID, seq uint64) error {
 	return s.st().SetCheckpoint(ctx, db, remote, seq)
 }
+func (s *swapStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID) error {
+	return s.st().AuthorizeRead(ctx, db, remote)
+}
 func (s *swapStore) Databases(ctx context.Context) ([]Replicated, error) {
 	return s.st().Databases(ctx)
 }

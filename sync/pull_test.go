@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/barrel-db/barrel/crdt"
 )
 
@@ -145,6 +147,39 @@ func TestPullNoDB(t *testing.T) {
 	var re *RemoteError
 	if !errors.As(err, &re) || re.Code != CodeNoDB {
 		t.Errorf("got %v, want a RemoteError with code %s", err, CodeNoDB)
+	}
+}
+
+// A store's AuthorizeRead is asked before a session is served: a refusal
+// reaches the client as forbidden, with nothing of the database sent, and
+// the store is asked about the right peer and database.
+func TestPullForbidden(t *testing.T) {
+	srv, cli, c, pull := newPair(t, Config{}, Config{})
+	srv.createDB("db")
+	srv.put(t, "db", "doc", 1)
+	type asked struct {
+		db     string
+		remote peer.ID
+	}
+	calls := make(chan asked, 8)
+	srv.onAuthorize = func(db string, remote peer.ID) error {
+		calls <- asked{db, remote}
+		return fmt.Errorf("%s may not read %s: %w", remote, db, ErrForbidden)
+	}
+	cli.createDB("db")
+	_, err := pull(t.Context(), "db", nil)
+	if !errors.Is(err, ErrForbidden) {
+		t.Fatalf("got %v, want ErrForbidden", err)
+	}
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != CodeForbidden {
+		t.Errorf("got %v, want a RemoteError with code %s", err, CodeForbidden)
+	}
+	if got := <-calls; got.db != "db" || got.remote != c.h.ID() {
+		t.Errorf("AuthorizeRead asked about %s of %s, want db of %s", got.db, got.remote, c.h.ID())
+	}
+	if n := len(cli.ids("db")); n != 0 {
+		t.Errorf("a refused pull applied %d changes", n)
 	}
 }
 

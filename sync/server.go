@@ -17,13 +17,6 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 )
 
-// ReadAuthorizer is an optional interface of a Store: when the Store has
-// it, the server asks it before serving a session. An error (ErrForbidden,
-// ErrNoDB) is sent to the client as its wire code.
-type ReadAuthorizer interface {
-	AuthorizeRead(ctx context.Context, db string, remote peer.ID) error
-}
-
 // maxFeedCalls bounds the Feed calls that fill one IDs batch: a Feed that
 // returns few entries (a filter skipping most) is called again until the
 // batch is full or the feed's end is reached.
@@ -238,10 +231,8 @@ func (s *Server) admit(ctx context.Context, c *conn, remote peer.ID, db string, 
 		return fmt.Errorf("%w: max frame %d below %d", ErrBadRequest, maxFrame, MinFrameBytes)
 	}
 	c.maxFrame = min(c.maxFrame, int(maxFrame))
-	if a, ok := s.store.(ReadAuthorizer); ok {
-		if err := a.AuthorizeRead(ctx, db, remote); err != nil {
-			return fmt.Errorf("authorize %s: %w", db, err)
-		}
+	if err := s.store.AuthorizeRead(ctx, db, remote); err != nil {
+		return fmt.Errorf("authorize %s: %w", db, err)
 	}
 	// Only an authorized session takes one of the MaxStreams slots (handle
 	// gives it back), so a peer that may not read, or never says Hello,

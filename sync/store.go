@@ -12,6 +12,9 @@ import (
 // Store is what the sync protocol needs from the node. node.Node satisfies
 // it; sync never imports node. Every method is safe for concurrent use.
 type Store interface {
+	// ReadAuthorizer is asked before every session (pull or snapshot) is
+	// served: a Store cannot serve a peer by leaving the check out.
+	ReadAuthorizer
 	// Feed lists up to limit entries of db's changes feed with a sequence
 	// number above since, in feed order (a causal order: a change is always
 	// after its parents). Entries of documents that fail f (nil: all pass)
@@ -47,6 +50,16 @@ type Store interface {
 	// Databases lists the databases this node replicates, with the filter
 	// of a partial view (nil: everything).
 	Databases(ctx context.Context) ([]Replicated, error)
+}
+
+// ReadAuthorizer decides which peers may read a database. It is part of
+// Store and of BlobStore, so every store states its rule: one that serves
+// everyone says so by returning nil.
+type ReadAuthorizer interface {
+	// AuthorizeRead returns nil when remote may read db. An error
+	// (ErrForbidden, ErrNoDB) refuses the session or blob before anything
+	// of db is sent, and reaches the client as its wire code.
+	AuthorizeRead(ctx context.Context, db string, remote peer.ID) error
 }
 
 // Replicated is one database a node replicates.

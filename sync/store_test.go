@@ -34,6 +34,8 @@ type memStore struct {
 	onApply      func(ctx context.Context, db string, changes []*crdt.Change) error
 	onChanges    func(db string, ids []crdt.ID, bodies [][]byte) [][]byte
 	onCheckpoint func()
+	// onAuthorize replaces the read rule (nil: every peer may read).
+	onAuthorize func(db string, remote peer.ID) error
 }
 
 type memDB struct {
@@ -286,6 +288,15 @@ func (s *memStore) Databases(ctx context.Context) ([]Replicated, error) {
 	}
 	slices.SortFunc(out, func(a, b Replicated) int { return strings.Compare(a.DB, b.DB) })
 	return out, nil
+}
+
+// AuthorizeRead lets every peer read every database unless a test set
+// onAuthorize: the protocol's tests are not about access control.
+func (s *memStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID) error {
+	if s.onAuthorize != nil {
+		return s.onAuthorize(db, remote)
+	}
+	return nil
 }
 
 var _ Store = (*memStore)(nil)

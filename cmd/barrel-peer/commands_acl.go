@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/barrel-db/barrel/node"
+	"github.com/barrel-db/barrel/httpapi"
 )
 
 func (a *app) aclCmd() *cobra.Command {
@@ -28,7 +28,7 @@ only the owner may hand ownership on (--owner).`,
 				return err
 			}
 			path := segs("dbs", args[0], "_acl")
-			var cur node.ACL
+			var cur httpapi.ACL
 			if err := c.do(cmd.Context(), http.MethodGet, path, nil, &cur); err != nil {
 				return err
 			}
@@ -36,7 +36,7 @@ only the owner may hand ownership on (--owner).`,
 			if !f.Changed("readers") && !f.Changed("writers") && !f.Changed("admins") && !f.Changed("owner") {
 				return printJSON(a.stdout, cur)
 			}
-			next := node.ACL{Owner: cur.Owner, Admins: cur.Admins, Readers: cur.Readers, Writers: cur.Writers}
+			next := httpapi.ACL{Owner: cur.Owner, Admins: cur.Admins, Readers: cur.Readers, Writers: cur.Writers}
 			if f.Changed("readers") {
 				next.Readers = peerList(readers)
 			}
@@ -49,7 +49,7 @@ only the owner may hand ownership on (--owner).`,
 			if f.Changed("owner") {
 				next.Owner = owner
 			}
-			var out node.ACL
+			var out httpapi.ACL
 			if err := c.do(cmd.Context(), http.MethodPut, path, next, &out); err != nil {
 				return err
 			}

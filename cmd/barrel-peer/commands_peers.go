@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/barrel-db/barrel/node"
+	"github.com/barrel-db/barrel/httpapi"
 )
 
 func (a *app) idCmd() *cobra.Command {
@@ -23,7 +23,7 @@ func (a *app) idCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var info node.Info
+			var info httpapi.Info
 			if err := c.do(cmd.Context(), http.MethodGet, "/", nil, &info); err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ func (a *app) peersCmd() *cobra.Command {
 				return err
 			}
 			var res struct {
-				Peers []node.PeerInfo `json:"peers"`
+				Peers []httpapi.PeerInfo `json:"peers"`
 			}
 			if err := c.do(cmd.Context(), http.MethodGet, "/peers", nil, &res); err != nil {
 				return err
@@ -76,7 +76,7 @@ func (a *app) peersCmd() *cobra.Command {
 }
 
 // writePeerLine writes one peer as a tab-separated line.
-func writePeerLine(w io.Writer, p node.PeerInfo) error {
+func writePeerLine(w io.Writer, p httpapi.PeerInfo) error {
 	fields := []string{p.ID, strings.Join(p.Addrs, ",")}
 	for _, d := range p.DBs {
 		fields = append(fields, dbReplSummary(d))
@@ -86,7 +86,7 @@ func writePeerLine(w io.Writer, p node.PeerInfo) error {
 }
 
 // dbReplSummary is one database's replication with a peer in one field.
-func dbReplSummary(d node.PeerReplStatus) string {
+func dbReplSummary(d httpapi.PeerReplStatus) string {
 	s := fmt.Sprintf("%s checkpoint=%d lag=%d", d.DB, d.Checkpoint, d.Lag)
 	if d.LastSync.IsZero() {
 		s += " last_sync=never"
@@ -126,7 +126,7 @@ func (a *app) connectCmd() *cobra.Command {
 
 // status is what the status command prints.
 type status struct {
-	node.Info
+	httpapi.Info
 	Network bool       `json:"network"` // false: the daemon runs with --no-network
 	Peers   int        `json:"peers"`   // connected peers
 	DBs     []dbStatus `json:"dbs"`
@@ -134,10 +134,10 @@ type status struct {
 
 // dbStatus is one database in the status output.
 type dbStatus struct {
-	Name        string                `json:"name"`
-	DocCount    int64                 `json:"doc_count"`
-	UpdateSeq   uint64                `json:"update_seq"`
-	Replication node.ReplicationState `json:"replication"`
+	Name        string                   `json:"name"`
+	DocCount    int64                    `json:"doc_count"`
+	UpdateSeq   uint64                   `json:"update_seq"`
+	Replication httpapi.ReplicationState `json:"replication"`
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -156,7 +156,7 @@ func (a *app) statusCmd() *cobra.Command {
 				return err
 			}
 			var peers struct {
-				Peers []node.PeerInfo `json:"peers"`
+				Peers []httpapi.PeerInfo `json:"peers"`
 			}
 			switch err := c.do(ctx, http.MethodGet, "/peers", nil, &peers); {
 			case err == nil:
@@ -210,7 +210,7 @@ func (a *app) replicateCmd() *cobra.Command {
 			if all && (f.Changed("id-prefix") || f.Changed("where")) {
 				return usageErr("--all contradicts --id-prefix and --where")
 			}
-			conds := make([]node.Cond, 0, len(where))
+			conds := make([]httpapi.Cond, 0, len(where))
 			for _, w := range where {
 				c, err := parseCond(w)
 				if err != nil {
@@ -223,7 +223,7 @@ func (a *app) replicateCmd() *cobra.Command {
 				return err
 			}
 			p := segs("dbs", args[0], "replication")
-			var st node.ReplicationState
+			var st httpapi.ReplicationState
 			if err := c.do(cmd.Context(), http.MethodGet, p, nil, &st); err != nil {
 				return err
 			}
@@ -248,7 +248,7 @@ func (a *app) replicateCmd() *cobra.Command {
 			}
 			// A fresh value: decoding into st would keep the fields the
 			// answer omits (an emptied prefix or where).
-			var now node.ReplicationState
+			var now httpapi.ReplicationState
 			if err := c.do(cmd.Context(), http.MethodPut, p, set, &now); err != nil {
 				return err
 			}
@@ -266,15 +266,15 @@ func (a *app) replicateCmd() *cobra.Command {
 
 // parseCond reads 'PATH OP VALUE' (no VALUE for exists; VALUE may hold
 // spaces). A PATH without a leading slash gets one, as in query.
-func parseCond(s string) (node.Cond, error) {
+func parseCond(s string) (httpapi.Cond, error) {
 	fields := strings.Fields(s)
 	if len(fields) < 2 {
-		return node.Cond{}, usageErr("--where %q: want 'PATH OP VALUE' or 'PATH exists'", s)
+		return httpapi.Cond{}, usageErr("--where %q: want 'PATH OP VALUE' or 'PATH exists'", s)
 	}
 	if err := checkOp(fields[1], len(fields) > 2); err != nil {
-		return node.Cond{}, usageErr("--where %q: %v (the form is 'PATH OP VALUE', or 'PATH exists')", s, err)
+		return httpapi.Cond{}, usageErr("--where %q: %v (the form is 'PATH OP VALUE', or 'PATH exists')", s, err)
 	}
-	c := node.Cond{Path: fields[0], Op: fields[1]}
+	c := httpapi.Cond{Path: fields[0], Op: fields[1]}
 	if !strings.HasPrefix(c.Path, "/") {
 		c.Path = "/" + c.Path
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
 )
 
@@ -153,18 +154,18 @@ func TestP2PAddrLines(t *testing.T) {
 func TestParseCond(t *testing.T) {
 	tests := []struct {
 		in   string
-		want node.Cond
+		want httpapi.Cond
 		err  bool
 	}{
-		{"/type == note", node.Cond{Path: "/type", Op: "==", Value: "note"}, false},
-		{"type == note", node.Cond{Path: "/type", Op: "==", Value: "note"}, false},
-		{"/n >= 3", node.Cond{Path: "/n", Op: ">=", Value: json.Number("3")}, false},
-		{"/title == hello  world", node.Cond{Path: "/title", Op: "==", Value: "hello  world"}, false},
-		{"/tag exists", node.Cond{Path: "/tag", Op: "exists"}, false},
-		{"/type ==", node.Cond{}, true},
-		{"/type", node.Cond{}, true},
-		{"/tag exists false", node.Cond{}, true},
-		{"/tag missing", node.Cond{}, true},
+		{"/type == note", httpapi.Cond{Path: "/type", Op: "==", Value: "note"}, false},
+		{"type == note", httpapi.Cond{Path: "/type", Op: "==", Value: "note"}, false},
+		{"/n >= 3", httpapi.Cond{Path: "/n", Op: ">=", Value: json.Number("3")}, false},
+		{"/title == hello  world", httpapi.Cond{Path: "/title", Op: "==", Value: "hello  world"}, false},
+		{"/tag exists", httpapi.Cond{Path: "/tag", Op: "exists"}, false},
+		{"/type ==", httpapi.Cond{}, true},
+		{"/type", httpapi.Cond{}, true},
+		{"/tag exists false", httpapi.Cond{}, true},
+		{"/tag missing", httpapi.Cond{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parseCond(tt.in)

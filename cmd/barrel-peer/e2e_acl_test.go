@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/barrel-db/barrel/node"
+	"github.com/barrel-db/barrel/httpapi"
 )
 
 // TestE2EACL: `acl DB` prints the default open ACL owned by the daemon;
@@ -19,12 +19,12 @@ func TestE2EACL(t *testing.T) {
 	}
 	self := strings.SplitN(run("id").stdout, "\n", 2)[0]
 	const other = "12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"
-	parse := func(r cliResult) node.ACL {
+	parse := func(r cliResult) httpapi.ACL {
 		t.Helper()
 		if r.code != 0 {
 			t.Fatalf("acl: exit %d, stderr %q", r.code, r.stderr)
 		}
-		var a node.ACL
+		var a httpapi.ACL
 		if err := json.Unmarshal([]byte(r.stdout), &a); err != nil {
 			t.Fatalf("acl output %q: %v", r.stdout, err)
 		}

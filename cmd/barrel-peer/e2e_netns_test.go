@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
 )
 
@@ -128,13 +129,13 @@ func TestNoMulticastKeepsSync(t *testing.T) {
 	})
 
 	var st struct {
-		node.Info
+		httpapi.Info
 		Network bool `json:"network"`
 	}
 	if err := json.Unmarshal([]byte(a.mustCLI(t, "status")), &st); err != nil {
 		t.Fatalf("decode status: %v", err)
 	}
-	states := map[string]node.Component{}
+	states := map[string]httpapi.Component{}
 	for _, c := range st.Components {
 		states[c.Name] = c
 	}
@@ -167,7 +168,7 @@ func TestNoMulticastKeepsSync(t *testing.T) {
 func TestPeersComponents(t *testing.T) {
 	p := startNetPeer(t, "a", t.TempDir(), "/ip4/127.0.0.1/tcp/0")
 	var got struct {
-		Components []node.Component `json:"components"`
+		Components []httpapi.Component `json:"components"`
 	}
 	r := mustStatus(t, http.StatusOK, http.MethodGet, p.url+"/peers", "")
 	if err := json.Unmarshal(r.raw, &got); err != nil {

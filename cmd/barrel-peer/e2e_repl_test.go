@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/barrel-db/barrel/node"
+	"github.com/barrel-db/barrel/httpapi"
 )
 
 // replWait bounds every wait for replication in these tests.
@@ -276,7 +276,7 @@ func TestE2EReplication(t *testing.T) {
 				t.Fatalf("peers on B, line of %s: got %q, want its address and %s's checkpoint", want.name, lines[i], db)
 			}
 		}
-		var st node.ReplicationState
+		var st httpapi.ReplicationState
 		pollf(t, replWait, func() bool {
 			r := mustStatus(t, http.StatusOK, http.MethodGet, b.url+"/dbs/"+db+"/replication", "")
 			if err := json.Unmarshal(r.raw, &st); err != nil {
@@ -383,10 +383,10 @@ func TestE2EReplication(t *testing.T) {
 func TestE2EReplicationCLI(t *testing.T) {
 	p := startPeer(t, t.TempDir())
 	mustStatus(t, http.StatusCreated, http.MethodPut, p.url+"/dbs/docs", "")
-	setting := func(t *testing.T, args ...string) node.Replication {
+	setting := func(t *testing.T, args ...string) httpapi.Replication {
 		t.Helper()
 		r := cli(t, p.url, "", append([]string{"replicate", "docs"}, args...)...)
-		var st node.ReplicationState
+		var st httpapi.ReplicationState
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
 			t.Fatalf("replicate %v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
 		}
@@ -395,17 +395,17 @@ func TestE2EReplicationCLI(t *testing.T) {
 		}
 		return st.Setting
 	}
-	note := node.Cond{Path: "/type", Op: "==", Value: "note"}
+	note := httpapi.Cond{Path: "/type", Op: "==", Value: "note"}
 	for _, tt := range []struct {
 		args []string
-		want node.Replication
+		want httpapi.Replication
 	}{
-		{nil, node.Replication{}},
-		{[]string{"--where", "type == note"}, node.Replication{Where: []node.Cond{note}}},
-		{[]string{"--id-prefix", "k-"}, node.Replication{IDPrefix: "k-", Where: []node.Cond{note}}},
-		{[]string{"--off"}, node.Replication{Off: true, IDPrefix: "k-", Where: []node.Cond{note}}},
-		{[]string{"--all"}, node.Replication{Off: true}},
-		{[]string{"--on"}, node.Replication{}},
+		{nil, httpapi.Replication{}},
+		{[]string{"--where", "type == note"}, httpapi.Replication{Where: []httpapi.Cond{note}}},
+		{[]string{"--id-prefix", "k-"}, httpapi.Replication{IDPrefix: "k-", Where: []httpapi.Cond{note}}},
+		{[]string{"--off"}, httpapi.Replication{Off: true, IDPrefix: "k-", Where: []httpapi.Cond{note}}},
+		{[]string{"--all"}, httpapi.Replication{Off: true}},
+		{[]string{"--on"}, httpapi.Replication{}},
 	} {
 		if got := setting(t, tt.args...); !reflect.DeepEqual(got, tt.want) {
 			t.Fatalf("replicate %v: got %+v, want %+v", tt.args, got, tt.want)
