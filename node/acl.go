@@ -613,16 +613,7 @@ var reconsidered = map[string]bool{rejectNotWriter: true, rejectRevoked: true, r
 // applied, so peers that saw the grant first and peers that saw the
 // change first converge. Grants are rare, and a re-pull lists ids only:
 // the bodies fetched are those of the forgotten changes.
-func (d *DB) reconsider() {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-d.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+func (d *DB) reconsider(ctx context.Context) {
 	forgot := 0
 	err := d.exclusive(ctx, func() error {
 		x := d.keys.Rejections()
@@ -640,12 +631,15 @@ func (d *DB) reconsider() {
 		}
 		cp := d.keys.Checkpoints()
 		b.DeleteRange(cp, datastore.PrefixEnd(cp))
-		d.checkpoints.Lock()
-		defer d.checkpoints.Unlock()
 		if err := b.Commit(); err != nil {
 			return err
 		}
-		d.checkpoints.epoch++ // a pull that started before must not restore its checkpoint
+		// A pull that started before must not restore its checkpoint.
+		// Checkpoints are written by the writer too (setCheckpoint), so
+		// none lands between the commit and this.
+		d.checkpoints.Lock()
+		d.checkpoints.epoch++
+		d.checkpoints.Unlock()
 		return nil
 	})
 	if err != nil {
@@ -657,5 +651,19 @@ func (d *DB) reconsider() {
 	if forgot > 0 {
 		d.log.Info("acl changed: rejected changes reconsidered", "changes", forgot)
 		d.node.resync(d.name)
+	}
+}
+
+// reconsiderLoop runs reconsider each time the writer committed a change
+// of the _acl document (signalled on d.acl, coalesced), until ctx (the
+// database's) ends.
+func (d *DB) reconsiderLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.acl:
+			d.reconsider(ctx)
+		}
 	}
 }

@@ -494,28 +494,19 @@ type job struct {
 	done chan error
 }
 
-// compactLoop compacts the database every retention interval until it
-// closes.
-func (d *DB) compactLoop(every time.Duration) {
+// compactLoop compacts the database every retention interval until ctx
+// (the database's) ends.
+func (d *DB) compactLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-d.quit:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-d.quit:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		if _, err := d.Compact(ctx, nil); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
 			d.log.Warn("background compaction failed", "err", err)
 		}
-		cancel()
 	}
 }

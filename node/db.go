@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/errgroup"
 )
 
 // DB is one database of a node. Its methods are safe for concurrent use:
@@ -28,8 +30,11 @@ type DB struct {
 	log     *slog.Logger
 
 	queue chan *request
-	quit  chan struct{}
-	done  chan struct{}
+	quit  <-chan struct{} // closed when the database closes: its context's Done
+	done  chan struct{}   // closed when the writer has stopped
+	stop  context.CancelFunc
+	tasks *errgroup.Group // the database's goroutines (start); close waits for them all
+	acl   chan struct{}   // buffered 1: the _acl document changed, reconsider rejections
 
 	seq        atomic.Uint64 // last committed local sequence number
 	count      atomic.Int64  // live documents
@@ -62,9 +67,9 @@ type DB struct {
 	anyFold    atomic.Bool   // some document has a fold record (set before the first is written)
 	noSpace    atomic.Bool   // the last group commit was refused for disk space (logged once, not per group)
 
-	checkpoints struct { // orders sync checkpoint writes against their reset (reconsider)
+	checkpoints struct { // orders sync checkpoint writes against their reset (reconsider); held for no I/O
 		sync.Mutex
-		epoch  uint64             // resets so far
+		epoch  uint64             // resets so far; raised by the writer
 		readAt map[peer.ID]uint64 // per peer, the epoch its last pull started in
 	}
 	bases struct { // per source peer, the highest seq of a base installed from its snapshots
@@ -87,8 +92,8 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		keys:    layout.NewKeys(m.ID),
 		log:     n.log.With("db", name),
 		queue:   make(chan *request, n.cfg.WriteQueue),
-		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
+		acl:     make(chan struct{}, 1),
 		jobs:    make(chan *job),
 	}
 	d.mu.notify = make(chan struct{})
@@ -148,11 +153,23 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		}
 		d.clock.Observe(h)
 	}
-	go d.run()
-	if r := n.cfg.retention(); r.Interval > 0 {
-		go d.compactLoop(r.Interval)
-	}
+	d.start()
 	return d, nil
+}
+
+// start runs the database's goroutines until it closes, in one errgroup:
+// the writer, the compaction ticker and the reconsideration of rejected
+// changes after an ACL change. close cancels their context and waits for
+// them all, so none outlives the database (or touches a closed store).
+func (d *DB) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.quit, d.stop = ctx.Done(), cancel
+	d.tasks = new(errgroup.Group)
+	d.tasks.Go(func() error { d.run(); return nil })
+	if r := d.node.cfg.retention(); r.Interval > 0 {
+		d.tasks.Go(func() error { d.compactLoop(ctx, r.Interval); return nil })
+	}
+	d.tasks.Go(func() error { d.reconsiderLoop(ctx); return nil })
 }
 
 func (d *DB) readMeta(name string) ([]byte, error) {
@@ -234,11 +251,12 @@ func (d *DB) changesDigest() (crdt.ID, uint64) {
 // Name is the database's name.
 func (d *DB) Name() string { return d.name }
 
-// close stops the writer after the group in flight; queued requests get
-// ErrClosed. It returns when the writer has stopped.
+// close stops the database's goroutines: the writer after the group in
+// flight (queued requests get ErrClosed), a compaction between two steps,
+// a reconsideration between two jobs. It returns when all have stopped.
 func (d *DB) close() {
-	d.closeOnce.Do(func() { close(d.quit) })
-	<-d.done
+	d.closeOnce.Do(d.stop)
+	_ = d.tasks.Wait() // its goroutines return no error
 }
 
 func (d *DB) notifyCommit() {

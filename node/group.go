@@ -22,6 +22,7 @@ type group struct {
 	revs    int64 // history entries held
 	tombs   int64 // tombstones held
 	written int
+	others  int // records written besides changes (checkpoints): commit them too
 	hlc     crdt.HLC
 	digest  crdt.ID // XOR of all change ids held after this group
 	nchange uint64

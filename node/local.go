@@ -49,6 +49,10 @@ func (g *group) handleAll(reqs []*request) []response {
 			resps[ri] = g.applyRemote(r)
 			continue
 		}
+		if r.checkpoint != nil {
+			g.setCheckpoint(r.checkpoint)
+			continue
+		}
 		var tx *crdt.Tx
 		if r.atomic {
 			tx = &crdt.Tx{ID: newTxID(), Count: uint32(len(r.docs))}

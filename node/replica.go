@@ -183,11 +183,13 @@ func (s syncStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (u
 		return 0, err
 	}
 	d.checkpoints.Lock()
-	defer d.checkpoints.Unlock()
 	if d.checkpoints.readAt == nil {
 		d.checkpoints.readAt = map[peer.ID]uint64{}
 	}
 	d.checkpoints.readAt[remote] = d.checkpoints.epoch
+	d.checkpoints.Unlock()
+	// Read after the epoch: a reset in between makes this pull's
+	// SetCheckpoint a no-op, whichever of the two checkpoints it read.
 	v, err := d.store.Get(d.keys.Checkpoint([]byte(remote)))
 	if errors.Is(err, datastore.ErrNotFound) {
 		return 0, nil
@@ -205,16 +207,26 @@ func (s syncStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID,
 		return err
 	}
 	d.checkpoints.Lock()
-	defer d.checkpoints.Unlock()
-	if d.checkpoints.readAt[remote] != d.checkpoints.epoch {
-		// The checkpoints were reset (reconsider) after this pull read
-		// its own: it must not put back the position the reset undid.
-		return nil
+	epoch := d.checkpoints.readAt[remote]
+	d.checkpoints.Unlock()
+	_, err = d.submitRemote(ctx, &request{checkpoint: &checkpointWrite{peer: remote, seq: seq, epoch: epoch}})
+	return err
+}
+
+// setCheckpoint writes a sync checkpoint into the group, unless the
+// checkpoints were reset (reconsider, an exclusive job of this writer)
+// after the pull read its own: it must not put back the position the
+// reset undid.
+func (g *group) setCheckpoint(w *checkpointWrite) {
+	d := g.d
+	d.checkpoints.Lock()
+	current := w.epoch == d.checkpoints.epoch
+	d.checkpoints.Unlock()
+	if !current {
+		return
 	}
-	b := d.store.NewBatch()
-	defer b.Close()
-	b.Set(d.keys.Checkpoint([]byte(remote)), layout.Uint64(seq))
-	return b.Commit()
+	g.batch.Set(d.keys.Checkpoint([]byte(w.peer)), layout.Uint64(w.seq))
+	g.others++
 }
 
 // Databases implements bsync.Store.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // request is one call waiting for the writer goroutine.
@@ -18,7 +19,17 @@ type request struct {
 	remote []*crdt.Change // changes received from a peer, parents first
 	from   []byte         // that peer
 	unpend [][]byte       // pending-transaction keys the remote changes settle
-	reply  chan response  // buffered 1
+	// checkpoint, when set, is the whole request: a sync checkpoint, written
+	// by the writer so that it lands after every change it covers
+	// (DESIGN.md invariant 3) and never after a reset of the checkpoints.
+	checkpoint *checkpointWrite
+	reply      chan response // buffered 1
+}
+
+type checkpointWrite struct {
+	peer  peer.ID
+	seq   uint64
+	epoch uint64 // d.checkpoints.epoch when the pull read its checkpoint
 }
 
 type docWrite struct {

@@ -136,7 +136,10 @@ func (d *DB) publish(g *group) {
 	d.notifyCommit()
 	d.announce()
 	if g.aclChanged {
-		go d.reconsider()
+		select {
+		case d.acl <- struct{}{}: // reconsiderLoop runs it
+		default: // one is pending already: it reads the ACL as it is then
+		}
 	}
 	m := d.node.metrics
 	m.commit.Observe(time.Since(g.start).Seconds())
@@ -166,10 +169,13 @@ func (g *group) finish() error {
 	if g.broken != nil {
 		return g.broken
 	}
-	if g.written == 0 {
+	if g.written == 0 && g.others == 0 {
 		return nil
 	}
 	d := g.d
+	if g.written == 0 { // checkpoints only: the counters did not move
+		return g.batch.Commit()
+	}
 	hlc, err := crdt.Marshal(g.hlc)
 	if err != nil {
 		return err
