@@ -49,8 +49,9 @@ type DB struct {
 		count uint64
 	}
 
-	pendingTx struct { // counts of the received changes of incomplete transactions (their bodies stay on disk)
+	pendingTx struct { // counts of the received changes of incomplete transactions (their bodies stay on disk); held for no I/O
 		sync.Mutex
+		adding map[string]bool         // keys being stored now, counted already
 		byTx   map[string]int          // changes held per transaction
 		byPeer map[peer.ID]*pendingUse // what each peer made this database hold
 		n      int                     // changes held in all

@@ -127,41 +127,90 @@ func (d *DB) addPending(from peer.ID, c *crdt.Change) (*pendingGroup, error) {
 	}
 	key := d.keys.Pending(c.Tx.ID, c.ID())
 	v := encodePending(from, enc)
-	d.pendingTx.Lock()
-	defer d.pendingTx.Unlock()
+	// The store is read and written outside the lock, which guards the
+	// counts only: a change is counted (reserved) before it is stored and
+	// uncounted if storing fails, and a key being stored by another puller
+	// counts as held.
 	held, err := d.store.Has(key)
 	if err != nil {
 		return nil, fmt.Errorf("read pending change: %w", err)
 	}
 	if !held {
-		u := d.pendingTx.byPeer[from]
-		if u == nil {
-			u = &pendingUse{}
+		inflight, err := d.reservePending(from, string(key), int64(len(v)))
+		if err != nil {
+			return nil, err
 		}
-		cfg := d.node.cfg
-		if d.pendingTx.n >= maxPendingTx || u.n >= cfg.PendingPeerChanges || u.bytes+int64(len(v)) > cfg.PendingPeerBytes {
-			d.node.metrics.rejected.WithLabelValues(d.name, rejectPendingFull).Inc()
-			return nil, fmt.Errorf("%w: %d changes (%d bytes) from %s and %d in all wait for their transactions",
-				ErrOverloaded, u.n, u.bytes, from, d.pendingTx.n)
+		if inflight {
+			return nil, nil // the puller storing it hands out the group if it completes one
 		}
 		b := d.store.NewBatch()
-		defer b.Close()
 		b.Set(key, v)
-		if err := b.Commit(); err != nil {
+		err = b.Commit()
+		b.Close()
+		d.pendingTx.Lock()
+		delete(d.pendingTx.adding, string(key))
+		if err != nil {
+			d.uncount(from, int64(len(v)))
+		} else {
+			d.pendingTx.byTx[c.Tx.ID]++ // counted once durable: the group is read back from disk
+		}
+		d.pendingTx.Unlock()
+		if err != nil {
 			return nil, fmt.Errorf("keep pending change: %w", err)
 		}
-		d.pendingTx.byPeer[from] = u
-		u.n++
-		u.bytes += int64(len(v))
-		d.pendingTx.n++
-		d.pendingTx.byTx[c.Tx.ID]++
 	}
 	// A duplicate of a complete group (whose apply failed before) hands
 	// the group out again.
-	if uint32(d.pendingTx.byTx[c.Tx.ID]) < c.Tx.Count {
+	d.pendingTx.Lock()
+	complete := uint32(d.pendingTx.byTx[c.Tx.ID]) >= c.Tx.Count
+	d.pendingTx.Unlock()
+	if !complete {
 		return nil, nil
 	}
 	return d.readPendingGroup(c.Tx.ID)
+}
+
+// reservePending counts a pending change about to be stored, or answers
+// ErrOverloaded past the bounds; inflight is true when another puller is
+// storing the same key now (it counted it).
+func (d *DB) reservePending(from peer.ID, key string, size int64) (inflight bool, err error) {
+	d.pendingTx.Lock()
+	defer d.pendingTx.Unlock()
+	if d.pendingTx.adding[key] {
+		return true, nil
+	}
+	u := d.pendingTx.byPeer[from]
+	if u == nil {
+		u = &pendingUse{}
+	}
+	cfg := d.node.cfg
+	if d.pendingTx.n >= maxPendingTx || u.n >= cfg.PendingPeerChanges || u.bytes+size > cfg.PendingPeerBytes {
+		d.node.metrics.rejected.WithLabelValues(d.name, rejectPendingFull).Inc()
+		return false, fmt.Errorf("%w: %d changes (%d bytes) from %s and %d in all wait for their transactions",
+			ErrOverloaded, u.n, u.bytes, from, d.pendingTx.n)
+	}
+	if d.pendingTx.adding == nil {
+		d.pendingTx.adding = map[string]bool{}
+	}
+	d.pendingTx.adding[key] = true
+	d.pendingTx.byPeer[from] = u
+	u.n++
+	u.bytes += size
+	d.pendingTx.n++
+	return false, nil
+}
+
+// uncount takes back the reservation of a pending change that was not
+// stored. The caller holds d.pendingTx.
+func (d *DB) uncount(from peer.ID, size int64) {
+	d.pendingTx.n--
+	if u := d.pendingTx.byPeer[from]; u != nil {
+		u.n--
+		u.bytes -= size
+		if u.n <= 0 {
+			delete(d.pendingTx.byPeer, from)
+		}
+	}
 }
 
 // readPendingGroup reads a transaction's pending changes back from disk.
