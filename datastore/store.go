@@ -562,9 +562,17 @@ func (s *Store) writable() error {
 	if err != nil {
 		return nil // the file system cannot say (a memory FS): no check
 	}
-	if u.AvailBytes <= s.reserve {
+	// Hysteresis: once refused, writes resume only when half the reserve
+	// again is free, so a disk that hovers at the line (Pebble deleting an
+	// obsolete WAL or sstable frees a few megabytes) does not flip between
+	// refused and resumed on every commit.
+	need := s.reserve
+	if s.health.noSpace.Load() {
+		need += s.reserve / 2
+	}
+	if u.AvailBytes <= need {
 		s.health.noSpace.Store(true)
-		return fmt.Errorf("%w: %d bytes free on the disk of %s, %d kept in reserve", ErrNoSpace, u.AvailBytes, s.dir, s.reserve)
+		return fmt.Errorf("%w: %d bytes free on the disk of %s, %d kept in reserve", ErrNoSpace, u.AvailBytes, s.dir, need)
 	}
 	s.health.noSpace.Store(false)
 	return nil
