@@ -9,6 +9,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/blobstore"
 )
 
 // AttachmentsField is the reserved top-level field of a document that lists
@@ -142,7 +143,7 @@ func (d *DB) Attachment(ctx context.Context, docID, name string) (AttachmentInfo
 		_ = snap.Close()
 		return AttachmentInfo{}, nil, err
 	}
-	return info, &blobReader{snap: snap, keys: d.keys, m: m}, nil
+	return info, blobstore.NewReader(snap, d.keys, m), nil
 }
 
 func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (AttachmentInfo, blobMeta, error) {

@@ -261,17 +261,3 @@ func TestPinnedBlobSurvivesCompaction(t *testing.T) {
 		t.Fatalf("got %+v, %v, want the unreferenced blob reclaimed", st, err)
 	}
 }
-
-func FuzzDecodeBlobMeta(f *testing.F) {
-	f.Add(blobMeta{Length: 5, Chunks: 1, Chunk: ChunkBytes}.encode())
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeBlobMeta(b)
-		if err != nil {
-			return
-		}
-		if got, err := decodeBlobMeta(m.encode()); err != nil || got != m {
-			t.Fatalf("re-decode: got %+v, %v, want %+v", got, err, m)
-		}
-	})
-}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/blobstore"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -38,43 +38,9 @@ import (
 // its link and a manifest update, synced) per that many bytes.
 const blobIngestChunks = 128
 
-// blobWant is the value of a 'W' key.
-type blobWant struct {
-	Length int64    // bytes, as the document announced; 0 unknown
-	Chunks uint64   // full chunks stored under Upload
-	Upload uploadID // zero: no transfer started
-	State  []byte   // SHA-256 state after Chunks chunks (empty when Chunks is 0)
-}
+type blobWant = blobstore.Want
 
-const blobWantBytes = 8 + 8 + 16
-
-func (w blobWant) encode() []byte {
-	b := make([]byte, 0, blobWantBytes+len(w.State))
-	b = binary.BigEndian.AppendUint64(b, uint64(w.Length))
-	b = binary.BigEndian.AppendUint64(b, w.Chunks)
-	b = append(b, w.Upload[:]...)
-	return append(b, w.State...)
-}
-
-// decodeBlobWant checks the fields agree, so a resume never trusts a
-// corrupt offset.
-func decodeBlobWant(b []byte) (blobWant, error) {
-	var w blobWant
-	if len(b) < blobWantBytes || len(b) > blobWantBytes+256 {
-		return w, fmt.Errorf("blob want record: %d bytes", len(b))
-	}
-	w.Length = int64(binary.BigEndian.Uint64(b))
-	w.Chunks = binary.BigEndian.Uint64(b[8:])
-	copy(w.Upload[:], b[16:])
-	w.State = b[blobWantBytes:]
-	if w.Length < 0 || w.Chunks > 1<<40 || (w.Length > 0 && int64(w.Chunks)*ChunkBytes > w.Length) {
-		return w, fmt.Errorf("blob want record: %d chunks for %d bytes", w.Chunks, w.Length)
-	}
-	if (w.Chunks > 0) != (len(w.State) > 0) {
-		return w, fmt.Errorf("blob want record: %d chunks with %d bytes of hash state", w.Chunks, len(w.State))
-	}
-	return w, nil
-}
+func decodeBlobWant(b []byte) (blobWant, error) { return blobstore.DecodeWant(b) }
 
 // blobStore is the node as the blob protocol sees it; its read check is
 // the sync server's (syncStore.AuthorizeRead).
@@ -106,7 +72,7 @@ func (s blobStore) OpenBlob(ctx context.Context, db string, d bsync.Digest) (io.
 		_ = snap.Close()
 		return nil, 0, fmt.Errorf("blob %s: %w", digest(d), err)
 	}
-	return &blobReader{snap: snap, keys: dd.keys, m: m}, m.Length, nil
+	return blobstore.NewReader(snap, dd.keys, m), m.Length, nil
 }
 
 // ReceiveBlob implements bsync.BlobStore.
@@ -255,7 +221,7 @@ func (s *blobSink) persist() error {
 	s.w.State = st
 	b := s.d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(s.d.keys.BlobWant(s.dg), s.w.encode())
+	b.Set(s.d.keys.BlobWant(s.dg), s.w.Encode())
 	err = s.in.Commit(context.Background(), b)
 	s.in, s.pending = s.d.store.NewIngest(), 0
 	if err != nil {
@@ -293,7 +259,7 @@ func (s *blobSink) Commit(length int64) error {
 	m := blobMeta{Length: length, Chunks: s.w.Chunks, Chunk: ChunkBytes, Upload: s.w.Upload}
 	b := s.d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(s.d.keys.BlobMeta(s.dg), m.encode())
+	b.Set(s.d.keys.BlobMeta(s.dg), m.Encode())
 	b.Delete(s.d.keys.BlobWant(s.dg))
 	if err := s.in.Commit(context.Background(), b); err != nil {
 		return fmt.Errorf("blob %s: write metadata: %w", s.dg, err)
@@ -311,7 +277,7 @@ func (s *blobSink) drop(stillWanted bool) {
 	defer b.Close()
 	b.DeleteRange(s.d.keys.BlobChunks(s.w.Upload), datastore.PrefixEnd(s.d.keys.BlobChunks(s.w.Upload)))
 	if stillWanted {
-		b.Set(s.d.keys.BlobWant(s.dg), blobWant{Length: s.w.Length}.encode())
+		b.Set(s.d.keys.BlobWant(s.dg), blobWant{Length: s.w.Length}.Encode())
 	} else {
 		b.Delete(s.d.keys.BlobWant(s.dg))
 	}
@@ -420,7 +386,7 @@ func (d *DB) addBlobWant(dg digest, length int64) error {
 	}
 	b := d.store.NewWriteBatch()
 	defer b.Close()
-	b.Set(d.keys.BlobWant(dg), blobWant{Length: length}.encode())
+	b.Set(d.keys.BlobWant(dg), blobWant{Length: length}.Encode())
 	return b.Commit()
 }
 

@@ -11,8 +11,9 @@ import (
 // package gets a row here, or this test fails: its place in the layering
 // is decided when it is made, not found out later.
 var internalDeps = map[string][]string{
-	"layout": {"crdt", "datastore", "datastore/tuple"},
-	"acl":    {"crdt", "github.com/libp2p/go-libp2p/core/peer"},
+	"layout":    {"crdt", "datastore", "datastore/tuple"},
+	"acl":       {"crdt", "github.com/libp2p/go-libp2p/core/peer"},
+	"blobstore": {"datastore", "layout"},
 }
 
 // TestInternalImports keeps node/internal's packages along their seams:
