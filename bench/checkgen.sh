@@ -2,7 +2,7 @@
 # checkgen.sh DOCS SEED [COUNT]: checks that the first COUNT (default 2000)
 # documents of DOCS (written by gen.mjs) are byte for byte the documents
 # barrel-peer bench generates, by compiling docGen out of
-# cmd/barrel-peer/bench.go in a temporary module. It fails if docGen
+# internal/bench/bench.go in a temporary module. It fails if docGen
 # changes shape without gen.mjs following.
 set -euo pipefail
 docs=$1 seed=$2 count=${3:-2000}
@@ -12,8 +12,8 @@ trap 'rm -rf "$tmp"' EXIT
 {
   echo 'package main'
   echo 'import ("encoding/json"; "fmt"; "math"; "math/rand/v2"; "os"; "strconv")'
-  grep -E '^\s*bench(MatchEvery|Country)\s*=' "$root/cmd/barrel-peer/bench.go" | sed 's/^\s*/const /; s/\/\/.*//'
-  sed -n '/^func docID/p; /^type docGen/,/^\/\/ rssMB/p' "$root/cmd/barrel-peer/bench.go" | grep -v '^// rssMB'
+  grep -E '^\s*bench(MatchEvery|Country)\s*=' "$root/internal/bench/bench.go" | sed 's/^\s*/const /; s/\/\/.*//'
+  sed -n '/^func docID/p; /^type docGen/,/^\/\/ rssMB/p' "$root/internal/bench/bench.go" | grep -v '^// rssMB'
   cat <<'GO'
 func main() {
 	seed, _ := strconv.ParseUint(os.Args[1], 10, 64)

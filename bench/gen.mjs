@@ -1,6 +1,6 @@
 // Document generator shared by every system in the comparison.
 //
-// doc(seed, i) is a port of docGen.doc in cmd/barrel-peer/bench.go: the
+// doc(seed, i) is a port of docGen.doc in internal/bench/bench.go: the
 // same PCG-DXSM generator as Go's math/rand/v2 (rand.NewPCG(seed, i)), the
 // same draws in the same order, so document i here is the document i that
 // `barrel-peer bench --seed S` writes. compare.sh checks this against Go's

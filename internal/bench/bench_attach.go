@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/barrel-db/barrel/node"
 )
@@ -39,8 +39,8 @@ type benchAttachConfig struct {
 	blobBytes int64 // A1, A2: bytes of the blob
 }
 
-func (c *benchAttachConfig) flags(cmd *cobra.Command) {
-	cmd.Flags().Int64Var(&c.blobBytes, "blob-bytes", 1<<30, "bytes of the blob A1 and A2 write, read and replicate")
+func (c *benchAttachConfig) flags(f *pflag.FlagSet) {
+	f.Int64Var(&c.blobBytes, "blob-bytes", 1<<30, "bytes of the blob A1 and A2 write, read and replicate")
 }
 
 func (c *benchAttachConfig) validate() error {

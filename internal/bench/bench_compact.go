@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/barrel-db/barrel/node"
@@ -42,8 +42,7 @@ type benchCompactConfig struct {
 	snapRevs int // W2S: revisions per document before the compaction
 }
 
-func (c *benchCompactConfig) flags(cmd *cobra.Command) {
-	f := cmd.Flags()
+func (c *benchCompactConfig) flags(f *pflag.FlagSet) {
 	f.IntVar(&c.nDocs, "n-compact", 10000, "documents C1 and C2 write --compact-revs times before compacting")
 	f.IntVar(&c.revs, "compact-revs", 10, "revisions per document of C1 and C2")
 	f.IntVar(&c.nSnap, "n-snap", 100000, "documents W2S's source holds (and its one-revision W2)")
