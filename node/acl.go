@@ -13,6 +13,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/acl"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
@@ -24,7 +25,7 @@ import (
 const ACLDocID = "_acl"
 
 // AnyPeer in Readers or Writers lets every peer read or write.
-const AnyPeer = "*"
+const AnyPeer = acl.AnyPeer
 
 // metaOwner is the database metadata key of the peer that created it.
 const metaOwner = "owner"
@@ -45,56 +46,21 @@ type ACL struct {
 }
 
 // Rejection reasons: the reason label of barrel_node_rejected_changes_total.
+// Those of the access-control policy are its own (node/internal/acl).
 const (
-	rejectNotWriter = "not_writer"      // the author may not write
-	rejectRevoked   = "revoked"         // the author's write access was revoked before the change
-	rejectNotAdmin  = "not_admin"       // a change to _acl by a peer not owner or admin as of its parents
-	rejectNotOwner  = "not_owner"       // an admin's change to _acl that changes the owner
-	rejectBadACL    = "bad_acl"         // a change to _acl that leaves it malformed, or no valid ACL to check against
-	rejectParent    = "rejected_parent" // descends from a rejected change
-	rejectStale     = "stale"           // did not see history folded by compaction (compact.go)
-	rejectTx        = "rejected_tx"     // in a transaction another change of which was rejected
-	rejectSignature = "bad_signature"   // the signature does not verify (the batch is refused)
+	rejectNotWriter = acl.RejectNotWriter // the author may not write
+	rejectRevoked   = acl.RejectRevoked   // the author's write access was revoked before the change
+	rejectNotAdmin  = acl.RejectNotAdmin  // a change to _acl by a peer not owner or admin as of its parents
+	rejectNotOwner  = acl.RejectNotOwner  // an admin's change to _acl that changes the owner
+	rejectBadACL    = acl.RejectBadACL    // a change to _acl that leaves it malformed, or no valid ACL to check against
+	rejectParent    = "rejected_parent"   // descends from a rejected change
+	rejectStale     = "stale"             // did not see history folded by compaction (compact.go)
+	rejectTx        = "rejected_tx"       // in a transaction another change of which was rejected
+	rejectSignature = "bad_signature"     // the signature does not verify (the batch is refused)
 )
 
-// acl is an ACL decoded for checks.
-type acl struct {
-	owner            peer.ID
-	admins           map[peer.ID]bool
-	readers, writers map[peer.ID]bool
-	anyRead          bool
-	anyWrite         bool
-	revoked          map[peer.ID]int64 // unix nanoseconds
-}
-
-// openACL is the ACL of a database without an _acl document.
-func openACL(owner peer.ID) *acl {
-	return &acl{owner: owner, anyRead: true, anyWrite: true}
-}
-
-func (a *acl) admin(p peer.ID) bool { return p == a.owner || a.admins[p] }
-
-func (a *acl) mayRead(p peer.ID) bool { return a.anyRead || a.readers[p] || a.admin(p) }
-
-// mayWrite says whether a change by author stamped clock may be applied,
-// and if not, why. A revoked writer's changes stamped before the
-// revocation stay acceptable.
-func (a *acl) mayWrite(author peer.ID, clock crdt.HLC) string {
-	if a.admin(author) {
-		return ""
-	}
-	at, revoked := a.revoked[author]
-	switch {
-	case revoked && clock.Wall >= at:
-		return rejectRevoked
-	case a.anyWrite || a.writers[author] || revoked:
-		return ""
-	}
-	return rejectNotWriter
-}
-
-// public returns the ACL as the API shows it.
-func (a *acl) public() ACL {
+// publicACL returns a policy as the API shows it.
+func publicACL(a *acl.Policy) ACL {
 	list := func(all bool, m map[peer.ID]bool) []string {
 		if all {
 			return []string{AnyPeer}
@@ -106,136 +72,15 @@ func (a *acl) public() ACL {
 		slices.Sort(out)
 		return out
 	}
-	out := ACL{Owner: a.owner.String(), Admins: list(false, a.admins),
-		Readers: list(a.anyRead, a.readers), Writers: list(a.anyWrite, a.writers)}
-	if len(a.revoked) > 0 {
+	out := ACL{Owner: a.Owner.String(), Admins: list(false, a.Admins),
+		Readers: list(a.AnyRead, a.Readers), Writers: list(a.AnyWrite, a.Writers)}
+	if len(a.Revoked) > 0 {
 		out.Revoked = map[string]time.Time{}
-		for p, at := range a.revoked {
+		for p, at := range a.Revoked {
 			out.Revoked[p.String()] = time.Unix(0, at).UTC()
 		}
 	}
 	return out
-}
-
-// decodeACL reads an _acl document body. It never panics on any body: a
-// peer may send one.
-func decodeACL(body map[string]any) (*acl, error) {
-	if body == nil {
-		return nil, errors.New("acl: no body")
-	}
-	a := &acl{}
-	o, ok := body["owner"].(string)
-	if !ok {
-		return nil, errors.New("acl: owner: want a peer id")
-	}
-	var err error
-	if a.owner, err = peer.Decode(o); err != nil {
-		return nil, fmt.Errorf("acl: owner: %v", err)
-	}
-	peers := func(field string, allowAny bool) (map[peer.ID]bool, bool, error) {
-		v, present := body[field]
-		if !present || v == nil {
-			return map[peer.ID]bool{}, false, nil
-		}
-		if s, ok := v.(string); ok && s == AnyPeer && allowAny {
-			return nil, true, nil
-		}
-		arr, ok := v.([]any)
-		if !ok {
-			return nil, false, fmt.Errorf("acl: %s: want a list of peer ids or %q", field, AnyPeer)
-		}
-		m := make(map[peer.ID]bool, len(arr))
-		for _, e := range arr {
-			s, ok := e.(string)
-			if !ok {
-				return nil, false, fmt.Errorf("acl: %s: want peer ids", field)
-			}
-			if s == AnyPeer && allowAny {
-				return nil, true, nil
-			}
-			p, err := peer.Decode(s)
-			if err != nil {
-				return nil, false, fmt.Errorf("acl: %s: %v", field, err)
-			}
-			m[p] = true
-		}
-		return m, false, nil
-	}
-	if a.admins, _, err = peers("admins", false); err != nil {
-		return nil, err
-	}
-	if a.readers, a.anyRead, err = peers("readers", true); err != nil {
-		return nil, err
-	}
-	if a.writers, a.anyWrite, err = peers("writers", true); err != nil {
-		return nil, err
-	}
-	if v, present := body["revoked"]; present && v != nil {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, errors.New("acl: revoked: want an object")
-		}
-		a.revoked = make(map[peer.ID]int64, len(m))
-		for k, v := range m {
-			p, err := peer.Decode(k)
-			if err != nil {
-				return nil, fmt.Errorf("acl: revoked: %v", err)
-			}
-			s, _ := v.(string)
-			at, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return nil, fmt.Errorf("acl: revoked %s: want an RFC 3339 time", k)
-			}
-			a.revoked[p] = at.UnixNano()
-		}
-	}
-	return a, nil
-}
-
-// body encodes an ACL as its _acl document body: lists sorted, AnyPeer as
-// the string "*", revocation times as RFC 3339 UTC with nanoseconds.
-func (a *acl) body() map[string]any {
-	list := func(all bool, m map[peer.ID]bool) any {
-		if all {
-			return AnyPeer
-		}
-		out := make([]string, 0, len(m))
-		for p := range m {
-			out = append(out, p.String())
-		}
-		slices.Sort(out)
-		l := make([]any, len(out))
-		for i, s := range out {
-			l[i] = s
-		}
-		return l
-	}
-	b := map[string]any{
-		"owner":   a.owner.String(),
-		"admins":  list(false, a.admins),
-		"readers": list(a.anyRead, a.readers),
-		"writers": list(a.anyWrite, a.writers),
-	}
-	if len(a.revoked) > 0 {
-		r := map[string]any{}
-		for p, at := range a.revoked {
-			r[p.String()] = time.Unix(0, at).UTC().Format(time.RFC3339Nano)
-		}
-		b["revoked"] = r
-	}
-	return b
-}
-
-// aclOf decodes the ACL a document state holds; a database without an _acl
-// document is open, owned by owner.
-func aclOf(st *crdt.State, owner peer.ID) (*acl, error) {
-	if st == nil || !st.Exists() {
-		return openACL(owner), nil
-	}
-	if st.Deleted {
-		return nil, errors.New("acl: document deleted")
-	}
-	return decodeACL(st.Body)
 }
 
 // owner is the peer that created the database (this node for a database
@@ -249,12 +94,12 @@ func (d *DB) owner() peer.ID {
 }
 
 // currentACL reads the committed ACL.
-func (d *DB) currentACL() (*acl, error) {
+func (d *DB) currentACL() (*acl.Policy, error) {
 	st, _, err := d.readState(ACLDocID)
 	if err != nil {
 		return nil, fmt.Errorf("read acl: %w", err)
 	}
-	a, err := aclOf(st, d.owner())
+	a, err := acl.FromState(st, d.owner())
 	if err != nil {
 		return nil, fmt.Errorf("read acl of %s: %w", d.name, err)
 	}
@@ -272,7 +117,7 @@ func (n *Node) ACL(db string) (ACL, error) {
 	if err != nil {
 		return ACL{}, err
 	}
-	return a.public(), nil
+	return publicACL(a), nil
 }
 
 // SetACL replaces a database's access control list: Owner ("" keeps it),
@@ -290,37 +135,22 @@ func (n *Node) SetACL(ctx context.Context, db string, in ACL) error {
 	if err != nil {
 		return err
 	}
-	if !cur.admin(n.peerID) {
+	if !cur.Admin(n.peerID) {
 		return fmt.Errorf("set acl of %s: %s is not its owner or an admin: %w", db, n.peerID, ErrNotAllowed)
 	}
-	next, err := parseACL(in, cur.owner)
+	next, err := parseACL(in, cur.Owner)
 	if err != nil {
 		return err
 	}
-	if next.owner != cur.owner && n.peerID != cur.owner {
+	if next.Owner != cur.Owner && n.peerID != cur.Owner {
 		return fmt.Errorf("set acl of %s: only the owner may change the owner: %w", db, ErrNotAllowed)
 	}
 	stamp, err := d.revocationStamp()
 	if err != nil {
 		return err
 	}
-	next.revoked = maps.Clone(cur.revoked)
-	if next.revoked == nil {
-		next.revoked = map[peer.ID]int64{}
-	}
-	if !cur.anyWrite {
-		for p := range cur.writers {
-			if !next.anyWrite && !next.writers[p] {
-				next.revoked[p] = stamp
-			}
-		}
-	}
-	for p := range next.revoked {
-		if next.anyWrite || next.writers[p] {
-			delete(next.revoked, p)
-		}
-	}
-	body, err := normalizeBody(next.body())
+	next.RecordRevocations(cur, stamp)
+	body, err := normalizeBody(next.Body())
 	if err != nil {
 		return fmt.Errorf("set acl of %s: %w", db, err)
 	}
@@ -335,14 +165,14 @@ func (n *Node) SetACL(ctx context.Context, db string, in ACL) error {
 }
 
 // parseACL checks an ACL given to SetACL.
-func parseACL(in ACL, owner peer.ID) (*acl, error) {
-	a := &acl{owner: owner}
+func parseACL(in ACL, owner peer.ID) (*acl.Policy, error) {
+	a := &acl.Policy{Owner: owner}
 	if in.Owner != "" {
 		p, err := peer.Decode(in.Owner)
 		if err != nil {
 			return nil, invalid("acl", "owner %q: %v", in.Owner, err)
 		}
-		a.owner = p
+		a.Owner = p
 	}
 	list := func(field string, ids []string, allowAny bool) (map[peer.ID]bool, bool, error) {
 		m := map[peer.ID]bool{}
@@ -360,13 +190,13 @@ func parseACL(in ACL, owner peer.ID) (*acl, error) {
 		return m, false, nil
 	}
 	var err error
-	if a.admins, _, err = list("admins", in.Admins, false); err != nil {
+	if a.Admins, _, err = list("admins", in.Admins, false); err != nil {
 		return nil, err
 	}
-	if a.readers, a.anyRead, err = list("readers", in.Readers, true); err != nil {
+	if a.Readers, a.AnyRead, err = list("readers", in.Readers, true); err != nil {
 		return nil, err
 	}
-	if a.writers, a.anyWrite, err = list("writers", in.Writers, true); err != nil {
+	if a.Writers, a.AnyWrite, err = list("writers", in.Writers, true); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -400,7 +230,7 @@ func (s syncStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID)
 	if err != nil {
 		return err
 	}
-	if !a.mayRead(remote) {
+	if !a.MayRead(remote) {
 		return fmt.Errorf("%s may not read %s: %w", remote, db, bsync.ErrForbidden)
 	}
 	return nil
@@ -467,19 +297,19 @@ func (g *group) settle(r *rejections, from []byte, unpend [][]byte) error {
 type authorizer struct {
 	g     *group
 	state *crdt.State
-	cur   *acl
+	cur   *acl.Policy
 	err   error
 }
 
 // current is the ACL at this point of the group.
-func (az *authorizer) current() (*acl, error) {
+func (az *authorizer) current() (*acl.Policy, error) {
 	ent, err := az.g.load(ACLDocID)
 	if err != nil {
 		return nil, err
 	}
 	if ent.state != az.state || (az.cur == nil && az.err == nil) {
 		az.state = ent.state
-		az.cur, az.err = aclOf(ent.state, az.g.d.owner())
+		az.cur, az.err = acl.FromState(ent.state, az.g.d.owner())
 	}
 	return az.cur, nil
 }
@@ -498,67 +328,31 @@ func (az *authorizer) check(c *crdt.Change) (string, error) {
 		// Fail closed: without a valid ACL nobody's changes are checked in.
 		return rejectBadACL, nil
 	}
-	if a.anyWrite && len(a.revoked) == 0 {
+	if a.AnyWrite && len(a.Revoked) == 0 {
 		return "", nil
 	}
-	return a.mayWrite(peer.ID(c.Author), c.Clock), nil
+	return a.MayWrite(peer.ID(c.Author), c.Clock), nil
 }
 
-// checkACLChange applies the _acl rule: the author must be the owner or an
-// admin in the ACL as of the change's parents (the ACL the author saw), so
-// every peer takes the same decision whatever order changes arrive in. The
-// first change of the document (no parents) is accepted only if this
-// database holds no ACL yet and its author names itself owner (trust on
-// first use). The ACL the change leaves must decode, and only the owner
-// may change the owner.
+// checkACLChange applies the _acl rule (acl.CheckChange) to c, loading
+// what it is decided on: c's ancestors, or for a first change whether the
+// database holds an ACL yet.
 func (az *authorizer) checkACLChange(c *crdt.Change) (string, error) {
-	author := peer.ID(c.Author)
 	var anc []*crdt.Change
-	var before *acl
+	held := false
 	if len(c.Parents) == 0 {
 		ent, err := az.g.load(ACLDocID)
 		if err != nil {
 			return "", err
 		}
-		if ent.state.Exists() {
-			return rejectNotAdmin, nil // a second first ACL: the database has an owner
-		}
+		held = ent.state.Exists()
 	} else {
 		var err error
 		if anc, err = az.g.ancestors(c.Parents); err != nil {
 			return "", err
 		}
-		for _, x := range anc {
-			if x.Doc != ACLDocID {
-				return rejectBadACL, nil
-			}
-		}
-		st, err := crdt.Replay(anc)
-		if err != nil {
-			return rejectBadACL, nil
-		}
-		if before, err = aclOf(st, ""); err != nil {
-			return rejectBadACL, nil
-		}
-		if !before.admin(author) {
-			return rejectNotAdmin, nil
-		}
 	}
-	st, err := crdt.Replay(append(anc, c))
-	if err != nil {
-		return rejectBadACL, nil
-	}
-	after, err := aclOf(st, "")
-	if err != nil || !st.Exists() {
-		return rejectBadACL, nil
-	}
-	switch {
-	case before == nil && after.owner != author:
-		return rejectNotOwner, nil
-	case before != nil && after.owner != before.owner && author != before.owner:
-		return rejectNotOwner, nil
-	}
-	return "", nil
+	return acl.CheckChange(c, anc, held), nil
 }
 
 // ancestors loads the given changes and all their ancestors.

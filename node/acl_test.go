@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/acl"
 )
 
 // rejectedCount reads barrel_node_rejected_changes_total{db, reason}.
@@ -406,16 +407,16 @@ func FuzzDecodeACL(f *testing.F) {
 		if !ok {
 			return
 		}
-		a, err := decodeACL(body)
+		a, err := acl.Decode(body)
 		if err != nil {
 			return
 		}
-		b, err := decodeACL(a.body())
+		b, err := acl.Decode(a.Body())
 		if err != nil {
 			t.Fatalf("re-encoded acl does not decode: %v", err)
 		}
-		if !aclEqual(a.public(), b.public()) {
-			t.Fatalf("round trip: %+v != %+v", a.public(), b.public())
+		if !aclEqual(publicACL(a), publicACL(b)) {
+			t.Fatalf("round trip: %+v != %+v", publicACL(a), publicACL(b))
 		}
 	})
 }

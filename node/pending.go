@@ -82,12 +82,12 @@ func (d *DB) refuseNonWriters(ctx context.Context, from peer.ID, changes []*crdt
 	if err != nil {
 		return nil, err
 	}
-	if a.anyWrite && len(a.revoked) == 0 {
+	if a.AnyWrite && len(a.Revoked) == 0 {
 		return nil, nil // open mode: every author may write
 	}
 	var suspects []*crdt.Change
 	for _, c := range changes {
-		if c.Tx != nil && c.Tx.Count > 1 && c.Doc != ACLDocID && a.mayWrite(peer.ID(c.Author), c.Clock) != "" {
+		if c.Tx != nil && c.Tx.Count > 1 && c.Doc != ACLDocID && a.MayWrite(peer.ID(c.Author), c.Clock) != "" {
 			suspects = append(suspects, c)
 		}
 	}
@@ -102,7 +102,7 @@ func (d *DB) refuseNonWriters(ctx context.Context, from peer.ID, changes []*crdt
 		}
 		var r rejections
 		for _, c := range suspects {
-			if reason := a.mayWrite(peer.ID(c.Author), c.Clock); reason != "" {
+			if reason := a.MayWrite(peer.ID(c.Author), c.Clock); reason != "" {
 				r.add(c.ID(), reason)
 				refused[c.ID()] = true
 			}

@@ -367,9 +367,9 @@ func (d *DB) mayInstallFrom(p peer.ID) error {
 		return err
 	}
 	switch {
-	case a.anyWrite || a.admin(p):
+	case a.AnyWrite || a.Admin(p):
 		return nil
-	case a.mayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "":
+	case a.MayWrite(p, crdt.HLC{Wall: d.node.cfg.Now().UnixNano()}) != "":
 		return d.refuseSnapshot(p, rejectSnapNotWriter, "it may not write %s", d.name)
 	default:
 		return d.refuseSnapshot(p, rejectSnapNotAdmin, "only the owner or an admin of %s is trusted with folded bases", d.name)
