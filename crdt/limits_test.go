@@ -274,7 +274,7 @@ func genNearLimits(t *rapid.T) map[string]any {
 	body := map[string]any{"small": int64(1)}
 	// A chain of objects and arrays of about MaxDepth levels.
 	levels := rapid.IntRange(MaxDepth-3, MaxDepth+2).Draw(t, "levels")
-	var v any = rapid.SampledFrom([]any{"leaf", int64(7), nil, 1.5}).Draw(t, "leaf")
+	v := rapid.SampledFrom([]any{"leaf", int64(7), nil, 1.5}).Draw(t, "leaf")
 	for range levels - 1 {
 		if rapid.Bool().Draw(t, "array level") {
 			v = []any{v}

@@ -66,7 +66,7 @@ func (d *Discovery) load(ctx context.Context) ([]peer.AddrInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("query known peers: %w", err)
 	}
-	defer res.Close()
+	defer func() { _ = res.Close() }() // read only: nothing to lose
 	var out []peer.AddrInfo
 	for e := range res.Next() {
 		if e.Error != nil {

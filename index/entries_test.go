@@ -69,8 +69,8 @@ func TestEntries(t *testing.T) {
 		},
 		{
 			"int and float dedup",
-			map[string]any{"n": []any{int64(1), 1.0, -0.0, int64(0)}},
-			[]index.Entry{{"/n", -0.0}, {"/n", int64(1)}},
+			map[string]any{"n": []any{int64(1), 1.0, 0.0, int64(0)}},
+			[]index.Entry{{"/n", 0.0}, {"/n", int64(1)}},
 		},
 		{
 			"escaped keys",

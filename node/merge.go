@@ -16,18 +16,6 @@ type prepared struct {
 	local  bool   // made by this node's API: checked against the document limits
 }
 
-// apply merges a prepared change into its document and adds everything it
-// writes to the group's batch: the change, the feed entry, the history
-// entry, the document state and the index delta.
-func (g *group) apply(p *prepared) error {
-	m, err := g.merge(p)
-	if err != nil {
-		return err
-	}
-	g.record(m)
-	return nil
-}
-
 // merged is a change merged into its document and encoded, ready for
 // record to give it a sequence number and add it to the batch.
 type merged struct {

@@ -82,17 +82,17 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	if err := checkFormat(store, hasIdentity); err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("open node %s: %w", cfg.DataDir, err)
 	}
 	key, err := loadIdentity(cfg.DataDir)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	pid, err := peer.IDFromPrivateKey(key)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, store: store, key: key, peerID: pid}
@@ -107,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.registerer = reg
 	if n.metrics, err = newMetrics(reg, store); err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("open node: metrics: %w", err)
 	}
 	n.mu.dbs = map[string]*DB{}
@@ -128,12 +128,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return true, nil
 	})
 	if err != nil {
-		n.Close()
+		_ = n.Close()
 		return nil, fmt.Errorf("open node: %w", err)
 	}
 	if cfg.P2P != nil {
 		if err := n.startNetwork(); err != nil {
-			n.Close()
+			_ = n.Close()
 			return nil, fmt.Errorf("open node: %w", err)
 		}
 	}

@@ -68,7 +68,7 @@ func (n *Node) startNetwork() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	fail := func(err error) error {
 		cancel()
-		h.Close()
+		_ = h.Close()
 		return err
 	}
 	reg := n.registerer

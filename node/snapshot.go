@@ -109,16 +109,16 @@ func (s syncStore) OpenSnapshot(ctx context.Context, db string, remote peer.ID, 
 	if v, err := sn.Get(d.keys.Meta(layout.MetaSeq)); err == nil && len(v) == 8 {
 		ds.head.Seq = binary.BigEndian.Uint64(v)
 	} else if err != nil && !errors.Is(err, datastore.ErrNotFound) {
-		sn.Close()
+		_ = sn.Close()
 		return nil, err
 	}
 	if v, err := sn.Get(d.keys.Meta(layout.MetaPurged)); err == nil {
 		if err := crdt.Unmarshal(v, &ds.head.Purged); err != nil {
-			sn.Close()
+			_ = sn.Close()
 			return nil, fmt.Errorf("purge clock: %w", err)
 		}
 	} else if !errors.Is(err, datastore.ErrNotFound) {
-		sn.Close()
+		_ = sn.Close()
 		return nil, err
 	}
 	return ds, nil

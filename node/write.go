@@ -290,5 +290,3 @@ func errorResults(ws []docWrite, err error) []BulkResult {
 	}
 	return out
 }
-
-var errInternal = errors.New("internal error")

@@ -146,14 +146,14 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 	if files.p2p != "" {
 		if err := writeFileAtomic(files.p2p, []byte(p2pAddrLines(n.Addrs()))); err != nil {
 			_ = srv.Close()
-			<-served
+			<-served //nolint:errcheck // http.ErrServerClosed: the error returned is the file's
 			return fmt.Errorf("write p2p address file: %w", err)
 		}
 	}
 	if files.http != "" {
 		if err := writeFileAtomic(files.http, []byte(addr+"\n")); err != nil {
 			_ = srv.Close()
-			<-served
+			<-served //nolint:errcheck // http.ErrServerClosed: the error returned is the file's
 			return fmt.Errorf("write address file: %w", err)
 		}
 	}

@@ -493,7 +493,7 @@ func (b *bench) serveHTTP(n *node.Node) (addr string, stop func(), err error) {
 	go func() { served <- srv.Serve(ln) }()
 	return ln.Addr().String(), func() {
 		_ = srv.Close()
-		<-served
+		<-served //nolint:errcheck // http.ErrServerClosed
 	}, nil
 }
 
@@ -781,13 +781,13 @@ func (b *bench) openPeer(ctx context.Context, dir string, p2p bool) (*node.Node,
 	}
 	if _, err := n.DB(benchDB); err != nil {
 		if err := n.CreateDB(ctx, benchDB); err != nil {
-			n.Close()
+			_ = n.Close()
 			return nil, nil, err
 		}
 	}
 	d, err := n.DB(benchDB)
 	if err != nil {
-		n.Close()
+		_ = n.Close()
 		return nil, nil, err
 	}
 	return n, d, nil
