@@ -22,7 +22,7 @@ import (
 // list. It replicates like any document; only SetACL writes it locally, and
 // a received change to it is applied only if its author was the owner or an
 // admin in the ACL its parents describe (see docs/design.md, Access control).
-const ACLDocID = "_acl"
+const ACLDocID = acl.DocID
 
 // AnyPeer in Readers or Writers lets every peer read or write.
 const AnyPeer = acl.AnyPeer

@@ -16,6 +16,9 @@ import (
 // or write.
 const AnyPeer = "*"
 
+// DocID is the document that holds a database's access control list.
+const DocID = "_acl"
+
 // Rejection reasons: why a change is refused under a Policy. They are
 // labels of node's barrel_node_rejected_changes_total and are stored with
 // a rejected change, so their values do not change.
@@ -233,6 +236,9 @@ func FromState(st *crdt.State, owner peer.ID) (*Policy, error) {
 // itself owner (trust on first use). The ACL c leaves must decode, and
 // only the owner may change the owner.
 func CheckChange(c *crdt.Change, anc []*crdt.Change, held bool) string {
+	if c.Doc != DocID {
+		return RejectBadACL // only the _acl document's changes make an ACL
+	}
 	author := peer.ID(c.Author)
 	var before *Policy
 	if len(c.Parents) == 0 {
@@ -241,7 +247,7 @@ func CheckChange(c *crdt.Change, anc []*crdt.Change, held bool) string {
 		}
 	} else {
 		for _, x := range anc {
-			if x.Doc != c.Doc {
+			if x.Doc != DocID {
 				return RejectBadACL
 			}
 		}

@@ -94,3 +94,18 @@ func TestOpenLetsEveryoneIn(t *testing.T) {
 		t.Fatalf("Open(owner): read %v write %q admin %v owner admin %v", a.MayRead(p), a.MayWrite(p, crdt.HLC{Wall: 1}), a.Admin(p), a.Admin(owner))
 	}
 }
+
+// TestCheckChangeOnlyOfTheACLDocument: a change of another document never
+// makes an ACL, even one whose body would decode as one.
+func TestCheckChangeOnlyOfTheACLDocument(t *testing.T) {
+	owner := newPeer(t)
+	c := &crdt.Change{DB: "db", Doc: "not_acl", Author: []byte(owner),
+		Ops: []crdt.Op{{Kind: crdt.OpSet, Path: "/owner", Value: owner.String()}}}
+	if got := CheckChange(c, nil, false); got != RejectBadACL {
+		t.Fatalf("CheckChange of document %q = %q, want %q", c.Doc, got, RejectBadACL)
+	}
+	c.Doc = DocID
+	if got := CheckChange(c, nil, false); got != "" {
+		t.Fatalf("first change of %s naming its author owner: %q, want accepted", DocID, got)
+	}
+}
