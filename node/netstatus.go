@@ -53,12 +53,14 @@ func (g *netGroup) Go(ctx context.Context, name string, fn func(context.Context)
 	g.wg.Go(func() {
 		err := fn(ctx)
 		switch {
+		// Logged before the state moves, so whoever sees the part failed
+		// (status, a test) finds the line in the log already.
 		case err != nil && ctx.Err() == nil:
-			g.set(name, StateFailed, err.Error())
 			g.n.log.Error("network part stopped: the rest of the network keeps running; restart the node to retry", "component", name, "err", err)
-		case err != nil && !isCanceled(err):
 			g.set(name, StateFailed, err.Error())
+		case err != nil && !isCanceled(err):
 			g.n.log.Warn("network part stopped with an error", "component", name, "err", err)
+			g.set(name, StateFailed, err.Error())
 		default:
 			g.set(name, StateStopped, "")
 		}
