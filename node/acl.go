@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/node/internal/acl"
+	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
@@ -53,9 +53,10 @@ const (
 	rejectNotAdmin  = acl.RejectNotAdmin  // a change to _acl by a peer not owner or admin as of its parents
 	rejectNotOwner  = acl.RejectNotOwner  // an admin's change to _acl that changes the owner
 	rejectBadACL    = acl.RejectBadACL    // a change to _acl that leaves it malformed, or no valid ACL to check against
-	rejectParent    = "rejected_parent"   // descends from a rejected change
-	rejectStale     = "stale"             // did not see history folded by compaction (compact.go)
-	rejectTx        = "rejected_tx"       // in a transaction another change of which was rejected
+	rejectParent    = commit.RejectParent // descends from a rejected change
+	rejectStale     = commit.RejectStale  // did not see history folded by compaction (compact.go)
+	rejectTx        = commit.RejectTx     // in a transaction another change of which was rejected
+	rejectLimit     = commit.RejectLimit  // past a writer limit (crdt.Change.CheckLimits)
 	rejectSignature = "bad_signature"     // the signature does not verify (the batch is refused)
 )
 
@@ -154,7 +155,7 @@ func (n *Node) SetACL(ctx context.Context, db string, in ACL) error {
 	if err != nil {
 		return fmt.Errorf("set acl of %s: %w", db, err)
 	}
-	res, err := d.submit(ctx, &request{docs: []docWrite{{id: ACLDocID, body: body, acl: true}}})
+	res, err := d.submit(ctx, &commit.Request{Docs: []commit.DocWrite{{ID: ACLDocID, Body: body, ACL: true}}})
 	if err == nil {
 		err = res[0].Error
 	}
@@ -241,159 +242,6 @@ func (d *DB) rejected(id crdt.ID) (bool, error) {
 	return d.store.Has(d.keys.Rejected(id))
 }
 
-// rejections collects the changes one remote request rejected.
-type rejections struct {
-	ids    map[crdt.ID]string // change -> reason
-	order  []crdt.ID
-	counts map[string]int
-}
-
-func (r *rejections) add(id crdt.ID, reason string) {
-	if r.ids == nil {
-		r.ids, r.counts = map[crdt.ID]string{}, map[string]int{}
-	}
-	if _, ok := r.ids[id]; ok {
-		return
-	}
-	r.ids[id] = reason
-	r.order = append(r.order, id)
-	r.counts[reason]++
-}
-
-// settle records a request's rejections durably (so a descendant is
-// rejected too and a puller's Has skips them), counts and logs them once.
-// unpend are pending-transaction keys the rejection settles.
-//
-// They are committed in a batch of their own, not the group's: a group
-// that applies nothing commits nothing, and a rejection is a fact about a
-// change that holds whatever happens to the group.
-func (g *group) settle(r *rejections, from []byte, unpend [][]byte) error {
-	if len(r.order) == 0 {
-		return nil
-	}
-	d := g.d
-	b := d.store.NewBatch()
-	defer b.Close()
-	for _, id := range r.order {
-		b.Set(d.keys.Rejected(id), []byte(r.ids[id]))
-	}
-	for _, k := range unpend {
-		b.Delete(k)
-	}
-	if err := b.Commit(); err != nil {
-		return fmt.Errorf("record rejected changes: %w", err)
-	}
-	attrs := []any{"peer", peer.ID(from).String(), "changes", len(r.order)}
-	for _, reason := range slices.Sorted(maps.Keys(r.counts)) {
-		d.node.metrics.rejected.WithLabelValues(d.name, reason).Add(float64(r.counts[reason]))
-		attrs = append(attrs, reason, r.counts[reason])
-	}
-	d.log.Warn("rejected received changes", attrs...)
-	return nil
-}
-
-// authorizer decides, inside the writer, whether received changes may be
-// applied. It caches the decoded ACL per state of the _acl document.
-type authorizer struct {
-	g     *group
-	state *crdt.State
-	cur   *acl.Policy
-	err   error
-}
-
-// current is the ACL at this point of the group.
-func (az *authorizer) current() (*acl.Policy, error) {
-	ent, err := az.g.load(ACLDocID)
-	if err != nil {
-		return nil, err
-	}
-	if ent.state != az.state || (az.cur == nil && az.err == nil) {
-		az.state = ent.state
-		az.cur, az.err = acl.FromState(ent.state, az.g.d.owner())
-	}
-	return az.cur, nil
-}
-
-// check returns why c may not be applied ("" if it may). err is a storage
-// error: the group fails.
-func (az *authorizer) check(c *crdt.Change) (string, error) {
-	if c.Doc == ACLDocID {
-		return az.checkACLChange(c)
-	}
-	a, err := az.current()
-	if err != nil {
-		return "", err
-	}
-	if az.err != nil {
-		// Fail closed: without a valid ACL nobody's changes are checked in.
-		return rejectBadACL, nil
-	}
-	if a.AnyWrite && len(a.Revoked) == 0 {
-		return "", nil
-	}
-	return a.MayWrite(peer.ID(c.Author), c.Clock), nil
-}
-
-// checkACLChange applies the _acl rule (acl.CheckChange) to c, loading
-// what it is decided on: c's ancestors, or for a first change whether the
-// database holds an ACL yet.
-func (az *authorizer) checkACLChange(c *crdt.Change) (string, error) {
-	var anc []*crdt.Change
-	held := false
-	if len(c.Parents) == 0 {
-		ent, err := az.g.load(ACLDocID)
-		if err != nil {
-			return "", err
-		}
-		held = ent.state.Exists()
-	} else {
-		var err error
-		if anc, err = az.g.ancestors(c.Parents); err != nil {
-			return "", err
-		}
-	}
-	return acl.CheckChange(c, anc, held), nil
-}
-
-// ancestors loads the given changes and all their ancestors.
-func (g *group) ancestors(ids []crdt.ID) ([]*crdt.Change, error) {
-	var all []*crdt.Change
-	seen := map[crdt.ID]bool{}
-	stack := slices.Clone(ids)
-	for _, id := range ids {
-		seen[id] = true
-	}
-	for len(stack) > 0 {
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		c, err := g.change(id)
-		if err != nil {
-			return nil, fmt.Errorf("load ancestor %s: %w", id, err)
-		}
-		all = append(all, c)
-		for _, p := range c.Parents {
-			if !seen[p] {
-				seen[p] = true
-				stack = append(stack, p)
-			}
-		}
-	}
-	return all, nil
-}
-
-// isRejected reports whether a change was rejected by this request or
-// before.
-func (g *group) isRejected(r *rejections, id crdt.ID) (bool, error) {
-	if _, ok := r.ids[id]; ok {
-		return true, nil
-	}
-	ok, err := g.d.rejected(id)
-	if errors.Is(err, datastore.ErrNotFound) {
-		return false, nil
-	}
-	return ok, err
-}
-
 // reconsidered are the rejection reasons that depend on the ACL as this
 // node knew it when the change arrived, not on the change and its
 // ancestors alone: a grant (or a lifted revocation) that arrives later can
@@ -409,7 +257,7 @@ var reconsidered = map[string]bool{rejectNotWriter: true, rejectRevoked: true, r
 // the bodies fetched are those of the forgotten changes.
 func (d *DB) reconsider(ctx context.Context) {
 	forgot := 0
-	err := d.exclusive(ctx, func() error {
+	err := d.writer.Exclusive(ctx, func() error {
 		x := d.keys.Rejections()
 		b := d.store.NewWriteBatch()
 		defer b.Close()

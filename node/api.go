@@ -2,6 +2,8 @@ package node
 
 import (
 	"time"
+
+	"github.com/barrel-db/barrel/node/internal/commit"
 )
 
 // Document is a document as read: its id, the revision the reader sees, and
@@ -42,21 +44,11 @@ type Result struct {
 }
 
 // BulkResult is the outcome of one document of a Bulk call.
-type BulkResult struct {
-	ID    string
-	Rev   string
-	Error error
-}
+type BulkResult = commit.Result
 
 // Patch is a partial update: a JSON merge patch (RFC 7396) plus counter
 // increments and set additions/removals keyed by JSON pointer.
-type Patch struct {
-	Merge  map[string]any   // RFC 7396: null deletes, objects recurse, other values replace
-	Incr   map[string]any   // path -> int64 or float64 delta
-	Add    map[string][]any // path -> elements added to the set at path
-	Remove map[string][]any // path -> elements removed from the set at path
-	Rev    string           // optional base revision
-}
+type Patch = commit.Patch
 
 // Revision is one entry of a document's history: a kept change, or, last,
 // the base state compaction folded older changes into (Compacted).

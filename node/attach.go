@@ -10,6 +10,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/node/internal/blobstore"
+	"github.com/barrel-db/barrel/node/internal/commit"
 )
 
 // AttachmentsField is the reserved top-level field of a document that lists
@@ -25,11 +26,20 @@ type AttachmentInfo struct {
 	Digest      string // "sha256-<hex>"
 }
 
-// attachWrite is the attachment part of a docWrite: set (info != nil) or
-// delete one entry of _attachments.
+// attachWrite is an attachment write: set (info != nil) or delete one
+// entry of _attachments.
 type attachWrite struct {
 	name string
 	info *AttachmentInfo
+}
+
+// attachDocWrite is the writer's request for an attachment write: its
+// operations are built against the document as the writer holds it.
+func attachDocWrite(docID, rev, name string, info *AttachmentInfo) commit.DocWrite {
+	a := &attachWrite{name: name, info: info}
+	return commit.DocWrite{ID: docID, Rev: rev, Ops: func(st *crdt.State, base map[string]any) ([]crdt.Op, error) {
+		return attachOps(st, base, a)
+	}}
 }
 
 func (a AttachmentInfo) value() map[string]any {
@@ -71,7 +81,7 @@ func (d *DB) PutAttachmentDigest(ctx context.Context, docID, name, contentType s
 	}
 	defer d.blobs.unpin(dg)
 	info := AttachmentInfo{Name: name, ContentType: contentType, Length: m.Length, Digest: dg.String()}
-	return d.writeOne(ctx, docWrite{id: docID, rev: rev, attach: &attachWrite{name: name, info: &info}})
+	return d.writeOne(ctx, attachDocWrite(docID, rev, name, &info))
 }
 
 // LinkAttachment sets the attachment name of document docID to a blob
@@ -92,7 +102,7 @@ func (d *DB) LinkAttachment(ctx context.Context, docID, name, contentType, dgst,
 		return Result{}, fmt.Errorf("attachment %s of %s: %w", name, docID, err)
 	}
 	info := AttachmentInfo{Name: name, ContentType: contentType, Length: m.Length, Digest: dg.String()}
-	return d.writeOne(ctx, docWrite{id: docID, rev: rev, attach: &attachWrite{name: name, info: &info}})
+	return d.writeOne(ctx, attachDocWrite(docID, rev, name, &info))
 }
 
 // DeleteAttachment removes the attachment name from document docID (a
@@ -102,7 +112,7 @@ func (d *DB) DeleteAttachment(ctx context.Context, docID, name, rev string) (Res
 	if err := validAttachmentName(name); err != nil {
 		return Result{}, err
 	}
-	return d.writeOne(ctx, docWrite{id: docID, rev: rev, attach: &attachWrite{name: name}})
+	return d.writeOne(ctx, attachDocWrite(docID, rev, name, nil))
 }
 
 // Attachments lists the attachments of a live document by name.
@@ -276,25 +286,4 @@ func attachOps(st *crdt.State, base map[string]any, a *attachWrite) ([]crdt.Op, 
 		return nil, invalid("attachment", "%v", err)
 	}
 	return []crdt.Op{{Kind: crdt.OpSet, Path: path, Value: v}}, nil
-}
-
-// withoutReserved returns body without its reserved (_-prefixed) fields,
-// which Put must not touch: a Put body never carries them.
-func withoutReserved(body map[string]any) map[string]any {
-	var out map[string]any
-	for k := range body {
-		if strings.HasPrefix(k, "_") {
-			if out == nil {
-				out = make(map[string]any, len(body))
-				for k2, v := range body {
-					out[k2] = v
-				}
-			}
-			delete(out, k)
-		}
-	}
-	if out == nil {
-		return body
-	}
-	return out
 }

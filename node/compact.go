@@ -132,7 +132,7 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 			return stats, err
 		}
 		var next []byte
-		err := d.exclusive(ctx, func() error {
+		err := d.writer.Exclusive(ctx, func() error {
 			var err error
 			next, err = d.compactStep(after, h, &stats)
 			return err
@@ -468,30 +468,6 @@ func (d *DB) commitCompaction(b *datastore.Batch, res *compactResult) error {
 	d.revisions.Store(revs)
 	d.tombstones.Store(tombs)
 	return nil
-}
-
-// exclusive runs fn on the writer goroutine between two group commits,
-// with no group in flight: fn may read and rewrite any document.
-func (d *DB) exclusive(ctx context.Context, fn func() error) error {
-	j := &job{fn: fn, done: make(chan error, 1)}
-	select {
-	case d.jobs <- j:
-	case <-d.quit:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-j.done:
-		return err
-	case <-d.done:
-		return ErrClosed
-	}
-}
-
-type job struct {
-	fn   func() error
-	done chan error
 }
 
 // compactLoop compacts the database every retention interval until ctx

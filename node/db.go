@@ -11,6 +11,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sync/errgroup"
@@ -29,12 +30,11 @@ type DB struct {
 	keys    layout.Keys
 	log     *slog.Logger
 
-	queue chan *request
-	quit  <-chan struct{} // closed when the database closes: its context's Done
-	done  chan struct{}   // closed when the writer has stopped
-	stop  context.CancelFunc
-	tasks *errgroup.Group // the database's goroutines (start); close waits for them all
-	acl   chan struct{}   // buffered 1: the _acl document changed, reconsider rejections
+	writer *commit.Writer  // the only code that mutates the database (node/internal/commit)
+	quit   <-chan struct{} // closed when the database closes: its context's Done
+	stop   context.CancelFunc
+	tasks  *errgroup.Group // the database's goroutines (start); close waits for them all
+	acl    chan struct{}   // buffered 1: the _acl document changed, reconsider rejections
 
 	seq        atomic.Uint64 // last committed local sequence number
 	count      atomic.Int64  // live documents
@@ -61,12 +61,10 @@ type DB struct {
 		sync.Mutex
 		notify chan struct{} // closed and replaced after every commit
 	}
-	jobs       chan *job     // work run by the writer between group commits (exclusive)
 	horizon    atomic.Uint64 // highest feed seq whose change was folded: pulls from before it need a snapshot
 	purged     crdt.HLC      // latest clock of a purged tombstone; owned by the writer
 	compactRun sync.Mutex    // one Compact at a time
 	anyFold    atomic.Bool   // some document has a fold record (set before the first is written)
-	noSpace    atomic.Bool   // the last group commit was refused for disk space (logged once, not per group)
 
 	checkpoints struct { // orders sync checkpoint writes against their reset (reconsider); held for no I/O
 		sync.Mutex
@@ -92,10 +90,7 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		store:   n.store,
 		keys:    layout.NewKeys(m.ID),
 		log:     n.log.With("db", name),
-		queue:   make(chan *request, n.cfg.WriteQueue),
-		done:    make(chan struct{}),
 		acl:     make(chan struct{}, 1),
-		jobs:    make(chan *job),
 	}
 	d.mu.notify = make(chan struct{})
 	r := m.Repl.replication()
@@ -165,8 +160,9 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 func (d *DB) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.quit, d.stop = ctx.Done(), cancel
+	d.writer = commit.NewWriter(commitEnv{d}, d.node.cfg.WriteQueue, d.node.cfg.MaxBatch, d.quit)
 	d.tasks = new(errgroup.Group)
-	d.tasks.Go(func() error { d.run(); return nil })
+	d.tasks.Go(func() error { d.writer.Run(); return nil })
 	if r := d.node.cfg.retention(); r.Interval > 0 {
 		d.tasks.Go(func() error { d.compactLoop(ctx, r.Interval); return nil })
 	}

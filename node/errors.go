@@ -2,25 +2,25 @@ package node
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/commit"
 )
 
 var (
 	// ErrNotFound: the document or path does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = commit.ErrNotFound
 	// ErrDBNotFound: the database does not exist.
 	ErrDBNotFound = errors.New("database not found")
 	// ErrDBExists: CreateDB of a database that exists.
 	ErrDBExists = errors.New("database exists")
 	// ErrRevMismatch: a base revision the document never had.
-	ErrRevMismatch = errors.New("unknown revision")
+	ErrRevMismatch = commit.ErrRevMismatch
 	// ErrOverloaded: the database's write queue is full; retry later.
-	ErrOverloaded = errors.New("write queue full")
+	ErrOverloaded = commit.ErrOverloaded
 	// ErrInvalid: bad input (document id, path, body, query). Wrapped by *InvalidError.
-	ErrInvalid = errors.New("invalid input")
+	ErrInvalid = commit.ErrInvalid
 	// ErrTooLarge: a write past one of the size or shape limits of
 	// crdt/limits.go (docs/design.md, "Limits"): nothing was written. The
 	// error is a *crdt.LimitError (errors.As) that names the limit, the
@@ -28,9 +28,9 @@ var (
 	// reported by any layer matches it.
 	ErrTooLarge = crdt.ErrLimit
 	// ErrClosed: the node or database is closed.
-	ErrClosed = errors.New("closed")
+	ErrClosed = commit.ErrClosed
 	// ErrTxAborted: an atomic bulk was not applied because one document failed.
-	ErrTxAborted = errors.New("transaction aborted")
+	ErrTxAborted = commit.ErrTxAborted
 	// ErrStoreFormat: Open of a data dir written in a store format this
 	// binary does not read (a newer barrel's); nothing was changed.
 	ErrStoreFormat = errors.New("unsupported store format")
@@ -52,19 +52,9 @@ var (
 )
 
 // InvalidError says which input was bad and why. It matches ErrInvalid.
-type InvalidError struct {
-	What   string // "doc id", "path", "body", "query", "db name"
-	Reason string
-}
+type InvalidError = commit.InvalidError
 
-func (e *InvalidError) Error() string { return fmt.Sprintf("invalid %s: %s", e.What, e.Reason) }
-
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
-
-func invalid(what, format string, args ...any) error {
-	return &InvalidError{What: what, Reason: fmt.Sprintf(format, args...)}
-}
+func invalid(what, format string, args ...any) error { return commit.Invalid(what, format, args...) }
 
 // ErrInvalidConfig: Config.Validate found contradictions.
 var ErrInvalidConfig = errors.New("invalid config")

@@ -95,19 +95,19 @@ func (d *DB) refuseNonWriters(ctx context.Context, from peer.ID, changes []*crdt
 		return nil, nil
 	}
 	refused := map[crdt.ID]bool{}
-	err = d.exclusive(ctx, func() error {
+	err = d.writer.Exclusive(ctx, func() error {
 		a, err := d.currentACL()
 		if err != nil {
 			return err
 		}
-		var r rejections
+		reasons := map[crdt.ID]string{}
 		for _, c := range suspects {
 			if reason := a.MayWrite(peer.ID(c.Author), c.Clock); reason != "" {
-				r.add(c.ID(), reason)
+				reasons[c.ID()] = reason
 				refused[c.ID()] = true
 			}
 		}
-		return (&group{d: d}).settle(&r, []byte(from), nil)
+		return d.writer.Reject(from, reasons)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("refuse changes of non-writers: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -77,7 +78,7 @@ func (d *DB) Purge(ctx context.Context, ids []string) (PurgeResult, error) {
 	for len(ids) > 0 {
 		step := ids[:min(len(ids), purgeStepDocs)]
 		ids = ids[len(step):]
-		if err := d.exclusive(ctx, func() error { return d.purgeStep(step, &res) }); err != nil {
+		if err := d.writer.Exclusive(ctx, func() error { return d.purgeStep(step, &res) }); err != nil {
 			return res, fmt.Errorf("purge %s: %w", d.name, err)
 		}
 	}
@@ -204,7 +205,7 @@ func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused
 	for cid := range refuse {
 		b.Set(d.keys.Rejected(cid), []byte(rejectPurged))
 	}
-	del, _ := index.Diff(d.keys.Index(), id, liveBody(st), nil)
+	del, _ := index.Diff(d.keys.Index(), id, commit.LiveBody(st), nil)
 	for _, k := range del {
 		b.Delete(k)
 	}

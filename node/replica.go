@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -16,6 +15,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
@@ -209,24 +209,8 @@ func (s syncStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID,
 	d.checkpoints.Lock()
 	epoch := d.checkpoints.readAt[remote]
 	d.checkpoints.Unlock()
-	_, err = d.submitRemote(ctx, &request{checkpoint: &checkpointWrite{peer: remote, seq: seq, epoch: epoch}})
+	_, err = d.submitRemote(ctx, &commit.Request{Checkpoint: &commit.Checkpoint{Peer: remote, Seq: seq, Epoch: epoch}})
 	return err
-}
-
-// setCheckpoint writes a sync checkpoint into the group, unless the
-// checkpoints were reset (reconsider, an exclusive job of this writer)
-// after the pull read its own: it must not put back the position the
-// reset undid.
-func (g *group) setCheckpoint(w *checkpointWrite) {
-	d := g.d
-	d.checkpoints.Lock()
-	current := w.epoch == d.checkpoints.epoch
-	d.checkpoints.Unlock()
-	if !current {
-		return
-	}
-	g.batch.Set(d.keys.Checkpoint([]byte(w.peer)), layout.Uint64(w.seq))
-	g.others++
 }
 
 // Databases implements bsync.Store.
@@ -288,7 +272,7 @@ func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change
 		if len(run) == 0 {
 			return nil
 		}
-		n, err := d.submitRemote(ctx, &request{remote: run, from: []byte(from)})
+		n, err := d.submitRemote(ctx, &commit.Request{Remote: run, From: from})
 		applied += n
 		run = nil
 		return err
@@ -313,7 +297,7 @@ func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change
 		if g == nil {
 			continue
 		}
-		n, err := d.submitRemote(ctx, &request{remote: g.changes, atomic: true, unpend: g.unpend, from: []byte(from)})
+		n, err := d.submitRemote(ctx, &commit.Request{Remote: g.changes, Atomic: true, Unpend: g.unpend, From: from})
 		applied += n
 		if err != nil {
 			return applied, err
@@ -323,28 +307,12 @@ func (d *DB) applyFrom(ctx context.Context, from peer.ID, changes []*crdt.Change
 	return applied, flushRun()
 }
 
-func (d *DB) submitRemote(ctx context.Context, r *request) (int, error) {
-	r.reply = make(chan response, 1)
-	select {
-	case <-d.quit:
-		return 0, ErrClosed
-	default:
-	}
-	// Replication waits for room instead of failing: the puller is the one
-	// place where back-pressure should slow the sender, not drop its data.
-	select {
-	case d.queue <- r:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-d.quit:
-		return 0, ErrClosed
-	}
-	select {
-	case resp := <-r.reply:
-		return resp.applied, resp.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
+// submitRemote hands received changes (or a checkpoint) to the writer.
+// Replication waits for room instead of failing: the puller is the one
+// place where back-pressure should slow the sender, not drop its data.
+func (d *DB) submitRemote(ctx context.Context, r *commit.Request) (int, error) {
+	resp := d.writer.Submit(ctx, r, true)
+	return resp.Applied, resp.Err
 }
 
 // verifyAll checks every signature, on all cores: verification is the
@@ -365,7 +333,7 @@ func verifyAll(changes []*crdt.Change) (int, error) {
 		}
 	}
 	errs := make([]error, len(unique))
-	parallel(len(unique), func(j int) {
+	commit.Parallel(len(unique), func(j int) {
 		errs[j] = changes[unique[j]].Verify(verifyChange)
 	})
 	bad, firstErr := 0, error(nil)
@@ -380,14 +348,3 @@ func verifyAll(changes []*crdt.Change) (int, error) {
 	}
 	return 0, nil
 }
-
-// observeRemoteClock moves the HLC past a received stamp, unless the stamp
-// is implausibly far ahead of local time. Called by the writer goroutine.
-func (d *DB) observeRemoteClock(h crdt.HLC) {
-	if h.Wall-d.node.cfg.Now().UnixNano() > int64(maxClockDrift) {
-		return
-	}
-	d.clock.Observe(h)
-}
-
-var _ = bytes.Compare

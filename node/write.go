@@ -2,51 +2,13 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/barrel-db/barrel/crdt"
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/barrel-db/barrel/node/internal/commit"
 )
-
-// request is one call waiting for the writer goroutine.
-type request struct {
-	docs   []docWrite
-	atomic bool
-	remote []*crdt.Change // changes received from a peer, parents first
-	from   []byte         // that peer
-	unpend [][]byte       // pending-transaction keys the remote changes settle
-	// checkpoint, when set, is the whole request: a sync checkpoint, written
-	// by the writer so that it lands after every change it covers
-	// (DESIGN.md invariant 3) and never after a reset of the checkpoints.
-	checkpoint *checkpointWrite
-	reply      chan response // buffered 1
-}
-
-type checkpointWrite struct {
-	peer  peer.ID
-	seq   uint64
-	epoch uint64 // d.checkpoints.epoch when the pull read its checkpoint
-}
-
-type docWrite struct {
-	id     string
-	body   map[string]any // Put
-	rev    string         // base revision; "" means the current heads
-	patch  *Patch
-	del    bool
-	acl    bool         // written by SetACL: the only local write allowed to ACLDocID
-	attach *attachWrite // set or delete one attachment
-}
-
-type response struct {
-	results []BulkResult
-	applied int // remote changes that were new
-	err     error
-}
 
 // Put writes a whole document. rev, when set, is the base revision the
 // caller read: the change's parents are that revision and only the fields
@@ -60,7 +22,7 @@ func (d *DB) Put(ctx context.Context, id string, body map[string]any, rev string
 	if err != nil {
 		return Result{}, err
 	}
-	return d.writeOne(ctx, docWrite{id: id, body: nb, rev: rev})
+	return d.writeOne(ctx, commit.DocWrite{ID: id, Body: nb, Rev: rev})
 }
 
 // Patch applies a JSON merge patch plus counter increments and set
@@ -74,13 +36,13 @@ func (d *DB) Patch(ctx context.Context, id string, p Patch) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return d.writeOne(ctx, docWrite{id: id, patch: np, rev: p.Rev})
+	return d.writeOne(ctx, commit.DocWrite{ID: id, Patch: np, Rev: p.Rev})
 }
 
 // Delete deletes a document (a tombstone change). ErrNotFound if it does not
 // exist or is already deleted.
 func (d *DB) Delete(ctx context.Context, id, rev string) (Result, error) {
-	return d.writeOne(ctx, docWrite{id: id, rev: rev, del: true})
+	return d.writeOne(ctx, commit.DocWrite{ID: id, Rev: rev, Delete: true})
 }
 
 // Bulk writes several documents in one request. With atomic, either every
@@ -89,15 +51,15 @@ func (d *DB) Delete(ctx context.Context, id, rev string) (Result, error) {
 // every peer applies them together. Without atomic each document succeeds or
 // fails on its own and the error is nil.
 func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult, error) {
-	ws := make([]docWrite, len(docs))
+	ws := make([]commit.DocWrite, len(docs))
 	seen := make(map[string]bool, len(docs))
 	var results []BulkResult
 	var bad bool
 	for i, op := range docs {
-		ws[i] = docWrite{id: op.ID, rev: op.Rev, del: op.Delete}
+		ws[i] = commit.DocWrite{ID: op.ID, Rev: op.Rev, Delete: op.Delete}
 		var err error
 		if !op.Delete {
-			ws[i].body, err = normalizeBody(op.Body)
+			ws[i].Body, err = normalizeBody(op.Body)
 		}
 		if err == nil && atomic && seen[op.ID] {
 			err = invalid("doc id", "%q appears twice in an atomic bulk", op.ID)
@@ -123,7 +85,7 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 			return results, ErrTxAborted
 		}
 		// Non-atomic: write the good ones, keep the errors of the bad ones.
-		var good []docWrite
+		var good []commit.DocWrite
 		var idx []int
 		for i, r := range results {
 			if r.Error == nil {
@@ -132,7 +94,7 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 			}
 		}
 		if len(good) > 0 {
-			res, err := d.submit(ctx, &request{docs: good})
+			res, err := d.submit(ctx, &commit.Request{Docs: good})
 			if err != nil {
 				return nil, err
 			}
@@ -142,11 +104,11 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 		}
 		return results, nil
 	}
-	return d.submit(ctx, &request{docs: ws, atomic: atomic})
+	return d.submit(ctx, &commit.Request{Docs: ws, Atomic: atomic})
 }
 
-func (d *DB) writeOne(ctx context.Context, w docWrite) (Result, error) {
-	res, err := d.submit(ctx, &request{docs: []docWrite{w}})
+func (d *DB) writeOne(ctx context.Context, w commit.DocWrite) (Result, error) {
+	res, err := d.submit(ctx, &commit.Request{Docs: []commit.DocWrite{w}})
 	if err != nil {
 		return Result{}, err
 	}
@@ -156,29 +118,15 @@ func (d *DB) writeOne(ctx context.Context, w docWrite) (Result, error) {
 	return Result{ID: res[0].ID, Rev: res[0].Rev}, nil
 }
 
-// submit queues a request and waits for its answer. A full queue answers
-// ErrOverloaded at once: back-pressure reaches the caller instead of an
-// unbounded queue.
-func (d *DB) submit(ctx context.Context, r *request) ([]BulkResult, error) {
-	r.reply = make(chan response, 1)
-	select {
-	case <-d.quit:
-		return nil, ErrClosed
-	default:
-	}
-	select {
-	case d.queue <- r:
-	default:
+// submit hands a request of local writes to the writer. A full queue
+// answers ErrOverloaded at once: back-pressure reaches the caller instead
+// of an unbounded queue.
+func (d *DB) submit(ctx context.Context, r *commit.Request) ([]BulkResult, error) {
+	resp := d.writer.Submit(ctx, r, false)
+	if errors.Is(resp.Err, ErrOverloaded) {
 		d.node.metrics.overloads.WithLabelValues(d.name).Inc()
-		return nil, ErrOverloaded
 	}
-	select {
-	case resp := <-r.reply:
-		return resp.results, resp.err
-	case <-ctx.Done():
-		// The write may still commit; the caller gave up waiting.
-		return nil, ctx.Err()
-	}
+	return resp.Results, resp.Err
 }
 
 func normalizeBody(body map[string]any) (map[string]any, error) {
@@ -272,21 +220,4 @@ func normalizePatch(p Patch) (*Patch, error) {
 		}
 	}
 	return np, nil
-}
-
-func newTxID() string {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("node: crypto/rand: %v", err))
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// errorResult marks every result with err, keeping the ids.
-func errorResults(ws []docWrite, err error) []BulkResult {
-	out := make([]BulkResult, len(ws))
-	for i, w := range ws {
-		out[i] = BulkResult{ID: w.id, Error: err}
-	}
-	return out
 }

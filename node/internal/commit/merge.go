@@ -1,10 +1,11 @@
-package node
+package commit
 
 import (
 	"fmt"
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/acl"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -32,11 +33,11 @@ type merged struct {
 // the encodings and the index delta. It touches only its own document, so
 // merges of different documents run in parallel; it reads the group's maps
 // but does not write them.
-func (g *group) merge(p *prepared) (*merged, error) {
-	d, c, ent := g.d, p.change, p.ent
+func (g *Group) merge(p *prepared) (*merged, error) {
+	c, ent := p.change, p.ent
 	wasTomb := ent.state.Exists() && ent.state.Deleted
 	var oldBody map[string]any
-	if live := liveBody(ent.state); live != nil {
+	if live := LiveBody(ent.state); live != nil {
 		oldBody = crdt.Copy(live).(map[string]any) // ApplyNext mutates the state in place
 	}
 	st := ent.state
@@ -76,9 +77,9 @@ func (g *group) merge(p *prepared) (*merged, error) {
 	if m.feed, err = crdt.Marshal(&layout.FeedEntry{Doc: c.Doc, Rev: c.ID(), Deleted: st.Deleted, From: p.from}); err != nil {
 		return nil, fmt.Errorf("encode feed entry: %w", err)
 	}
-	newBody := liveBody(st)
+	newBody := LiveBody(st)
 	m.isLive = newBody != nil
-	m.del, m.put = index.Diff(d.keys.Index(), c.Doc, oldBody, newBody)
+	m.del, m.put = index.Diff(g.env.Keys().Index(), c.Doc, oldBody, newBody)
 	return m, nil
 }
 
@@ -108,7 +109,7 @@ func checkState(st *crdt.State, stateBytes int) error {
 // restore recomputes a document's state in the group from its base and
 // changes (those of this group included), after a merge that changed it in
 // place was refused.
-func (g *group) restore(doc string, ent *docEntry) error {
+func (g *Group) restore(doc string, ent *docEntry) error {
 	all, err := g.docChanges(doc, ent)
 	if err != nil {
 		return err
@@ -133,15 +134,15 @@ func (g *group) restore(doc string, ent *docEntry) error {
 // everything it writes to the group's batch: the change, the feed entry,
 // the history entry, the document state and the index delta. Records run
 // one at a time, in order.
-func (g *group) record(m *merged) {
-	d, c, ent := g.d, m.p.change, m.p.ent
+func (g *Group) record(m *merged) {
+	keys, c, ent := g.env.Keys(), m.p.change, m.p.ent
 	g.seq++
 	id := c.ID()
 	b := g.batch
-	b.Set(d.keys.Change(id), m.enc)
-	b.Set(d.keys.Feed(g.seq), m.feed)
-	b.Set(d.keys.HistoryEntry(c.Doc, g.seq), id[:])
-	b.Set(d.keys.Doc(c.Doc), layout.DocRecord(g.seq, m.stEnc))
+	b.Set(keys.Change(id), m.enc)
+	b.Set(keys.Feed(g.seq), m.feed)
+	b.Set(keys.HistoryEntry(c.Doc, g.seq), id[:])
+	b.Set(keys.Doc(c.Doc), layout.DocRecord(g.seq, m.stEnc))
 	for _, k := range m.del {
 		b.Delete(k)
 	}
@@ -161,7 +162,7 @@ func (g *group) record(m *merged) {
 	case m.wasTomb && !m.isTomb:
 		g.tombs--
 	}
-	if c.Doc == ACLDocID {
+	if c.Doc == acl.DocID {
 		g.aclChanged = true
 	}
 	ent.state = m.st
@@ -174,7 +175,8 @@ func (g *group) record(m *merged) {
 	g.nchange++
 }
 
-func liveBody(st *crdt.State) map[string]any {
+// LiveBody is a document's body, nil when it is absent or deleted.
+func LiveBody(st *crdt.State) map[string]any {
 	if !st.Exists() || st.Deleted {
 		return nil
 	}

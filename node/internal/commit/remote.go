@@ -1,16 +1,15 @@
-package node
+package commit
 
 import (
 	"errors"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/acl"
 	bsync "github.com/barrel-db/barrel/sync"
 )
-
-// rejectLimit is the rejection reason of a received change past a writer
-// limit (crdt.Change.CheckLimits).
-const rejectLimit = "limit"
 
 // applyRemote applies changes received from a peer, parents first,
 // skipping those already held. It stops at the first change whose parents
@@ -22,27 +21,27 @@ const rejectLimit = "limit"
 // applied, so never in the feed and never forwarded; recorded so that it
 // is not fetched again. A rejection is not an error: the puller moves on.
 // A transaction with one rejected change is rejected whole.
-func (g *group) applyRemote(r *request) response {
+func (g *Group) applyRemote(r *Request) Response {
 	var todo []*crdt.Change
 	known := map[crdt.ID]bool{}
 	var missing []crdt.ID
 	var rej rejections
 	az := &authorizer{g: g}
 	applied := 0
-	for _, c := range r.remote {
+	for _, c := range r.Remote {
 		fi, err := g.foldOf(c.Doc)
 		if err != nil {
-			return response{err: err}
+			return Response{Err: err}
 		}
 		has, err := g.has(c.ID())
 		if err != nil {
-			return response{err: err}
+			return Response{Err: err}
 		}
 		if has || known[c.ID()] || fi.isFrontier(c.ID()) {
 			continue
 		}
 		if gone, err := g.isRejected(&rej, c.ID()); err != nil {
-			return response{err: err}
+			return Response{Err: err}
 		} else if gone {
 			continue
 		}
@@ -51,7 +50,7 @@ func (g *group) applyRemote(r *request) response {
 			// The writer limits bound what a peer may send (DESIGN.md
 			// invariant 8): decided by the change alone, so every peer
 			// refuses the same changes. Its descendants follow it out.
-			reason = rejectLimit
+			reason = RejectLimit
 		}
 		var miss []crdt.ID
 		for _, p := range c.Parents {
@@ -60,26 +59,26 @@ func (g *group) applyRemote(r *request) response {
 			}
 			ok, err := g.has(p)
 			if err != nil {
-				return response{err: err}
+				return Response{Err: err}
 			}
 			if ok {
 				continue
 			}
 			gone, err := g.isRejected(&rej, p)
 			if err != nil {
-				return response{err: err}
+				return Response{Err: err}
 			}
 			if gone {
-				reason = rejectParent
+				reason = RejectParent
 			} else {
 				miss = append(miss, p)
 			}
 		}
 		if reason == "" {
 			if stale, err := g.isStale(c, fi, len(miss) > 0); err != nil {
-				return response{err: err}
+				return Response{Err: err}
 			} else if stale {
-				reason = rejectStale
+				reason = RejectStale
 			}
 		}
 		if reason == "" && len(miss) > 0 {
@@ -88,7 +87,7 @@ func (g *group) applyRemote(r *request) response {
 		}
 		if reason == "" {
 			if reason, err = az.check(c); err != nil {
-				return response{err: err}
+				return Response{Err: err}
 			}
 		}
 		if reason != "" {
@@ -97,39 +96,39 @@ func (g *group) applyRemote(r *request) response {
 		}
 		known[c.ID()] = true
 		todo = append(todo, c)
-		if c.Doc == ACLDocID && !r.atomic {
+		if c.Doc == acl.DocID && !r.Atomic {
 			// The changes after this one are checked against the ACL it
 			// leaves: apply it first.
-			if err := g.mergeRemote(todo, r.from); err != nil {
-				return response{err: err}
+			if err := g.mergeRemote(todo, r.From); err != nil {
+				return Response{Err: err}
 			}
 			applied += len(todo)
 			todo = nil
 		}
 	}
-	if len(missing) > 0 && r.atomic {
-		return response{err: &bsync.MissingError{IDs: missing}}
+	if len(missing) > 0 && r.Atomic {
+		return Response{Err: &bsync.MissingError{IDs: missing}}
 	}
-	if r.atomic && len(rej.order) > 0 {
+	if r.Atomic && len(rej.order) > 0 {
 		for _, c := range todo {
-			rej.add(c.ID(), rejectTx)
+			rej.add(c.ID(), RejectTx)
 		}
-		if err := g.settle(&rej, r.from, r.unpend); err != nil {
-			return response{err: err}
+		if err := g.settle(&rej, r.From, r.Unpend); err != nil {
+			return Response{Err: err}
 		}
-		return response{}
+		return Response{}
 	}
-	if err := g.settle(&rej, r.from, nil); err != nil {
-		return response{err: err}
+	if err := g.settle(&rej, r.From, nil); err != nil {
+		return Response{Err: err}
 	}
-	if err := g.mergeRemote(todo, r.from); err != nil {
-		return response{err: err}
+	if err := g.mergeRemote(todo, r.From); err != nil {
+		return Response{Err: err}
 	}
 	applied += len(todo)
-	g.unpend = append(g.unpend, r.unpend...)
-	resp := response{applied: applied}
+	g.unpend = append(g.unpend, r.Unpend...)
+	resp := Response{Applied: applied}
 	if len(missing) > 0 {
-		resp.err = &bsync.MissingError{IDs: missing}
+		resp.Err = &bsync.MissingError{IDs: missing}
 	}
 	return resp
 }
@@ -147,11 +146,11 @@ func (f *foldInfo) isFrontier(id crdt.ID) bool {
 
 // foldOf returns a document's fold, nil when its history is whole. Folds
 // change only while the writer runs a compaction, never during a group.
-func (g *group) foldOf(doc string) (*foldInfo, error) {
+func (g *Group) foldOf(doc string) (*foldInfo, error) {
 	if f, ok := g.folds[doc]; ok {
 		return f, nil
 	}
-	base, clock, err := g.d.readFold(doc)
+	base, clock, err := g.env.Fold(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -173,14 +172,14 @@ func (g *group) foldOf(doc string) (*foldInfo, error) {
 // parents are older than the fold (a change after the fold point has a
 // later clock than it), or an old change of a document whose tombstone was
 // purged: it must not bring the document back.
-func (g *group) isStale(c *crdt.Change, fi *foldInfo, missingParents bool) (bool, error) {
+func (g *Group) isStale(c *crdt.Change, fi *foldInfo, missingParents bool) (bool, error) {
 	if fi != nil {
 		return len(c.Parents) == 0 || (missingParents && c.Clock.Compare(fi.clock) <= 0), nil
 	}
 	if !missingParents && len(c.Parents) > 0 {
 		return false, nil
 	}
-	if c.Clock.Compare(g.d.purged) > 0 {
+	if c.Clock.Compare(g.env.Purged()) > 0 {
 		return false, nil
 	}
 	ent, err := g.load(c.Doc)
@@ -195,7 +194,7 @@ func (g *group) isStale(c *crdt.Change, fi *foldInfo, missingParents bool) (bool
 // parents are of its own document, so a wave holds no dependency. An error
 // breaks the group: earlier waves are in the batch already, and the group
 // must not commit part of a request.
-func (g *group) mergeRemote(todo []*crdt.Change, from []byte) error {
+func (g *Group) mergeRemote(todo []*crdt.Change, from peer.ID) error {
 	for len(todo) > 0 {
 		seen := map[string]bool{}
 		var wave []*prepared
@@ -204,18 +203,18 @@ func (g *group) mergeRemote(todo []*crdt.Change, from []byte) error {
 				break
 			}
 			seen[c.Doc] = true
-			g.d.observeRemoteClock(c.Clock)
+			g.observeRemoteClock(c.Clock)
 			ent, err := g.load(c.Doc)
 			if err != nil {
 				g.broken = err
 				return err
 			}
-			wave = append(wave, &prepared{ent: ent, change: c, from: from})
+			wave = append(wave, &prepared{ent: ent, change: c, from: []byte(from)})
 		}
 		todo = todo[len(wave):]
 		ms := make([]*merged, len(wave))
 		errs := make([]error, len(wave))
-		parallel(len(wave), func(i int) { ms[i], errs[i] = g.merge(wave[i]) })
+		Parallel(len(wave), func(i int) { ms[i], errs[i] = g.merge(wave[i]) })
 		if err := errors.Join(errs...); err != nil {
 			g.broken = err
 			return err
@@ -225,4 +224,13 @@ func (g *group) mergeRemote(todo []*crdt.Change, from []byte) error {
 		}
 	}
 	return nil
+}
+
+// observeRemoteClock moves the HLC past a received stamp, unless the stamp
+// is implausibly far ahead of local time.
+func (g *Group) observeRemoteClock(h crdt.HLC) {
+	if h.Wall-g.env.Now().UnixNano() > int64(g.env.MaxClockDrift()) {
+		return
+	}
+	g.env.Clock().Observe(h)
 }

@@ -1,15 +1,20 @@
-package node
+package commit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/acl"
 )
 
 // item is one document write of a group on its way through prepare, seal
@@ -28,12 +33,12 @@ type item struct {
 // applied in order. A wave ends where a document repeats, because that
 // write's parents are the id of the earlier one. An atomic request lies
 // within one wave, so it can be dropped whole if any of its writes fails.
-func (g *group) handleAll(reqs []*request) []response {
-	resps := make([]response, len(reqs))
+func (g *Group) handleAll(reqs []*Request) []Response {
+	resps := make([]Response, len(reqs))
 	for i, r := range reqs {
-		resps[i].results = make([]BulkResult, len(r.docs))
-		for j, w := range r.docs {
-			resps[i].results[j].ID = w.id
+		resps[i].Results = make([]Result, len(r.Docs))
+		for j, w := range r.Docs {
+			resps[i].Results[j].ID = w.ID
 		}
 	}
 	var wave []*item
@@ -44,33 +49,33 @@ func (g *group) handleAll(reqs []*request) []response {
 		clear(inWave)
 	}
 	for ri, r := range reqs {
-		if r.remote != nil {
+		if r.Remote != nil {
 			flush()
 			resps[ri] = g.applyRemote(r)
 			continue
 		}
-		if r.checkpoint != nil {
-			g.setCheckpoint(r.checkpoint)
+		if r.Checkpoint != nil {
+			g.setCheckpoint(r.Checkpoint)
 			continue
 		}
 		var tx *crdt.Tx
-		if r.atomic {
-			tx = &crdt.Tx{ID: newTxID(), Count: uint32(len(r.docs))}
-			for _, w := range r.docs {
-				if inWave[w.id] {
+		if r.Atomic {
+			tx = &crdt.Tx{ID: newTxID(), Count: uint32(len(r.Docs))}
+			for _, w := range r.Docs {
+				if inWave[w.ID] {
 					flush()
 					break
 				}
 			}
 		}
-		for di, w := range r.docs {
-			if inWave[w.id] {
+		for di, w := range r.Docs {
+			if inWave[w.ID] {
 				flush()
 			}
 			it := &item{req: ri, doc: di}
 			it.p, it.err = g.prepare(w, tx)
 			wave = append(wave, it)
-			inWave[w.id] = true
+			inWave[w.ID] = true
 		}
 	}
 	flush()
@@ -79,34 +84,34 @@ func (g *group) handleAll(reqs []*request) []response {
 
 // flush seals a wave's changes in parallel, drops atomic requests with a
 // failed write, and applies the rest in order.
-func (g *group) flush(reqs []*request, resps []response, wave []*item) {
-	sealAll(wave, g.d.node.key)
+func (g *Group) flush(reqs []*Request, resps []Response, wave []*item) {
+	sealAll(wave, g.env.Signer())
 	for _, it := range wave {
-		if it.err != nil && reqs[it.req].atomic {
-			resps[it.req].err = ErrTxAborted
+		if it.err != nil && reqs[it.req].Atomic {
+			resps[it.req].Err = ErrTxAborted
 		}
 	}
 	// The documents of a wave are distinct, so their merges run in parallel;
 	// recording (sequence numbers, batch) stays in order.
 	ms := make([]*merged, len(wave))
-	parallel(len(wave), func(i int) {
+	Parallel(len(wave), func(i int) {
 		it := wave[i]
-		if it.err != nil || resps[it.req].err != nil {
+		if it.err != nil || resps[it.req].Err != nil {
 			return
 		}
 		ms[i], it.err = g.merge(it.p)
 	})
 	for _, it := range wave {
-		if it.err != nil && reqs[it.req].atomic {
-			resps[it.req].err = ErrTxAborted // all or nothing, even on a storage error
+		if it.err != nil && reqs[it.req].Atomic {
+			resps[it.req].Err = ErrTxAborted // all or nothing, even on a storage error
 		}
 	}
 	for i, it := range wave {
-		res := &resps[it.req].results[it.doc]
+		res := &resps[it.req].Results[it.doc]
 		switch {
 		case it.err != nil:
 			res.Error = it.err // a storage error in merge fails only this write
-		case resps[it.req].err != nil: // an atomic request with a failed write
+		case resps[it.req].Err != nil: // an atomic request with a failed write
 			res.Error = ErrTxAborted
 		default:
 			g.record(ms[i])
@@ -118,7 +123,7 @@ func (g *group) flush(reqs []*request, resps []response, wave []*item) {
 // sealAll validates and hashes a wave's changes on every core, then signs
 // them in Merkle groups, one signature per group (crdt.SignGroup).
 func sealAll(wave []*item, key crdt.Signer) {
-	parallel(len(wave), func(i int) {
+	Parallel(len(wave), func(i int) {
 		it := wave[i]
 		if it.err != nil {
 			return
@@ -129,7 +134,7 @@ func sealAll(wave []*item, key crdt.Signer) {
 			case errors.As(err, &le):
 				err = le // ErrTooLarge, with the limit's name
 			case errors.Is(err, crdt.ErrInvalidChange):
-				err = invalid("body", "%v", err)
+				err = Invalid("body", "%v", err)
 			}
 			it.err = err
 		}
@@ -144,7 +149,7 @@ func sealAll(wave []*item, key crdt.Signer) {
 	}
 	const group = 1 << crdt.MaxProof
 	chunks := (len(ok) + group - 1) / group
-	parallel(chunks, func(i int) {
+	Parallel(chunks, func(i int) {
 		lo, hi := i*group, min((i+1)*group, len(ok))
 		if err := crdt.SignGroup(ok[lo:hi], key); err != nil {
 			for _, it := range owners[lo:hi] {
@@ -154,8 +159,8 @@ func sealAll(wave []*item, key crdt.Signer) {
 	})
 }
 
-// parallel runs fn(0..n-1) on every core and returns when all are done.
-func parallel(n int, fn func(i int)) {
+// Parallel runs fn(0..n-1) on every core and returns when all are done.
+func Parallel(n int, fn func(i int)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
 		for i := range n {
@@ -178,29 +183,29 @@ func parallel(n int, fn func(i int)) {
 }
 
 // prepare builds the change for one write; flush seals and applies it.
-func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
-	if err := crdt.ValidateName("doc id", w.id); err != nil {
-		return nil, invalid("doc id", "%v", err)
+func (g *Group) prepare(w DocWrite, tx *crdt.Tx) (*prepared, error) {
+	if err := crdt.ValidateName("doc id", w.ID); err != nil {
+		return nil, Invalid("doc id", "%v", err)
 	}
-	if w.id == ACLDocID && !w.acl {
-		return nil, invalid("doc id", "%s is changed with SetACL only", ACLDocID)
+	if w.ID == acl.DocID && !w.ACL {
+		return nil, Invalid("doc id", "%s is changed with SetACL only", acl.DocID)
 	}
-	ent, err := g.load(w.id)
+	ent, err := g.load(w.ID)
 	if err != nil {
 		return nil, err
 	}
 	st := ent.state
 	base, parents := st, st.Heads
-	if w.rev != "" {
-		rid, err := crdt.ParseID(w.rev)
+	if w.Rev != "" {
+		rid, err := crdt.ParseID(w.Rev)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", w.rev, ErrRevMismatch)
+			return nil, fmt.Errorf("%s: %w", w.Rev, ErrRevMismatch)
 		}
 		// The current revision stands for the merged document the caller
 		// read: its base is every head. An older revision is the state as of
 		// that change.
 		if rid != st.Last {
-			if base, err = g.stateAt(w.id, rid); err != nil {
+			if base, err = g.stateAt(w.ID, rid); err != nil {
 				return nil, err
 			}
 			parents = []crdt.ID{rid}
@@ -212,34 +217,34 @@ func (g *group) prepare(w docWrite, tx *crdt.Tx) (*prepared, error) {
 	}
 	var ops []crdt.Op
 	switch {
-	case w.del:
-		if !st.Exists() || (st.Deleted && w.rev == "") {
-			return nil, fmt.Errorf("document %s: %w", w.id, ErrNotFound)
+	case w.Delete:
+		if !st.Exists() || (st.Deleted && w.Rev == "") {
+			return nil, fmt.Errorf("document %s: %w", w.ID, ErrNotFound)
 		}
 		ops = []crdt.Op{{Kind: crdt.OpDeleteDoc}}
-	case w.patch != nil:
-		if !st.Exists() || (st.Deleted && w.rev == "") {
-			return nil, fmt.Errorf("document %s: %w", w.id, ErrNotFound)
+	case w.Patch != nil:
+		if !st.Exists() || (st.Deleted && w.Rev == "") {
+			return nil, fmt.Errorf("document %s: %w", w.ID, ErrNotFound)
 		}
-		if err := checkIncr(baseBody, w.patch); err != nil {
+		if err := checkIncr(baseBody, w.Patch); err != nil {
 			return nil, err
 		}
-		ops = patchOps(baseBody, w.patch)
-	case w.attach != nil:
-		if ops, err = attachOps(st, baseBody, w.attach); err != nil {
+		ops = patchOps(baseBody, w.Patch)
+	case w.Ops != nil:
+		if ops, err = w.Ops(st, baseBody); err != nil {
 			return nil, err
 		}
 	default:
 		// Reserved fields (_attachments) are written by their own methods;
 		// a Put body never has them and must not delete them.
-		ops = crdt.Diff(withoutReserved(baseBody), w.body, func(p string) bool { _, ok := base.Sets[p]; return ok })
+		ops = crdt.Diff(withoutReserved(baseBody), w.Body, func(p string) bool { _, ok := base.Sets[p]; return ok })
 	}
 	c := &crdt.Change{
-		DB:      g.d.name,
-		Doc:     w.id,
+		DB:      g.env.Name(),
+		Doc:     w.ID,
 		Parents: slices.Clone(parents),
-		Clock:   g.d.clock.Now(g.d.node.cfg.Now().UnixNano()),
-		Author:  []byte(g.d.node.peerID),
+		Clock:   g.env.Clock().Now(g.env.Now().UnixNano()),
+		Author:  []byte(g.env.Author()),
 		Ops:     ops,
 		Tx:      tx,
 	}
@@ -268,7 +273,7 @@ func checkIncr(base map[string]any, p *Patch) error {
 		for i, t := range tokens {
 			m, ok := cur.(map[string]any)
 			if !ok {
-				return invalid("path", "cannot increment %s: %s holds %s, not an object", path, crdt.FormatPointer(tokens[:i]), kindOf(cur))
+				return Invalid("path", "cannot increment %s: %s holds %s, not an object", path, crdt.FormatPointer(tokens[:i]), kindOf(cur))
 			}
 			if cur, found = m[t]; !found {
 				break
@@ -280,7 +285,7 @@ func checkIncr(base map[string]any, p *Patch) error {
 		switch cur.(type) {
 		case int64, float64:
 		default:
-			return invalid("path", "cannot increment %s: it holds %s, not a number", path, kindOf(cur))
+			return Invalid("path", "cannot increment %s: it holds %s, not a number", path, kindOf(cur))
 		}
 	}
 	return nil
@@ -355,8 +360,8 @@ func patchOps(base map[string]any, p *Patch) []crdt.Op {
 // stateAt materializes a document as of one of its revisions: the replay of
 // that revision and its ancestors, on the document's folded base if it has
 // one. A revision folded by compaction is gone (ErrRevMismatch).
-func (g *group) stateAt(doc string, rev crdt.ID) (*crdt.State, error) {
-	fold, _, err := g.d.readFold(doc)
+func (g *Group) stateAt(doc string, rev crdt.ID) (*crdt.State, error) {
+	fold, _, err := g.env.Fold(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -391,3 +396,34 @@ func (g *group) stateAt(doc string, rev crdt.ID) (*crdt.State, error) {
 	}
 	return crdt.ReplayFrom(fold, all)
 }
+
+// withoutReserved returns body without its reserved (_-prefixed) fields,
+// which Put must not touch: a Put body never carries them.
+func withoutReserved(body map[string]any) map[string]any {
+	var out map[string]any
+	for k := range body {
+		if strings.HasPrefix(k, "_") {
+			if out == nil {
+				out = make(map[string]any, len(body))
+				for k2, v := range body {
+					out[k2] = v
+				}
+			}
+			delete(out, k)
+		}
+	}
+	if out == nil {
+		return body
+	}
+	return out
+}
+
+func newTxID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("commit: crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

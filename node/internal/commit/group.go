@@ -1,4 +1,4 @@
-package node
+package commit
 
 import (
 	"fmt"
@@ -9,11 +9,11 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 )
 
-// group is the state of one group commit: the batch and the documents and
+// Group is the state of one group commit: the batch and the documents and
 // changes it has touched, so later writes in the group read earlier ones.
-type group struct {
-	d       *DB
-	prev    *group // the group being committed while this one is prepared, or nil
+type Group struct {
+	env     Env
+	prev    *Group // the group being committed while this one is prepared, or nil
 	batch   *datastore.Batch
 	docs    map[string]*docEntry
 	changes map[crdt.ID]*crdt.Change
@@ -44,17 +44,22 @@ type docEntry struct {
 	added []crdt.ID // changes of this document not yet in the store
 }
 
-func (d *DB) newGroup(prev *group) *group {
-	g := &group{
-		d:         d,
+// NewGroup starts a group for an exclusive job (a snapshot install): it
+// builds on the store as committed, and CommitNow commits it.
+func (w *Writer) NewGroup() *Group { return w.newGroup(nil) }
+
+func (w *Writer) newGroup(prev *Group) *Group {
+	c := w.env.Counters()
+	g := &Group{
+		env:       w.env,
 		prev:      prev,
-		batch:     d.store.NewWriteBatch(),
+		batch:     w.env.Store().NewWriteBatch(),
 		docs:      map[string]*docEntry{},
 		changes:   map[crdt.ID]*crdt.Change{},
-		seq:       d.seq.Load(),
-		count:     d.count.Load(),
-		revs:      d.revisions.Load(),
-		tombs:     d.tombstones.Load(),
+		seq:       c.Seq,
+		count:     c.Count,
+		revs:      c.Revs,
+		tombs:     c.Tombs,
 		start:     time.Now(),
 		committed: make(chan struct{}),
 	}
@@ -63,13 +68,24 @@ func (d *DB) newGroup(prev *group) *group {
 		g.revs, g.tombs = prev.revs, prev.tombs
 		g.digest, g.nchange = prev.digest, prev.nchange
 	} else {
-		g.digest, g.nchange = d.changesDigest()
+		g.digest, g.nchange = c.Digest, c.NChange
 	}
 	return g
 }
 
+func (g *Group) counters() Counters {
+	return Counters{Seq: g.seq, Count: g.count, Revs: g.revs, Tombs: g.tombs, Digest: g.digest, NChange: g.nchange}
+}
+
+// Close releases the group's batch (committed or not).
+func (g *Group) Close() { g.batch.Close() }
+
+// Batch is the group's batch: an exclusive job adds its own records
+// (progress, metadata) to commit with the group.
+func (g *Group) Batch() *datastore.Batch { return g.batch }
+
 // load returns a document's state as of this point of the group.
-func (g *group) load(id string) (*docEntry, error) {
+func (g *Group) load(id string) (*docEntry, error) {
 	if e, ok := g.docs[id]; ok {
 		return e, nil
 	}
@@ -80,7 +96,7 @@ func (g *group) load(id string) (*docEntry, error) {
 			return e, nil
 		}
 	}
-	st, _, err := g.d.readState(id)
+	st, err := g.env.State(id)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +107,7 @@ func (g *group) load(id string) (*docEntry, error) {
 
 // baseOf returns a document's folded base: as installed by this group, or
 // as stored.
-func (g *group) baseOf(doc string) (*crdt.State, error) {
+func (g *Group) baseOf(doc string) (*crdt.State, error) {
 	if g.snap != nil {
 		if b, ok := g.snap.bases[doc]; ok {
 			if b == nil {
@@ -100,12 +116,12 @@ func (g *group) baseOf(doc string) (*crdt.State, error) {
 			return b.Clone()
 		}
 	}
-	b, _, err := g.d.readFold(doc)
+	b, _, err := g.env.Fold(doc)
 	return b, err
 }
 
 // change returns a change of this database from the group or the store.
-func (g *group) change(id crdt.ID) (*crdt.Change, error) {
+func (g *Group) change(id crdt.ID) (*crdt.Change, error) {
 	if c, ok := g.changes[id]; ok {
 		return c, nil
 	}
@@ -114,12 +130,12 @@ func (g *group) change(id crdt.ID) (*crdt.Change, error) {
 			return c, nil
 		}
 	}
-	return g.d.readChange(id)
+	return g.env.Change(id)
 }
 
 // has reports whether the database holds a change, counting this group and
 // the one being committed.
-func (g *group) has(id crdt.ID) (bool, error) {
+func (g *Group) has(id crdt.ID) (bool, error) {
 	if _, ok := g.changes[id]; ok {
 		return true, nil
 	}
@@ -131,16 +147,16 @@ func (g *group) has(id crdt.ID) (bool, error) {
 			return true, nil
 		}
 	}
-	return g.d.store.Has(g.d.keys.Change(id))
+	return g.env.Store().Has(g.env.Keys().Change(id))
 }
 
 // docChanges loads every change of a document: those in the store and those
 // written earlier in this group.
-func (g *group) docChanges(doc string, ent *docEntry) ([]*crdt.Change, error) {
+func (g *Group) docChanges(doc string, ent *docEntry) ([]*crdt.Change, error) {
 	var ids []crdt.ID
 	if g.snap == nil || !g.snap.dropped[doc] {
 		var err error
-		if ids, err = g.d.historyIDs(doc); err != nil {
+		if ids, err = g.env.History(doc); err != nil {
 			return nil, err
 		}
 	}
