@@ -31,6 +31,12 @@ const (
 // does not parse.
 func BadRequest(reason string) *Error { return &Error{http.StatusBadRequest, "bad_request", reason} }
 
+// DocValidation is 400 doc_validation: a document CouchDB would refuse
+// as a document (a bad special member such as _foo), not as a request.
+func DocValidation(reason string) *Error {
+	return &Error{http.StatusBadRequest, "doc_validation", reason}
+}
+
 // Unauthorized is 401 unauthorized: no credentials, or wrong ones.
 func Unauthorized(reason string) *Error {
 	return &Error{http.StatusUnauthorized, "unauthorized", reason}

@@ -18,6 +18,7 @@ func TestWriteError(t *testing.T) {
 		reason string
 	}{
 		{BadRequest("Invalid rev format"), 400, "bad_request", "Invalid rev format"},
+		{DocValidation("Bad special document member: _foo"), 400, "doc_validation", "Bad special document member: _foo"},
 		{Unauthorized("Name or password is incorrect."), 401, "unauthorized", "Name or password is incorrect."},
 		{Forbidden("read only"), 403, "forbidden", "read only"},
 		{NotFound(ReasonMissing), 404, "not_found", "missing"},
