@@ -123,5 +123,5 @@ func WriteError(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
 	w.WriteHeader(ce.Status)
-	w.Write(append(body, '\n'))
+	_, _ = w.Write(append(body, '\n')) // the client went away: nothing left to tell it
 }
