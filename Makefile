@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 # Packages whose code runs goroutines: always tested with the race detector.
 RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/...
 
-.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare bench-smoke
+.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare bench-smoke couch-deps
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ build: ## build bin/barrel-peer
 run: build ## run a peer with an embedded default store in $(DATA), HTTP on 127.0.0.1:7080
 	$(BIN) run --data $(DATA)
 
-test: lint ## everything CI runs: lint, all tests, race tests, short fuzzing, bench smoke
+test: lint couch-deps ## everything CI runs: lint, all tests (with the couch/ Node harness), race tests, short fuzzing, bench smoke
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	$(MAKE) fuzz FUZZTIME=10000x
@@ -40,6 +40,8 @@ fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSnapMessage$$' -fuzztime $(FUZZTIME) ./sync
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAnnouncement$$' -fuzztime $(FUZZTIME) ./gossip
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBlobMeta$$' -fuzztime $(FUZZTIME) ./node
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBulkDocs$$' -fuzztime $(FUZZTIME) ./couch
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRevsDiff$$' -fuzztime $(FUZZTIME) ./couch
 
 lan-test: build ## mDNS discovery and a cut link across three network namespaces (root, iproute2)
 	BIN=$(BIN) bash scripts/lan-test.sh
@@ -60,6 +62,13 @@ fmt: ## gofmt the tree
 
 clean: ## remove build output
 	rm -rf bin
+
+couch-deps: couch/js/node_modules/.package-lock.json ## install the pinned Node harness of the CouchDB-protocol tests (couch/js, npm ci)
+
+# npm writes node_modules/.package-lock.json on every install, so the
+# harness is reinstalled only when the lockfile changes.
+couch/js/node_modules/.package-lock.json: couch/js/package-lock.json couch/js/package.json
+	cd couch/js && npm ci --no-audit --no-fund
 
 bench-deps: ## install the pinned Node harness of the side-by-side benchmarks (bench/, npm ci)
 	cd bench && npm ci --no-audit --no-fund
