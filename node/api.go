@@ -35,6 +35,16 @@ type DocOp struct {
 	Body   map[string]any // whole document (Put); ignored when Delete
 	Rev    string         // optional base revision
 	Delete bool
+	// Heads, when set, are the heads of the document the caller read
+	// (Document.Revs), in place of Rev: the change's parents, and the
+	// state its body is diffed against. A protocol bridge that tracks
+	// what its client saw (couch/) writes with them.
+	Heads []string
+	// Detached: the caller saw none of the document's changes (an edit
+	// made elsewhere, on a history this node never had). The change has
+	// no parents, so it is concurrent with every change held and merged
+	// by the usual rules: a value it displaces is kept in Conflicts.
+	Detached bool
 }
 
 // Result is the outcome of one write: the document id and its new revision.

@@ -56,9 +56,17 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 	var results []BulkResult
 	var bad bool
 	for i, op := range docs {
-		ws[i] = commit.DocWrite{ID: op.ID, Rev: op.Rev, Delete: op.Delete}
+		ws[i] = commit.DocWrite{ID: op.ID, Rev: op.Rev, Delete: op.Delete, Detached: op.Detached}
 		var err error
-		if !op.Delete {
+		for _, h := range op.Heads {
+			id, perr := crdt.ParseID(h)
+			if perr != nil {
+				err = fmt.Errorf("head %q: %w", h, ErrRevMismatch)
+				break
+			}
+			ws[i].Base = append(ws[i].Base, id)
+		}
+		if err == nil && !op.Delete {
 			ws[i].Body, err = normalizeBody(op.Body)
 		}
 		if err == nil && atomic && seen[op.ID] {

@@ -1,6 +1,7 @@
 package commit
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -196,7 +197,23 @@ func (g *Group) prepare(w DocWrite, tx *crdt.Tx) (*prepared, error) {
 	}
 	st := ent.state
 	base, parents := st, st.Heads
-	if w.Rev != "" {
+	switch {
+	case w.Detached:
+		// The writer saw none of the document's changes (a CouchDB client's
+		// edit whose ancestors this node never had): a root, concurrent
+		// with every change held, merged by the crdt rules.
+		base, parents = crdt.NewState(), nil
+	case len(w.Base) > 0:
+		heads := slices.Clone(w.Base)
+		slices.SortFunc(heads, func(a, b crdt.ID) int { return bytes.Compare(a[:], b[:]) })
+		heads = slices.Compact(heads)
+		if !slices.Equal(heads, st.Heads) {
+			if base, err = g.stateAt(w.ID, heads...); err != nil {
+				return nil, err
+			}
+			parents = heads
+		}
+	case w.Rev != "":
 		rid, err := crdt.ParseID(w.Rev)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", w.Rev, ErrRevMismatch)
@@ -211,6 +228,7 @@ func (g *Group) prepare(w DocWrite, tx *crdt.Tx) (*prepared, error) {
 			parents = []crdt.ID{rid}
 		}
 	}
+	based := w.Rev != "" || len(w.Base) > 0 || w.Detached
 	baseBody := base.Body
 	if base.Deleted || !base.Exists() {
 		baseBody = map[string]any{}
@@ -218,12 +236,12 @@ func (g *Group) prepare(w DocWrite, tx *crdt.Tx) (*prepared, error) {
 	var ops []crdt.Op
 	switch {
 	case w.Delete:
-		if !st.Exists() || (st.Deleted && w.Rev == "") {
+		if !st.Exists() || (st.Deleted && !based) {
 			return nil, fmt.Errorf("document %s: %w", w.ID, ErrNotFound)
 		}
 		ops = []crdt.Op{{Kind: crdt.OpDeleteDoc}}
 	case w.Patch != nil:
-		if !st.Exists() || (st.Deleted && w.Rev == "") {
+		if !st.Exists() || (st.Deleted && !based) {
 			return nil, fmt.Errorf("document %s: %w", w.ID, ErrNotFound)
 		}
 		if err := checkIncr(baseBody, w.Patch); err != nil {
@@ -357,20 +375,25 @@ func patchOps(base map[string]any, p *Patch) []crdt.Op {
 	return ops
 }
 
-// stateAt materializes a document as of one of its revisions: the replay of
-// that revision and its ancestors, on the document's folded base if it has
-// one. A revision folded by compaction is gone (ErrRevMismatch).
-func (g *Group) stateAt(doc string, rev crdt.ID) (*crdt.State, error) {
+// stateAt materializes a document as of some of its revisions (the heads
+// a caller read): the replay of those revisions and their ancestors, on
+// the document's folded base if it has one. A revision folded by
+// compaction is gone (ErrRevMismatch).
+func (g *Group) stateAt(doc string, revs ...crdt.ID) (*crdt.State, error) {
 	fold, _, err := g.env.Fold(doc)
 	if err != nil {
 		return nil, err
 	}
-	if fold != nil && slices.Contains(fold.Heads, rev) {
+	if fold != nil && len(revs) == 1 && slices.Contains(fold.Heads, revs[0]) {
 		return fold, nil
 	}
 	var all []*crdt.Change
-	seen := map[crdt.ID]bool{rev: true}
-	stack := []crdt.ID{rev}
+	seen := map[crdt.ID]bool{}
+	asked := map[crdt.ID]bool{}
+	for _, r := range revs {
+		seen[r], asked[r] = true, true
+	}
+	stack := slices.Clone(revs)
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -380,9 +403,9 @@ func (g *Group) stateAt(doc string, rev crdt.ID) (*crdt.State, error) {
 		c, err := g.change(id)
 		switch {
 		case errors.Is(err, ErrNotFound) && fold != nil:
-			return nil, fmt.Errorf("revision %s of document %s was compacted; read the document again: %w", rev, doc, ErrRevMismatch)
-		case errors.Is(err, ErrNotFound) || (err == nil && id == rev && c.Doc != doc):
-			return nil, fmt.Errorf("document %s has no revision %s: %w", doc, rev, ErrRevMismatch)
+			return nil, fmt.Errorf("revision %s of document %s was compacted; read the document again: %w", id, doc, ErrRevMismatch)
+		case errors.Is(err, ErrNotFound) || (err == nil && asked[id] && c.Doc != doc):
+			return nil, fmt.Errorf("document %s has no revision %s: %w", doc, id, ErrRevMismatch)
 		case err != nil:
 			return nil, fmt.Errorf("load ancestor %s: %w", id, err)
 		}

@@ -31,12 +31,18 @@ type Checkpoint struct {
 
 // DocWrite is one local write of a document.
 type DocWrite struct {
-	ID     string
-	Body   map[string]any // Put: the whole body, normalized
-	Rev    string         // base revision; "" means the current heads
-	Patch  *Patch         // normalized
-	Delete bool
-	ACL    bool // written by SetACL: the only local write allowed to ACLDocID
+	ID   string
+	Body map[string]any // Put: the whole body, normalized
+	Rev  string         // base revision; "" means the current heads
+	// Base, when set, are the heads the caller read (Rev is then unused):
+	// the change's parents, and the state it is diffed against.
+	Base []crdt.ID
+	// Detached: the caller saw none of the document's changes: the change
+	// has no parents and is diffed against an empty document.
+	Detached bool
+	Patch    *Patch // normalized
+	Delete   bool
+	ACL      bool // written by SetACL: the only local write allowed to ACLDocID
 	// Ops, when set, builds the write's operations against the document's
 	// state and base body (attachments: one entry of _attachments).
 	Ops func(st *crdt.State, base map[string]any) ([]crdt.Op, error)

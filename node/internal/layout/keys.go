@@ -27,6 +27,10 @@ import (
 //	'd' dbid 'z' docID       -> fold record: the base state history was folded into
 //	'd' dbid 'q' peerID      -> progress of an interrupted snapshot install from that peer
 //	'd' dbid 'W' digest      -> a blob wanted from peers: length, transfer progress (upload id, chunks, hash state)
+//	'd' dbid 'l' key         -> a local record: kept for a client of this node (couch/), never replicated
+//
+// A record kind added here that older binaries never read (as 'l') is not
+// a change of Format: they ignore it, and it is dropped with its database.
 const (
 	tagCheckpoint = 'k'
 	tagPending    = 'p'
@@ -42,6 +46,7 @@ const (
 	tagFold       = 'z'
 	tagSnapshot   = 'q'
 	tagBlobWant   = 'W'
+	tagLocal      = 'l'
 )
 
 // Node-wide keys.
@@ -123,6 +128,11 @@ func (k Keys) Pendings() []byte                     { return k.sub(tagPending) }
 // Rejections the prefix of them all.
 func (k Keys) Rejected(id crdt.ID) []byte { return append(k.sub(tagRejected), id[:]...) }
 func (k Keys) Rejections() []byte         { return k.sub(tagRejected) }
+
+// Local is the key of a local record (node.DB.PutLocal); Locals the
+// prefix of them all.
+func (k Keys) Local(key string) []byte { return append(k.sub(tagLocal), key...) }
+func (k Keys) Locals() []byte          { return k.sub(tagLocal) }
 
 // BlobMeta is the key of a complete blob's metadata (d: its sha-256);
 // BlobMetas the prefix of them all.

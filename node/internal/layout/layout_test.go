@@ -42,6 +42,7 @@ func TestKeysPinned(t *testing.T) {
 		{"BlobMeta", k.BlobMeta(dg), "64000000000000000142cd" + zeros(31)},
 		{"BlobWant", k.BlobWant(dg), "64000000000000000157cd" + zeros(31)},
 		{"BlobChunk", k.BlobChunk(u, 2), "64000000000000000162ef" + zeros(15) + "0000000000000002"},
+		{"Local", k.Local("c/x"), "6400000000000000016c632f78"},
 	} {
 		if got := hex.EncodeToString(tc.got); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
@@ -73,6 +74,7 @@ func TestKeysUnderTheirPrefixes(t *testing.T) {
 		{"blob want", k.BlobWant(dg), k.BlobWants()},
 		{"blob chunk", k.BlobChunk(u, 1), k.BlobChunks(u)},
 		{"blob chunks", k.BlobChunks(u), k.AllBlobChunks()},
+		{"local", k.Local("x"), k.Locals()},
 	}
 	lo, hi := k.All()
 	for _, tc := range cases {
