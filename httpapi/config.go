@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/barrel-db/barrel/crdt"
@@ -59,6 +60,11 @@ type Config struct {
 	// SSEHeartbeat is the interval of comment lines on an idle feed=sse
 	// stream. Default DefaultSSEHeartbeat (15s).
 	SSEHeartbeat time.Duration
+
+	// Couch, when set, serves every request under /couch/ (the CouchDB
+	// replication protocol, couch.Server), with its own authentication
+	// (the same token, as Bearer or Basic), bounds and CouchDB's errors.
+	Couch http.Handler
 
 	// MaxURLBytes bounds the request target (path and query), in bytes;
 	// longer ones get 414. Default DefaultMaxURLBytes (8 KiB).

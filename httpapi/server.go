@@ -131,6 +131,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errURITooLong)
 		return
 	}
+	if s.cfg.Couch != nil && (r.URL.Path == "/couch" || strings.HasPrefix(r.URL.Path, "/couch/")) {
+		if r.URL.Path == "/couch" {
+			r.URL.Path = "/couch/"
+		}
+		s.cfg.Couch.ServeHTTP(w, r)
+		return
+	}
 	if s.cfg.Token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="barrel"`)
 		s.writeError(w, r, errUnauthorized)

@@ -47,6 +47,9 @@ type httpConfig struct {
 	MaxUploads        int           `koanf:"max_uploads"`
 	MinBodyRate       int64         `koanf:"min_body_rate"` // bytes/s; negative: off
 	BodyRateGrace     time.Duration `koanf:"body_rate_grace"`
+	// CORSOrigins are the browser origins the CouchDB endpoint (/couch/)
+	// answers, for PouchDB in a web page; none by default.
+	CORSOrigins []string `koanf:"cors_origins"`
 }
 
 // p2pConfig is the p2p section of the configuration file: the node as a

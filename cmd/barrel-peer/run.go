@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/barrel-db/barrel/couch"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
@@ -132,6 +133,7 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		MinBodyRate:       cfg.HTTP.MinBodyRate,
 		BodyRateGrace:     cfg.HTTP.BodyRateGrace,
 		MaxConnections:    cfg.HTTP.MaxConnections,
+		Couch:             couch.New(n, couch.Config{Token: cfg.HTTP.Token, CORSOrigins: cfg.HTTP.CORSOrigins, Logger: log}),
 	}
 	srv := httpapi.NewServer(n, hcfg)
 	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }

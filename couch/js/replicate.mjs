@@ -18,6 +18,11 @@
 //   both    one-shot sync both ways (PouchDB.sync)
 //   write   write --n documents {_id: PREFIX + i, n: i} to --on's database
 //   read    read every document of --on's database (allDocs, include_docs)
+//   edit    set --field to --value in every document of --on's database whose id starts with --prefix
+//   delete  delete the documents --ids (comma-separated) of --on's database
+//   dump    add "docs" to the result: every document of --on's database, with _conflicts
+//   live    sync both ways live; write {_id: --write-id, v: --value} once it runs,
+//           wait until --wait-id is in the local database (--timeout-ms), then stop
 //
 // Options:
 //   --local DIR       a LevelDB database in DIR (default: in memory, gone on exit)
@@ -44,7 +49,15 @@ try {
       n: { type: 'string', default: '100' },
       prefix: { type: 'string', default: 'doc' },
       'batch-size': { type: 'string' },
-      'skip-setup': { type: 'boolean', default: false }
+      'skip-setup': { type: 'boolean', default: false },
+      field: { type: 'string', default: 'edited' },
+      value: { type: 'string', default: 'yes' },
+      ids: { type: 'string', default: '' },
+      'write-id': { type: 'string' },
+      'wait-id': { type: 'string' },
+      'timeout-ms': { type: 'string', default: '20000' },
+      user: { type: 'string' },
+      password: { type: 'string' }
     },
     strict: true
   }).values
@@ -52,7 +65,7 @@ try {
   badArgs(err.message)
 }
 const steps = (args.op ?? '').split(',').filter(Boolean)
-const known = ['push', 'pull', 'both', 'write', 'read']
+const known = ['push', 'pull', 'both', 'write', 'read', 'edit', 'delete', 'dump', 'live']
 if (!args.remote || !args.db || steps.length === 0) badArgs('--remote, --db and --op are required')
 for (const s of steps) if (!known.includes(s)) badArgs(`unknown step ${JSON.stringify(s)}`)
 if (!['local', 'remote'].includes(args.on)) badArgs('--on must be local or remote')
@@ -61,7 +74,9 @@ const batchSize = args['batch-size'] === undefined ? undefined : intArg('batch-s
 
 PouchDB.plugin(memory)
 const local = args.local ? new PouchDB(args.local) : new PouchDB(`local-${process.pid}`, { adapter: 'memory' })
-const remote = new PouchDB(`${args.remote.replace(/\/+$/, '')}/${encodeURIComponent(args.db)}`, { skip_setup: args['skip-setup'] })
+const remoteOpts = { skip_setup: args['skip-setup'] }
+if (args.password !== undefined) remoteOpts.auth = { username: args.user ?? 'barrel', password: args.password }
+const remote = new PouchDB(`${args.remote.replace(/\/+$/, '')}/${encodeURIComponent(args.db)}`, remoteOpts)
 const opts = batchSize === undefined ? {} : { batch_size: batchSize }
 
 const out = { ok: true, steps: [], docs_read: 0, docs_written: 0, doc_write_failures: 0, errors: [] }
@@ -79,9 +94,10 @@ try {
   out.ok = false
   out.errors.push(message(err))
 }
-process.stdout.write(JSON.stringify(out) + '\n')
 await local.close().catch(() => {})
-process.exit(out.ok ? 0 : 1)
+// A pipe's writes are asynchronous: exit once the line is flushed, or a
+// large dump is cut.
+process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(out.ok ? 0 : 1))
 
 async function run (step) {
   const db = args.on === 'remote' ? remote : local
@@ -123,6 +139,52 @@ async function run (step) {
     case 'read': {
       const r = await db.allDocs({ include_docs: true })
       return { docs_read: r.rows.length }
+    }
+    case 'edit': {
+      const r = await db.allDocs({ include_docs: true, startkey: args.prefix, endkey: args.prefix + '\uffff' })
+      const docs = r.rows.map(row => ({ ...row.doc, [args.field]: args.value }))
+      const res = await db.bulkDocs(docs)
+      const errors = res.filter(x => x.error).map(x => `${x.id}: ${x.name ?? x.error}`)
+      return { docs_written: res.length - errors.length, doc_write_failures: errors.length, errors }
+    }
+    case 'delete': {
+      const errors = []
+      let written = 0
+      for (const id of args.ids.split(',').filter(Boolean)) {
+        try {
+          const doc = await db.get(id)
+          await db.remove(doc)
+          written++
+        } catch (err) {
+          errors.push(`${id}: ${message(err)}`)
+        }
+      }
+      return { docs_written: written, doc_write_failures: errors.length, errors }
+    }
+    case 'dump': {
+      const r = await db.allDocs({ include_docs: true, conflicts: true })
+      out.docs = r.rows.map(row => row.doc)
+      return { docs_read: r.rows.length }
+    }
+    case 'live': {
+      const sync = local.sync(remote, { ...opts, live: true, retry: true })
+      const errors = []
+      sync.on('error', err => errors.push(message(err)))
+      if (args['write-id']) await local.put({ _id: args['write-id'], v: args.value })
+      const started = Date.now()
+      const timeout = intArg('timeout-ms', args['timeout-ms'])
+      let seen = !args['wait-id']
+      while (!seen && Date.now() - started < timeout) {
+        try {
+          await local.get(args['wait-id'])
+          seen = true
+        } catch {
+          await new Promise(resolve => setTimeout(resolve, 5))
+        }
+      }
+      sync.cancel()
+      if (!seen) errors.push(`timeout: ${args['wait-id']} not seen in ${timeout} ms`)
+      return { errors, waited_ms: Date.now() - started }
     }
   }
 }

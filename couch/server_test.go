@@ -1,0 +1,140 @@
+package couch_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/barrel-db/barrel/couch"
+)
+
+func call(t *testing.T, method, url, body string, hdr ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+// TestBadInputWritesNothing: malformed bodies, revisions that do not
+// parse, _revisions past the bound, bad base64 and oversized bodies get
+// CouchDB's JSON error, and the database is as it was.
+func TestBadInputWritesNothing(t *testing.T) {
+	b := newBarrel(t, false, couch.Config{MaxBodyBytes: 1 << 20})
+	db := b.url + "/couch/bad"
+	if st, _ := call(t, "PUT", db, ""); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st, out := call(t, "PUT", db, ""); st != 412 || out["error"] != "file_exists" {
+		t.Fatalf("create twice: %d %v", st, out)
+	}
+	longRevs := make([]string, couch.MaxRevisions+1)
+	for i := range longRevs {
+		longRevs[i] = "ab"
+	}
+	long, _ := json.Marshal(map[string]any{"new_edits": false, "docs": []any{map[string]any{
+		"_id": "x", "_rev": fmt.Sprintf("%d-ab", len(longRevs)), "_revisions": map[string]any{"start": len(longRevs), "ids": longRevs}}}})
+	huge := `{"docs":[{"_id":"h","v":"` + strings.Repeat("x", 2<<20) + `"}]}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"revs_diff not an object", "POST", "/_revs_diff", `[1,2]`, 400, "bad_request"},
+		{"revs_diff bad rev", "POST", "/_revs_diff", `{"x":["nope"]}`, 400, "bad_request"},
+		{"revs_diff truncated", "POST", "/_revs_diff", `{"x":["1-a"`, 400, "bad_request"},
+		{"bulk_docs not json", "POST", "/_bulk_docs", `{docs:`, 400, "bad_request"},
+		{"bulk_docs bad rev", "POST", "/_bulk_docs", `{"new_edits":false,"docs":[{"_id":"x","_rev":"x-1"}]}`, 400, "bad_request"},
+		{"bulk_docs revisions past the bound", "POST", "/_bulk_docs", string(long), 400, "bad_request"},
+		{"bulk_docs bad base64", "POST", "/_bulk_docs", `{"docs":[{"_id":"x","_attachments":{"a":{"content_type":"text/plain","data":"!!!"}}}]}`, 400, "bad_request"},
+		{"bulk_docs special member", "POST", "/_bulk_docs", `{"docs":[{"_id":"x","_foo":1}]}`, 400, "doc_validation"},
+		{"bulk_docs oversized", "POST", "/_bulk_docs", huge, 413, "too_large"},
+		{"bulk_get no docs", "POST", "/_bulk_get", `{"docs":[{}]}`, 400, "bad_request"},
+		{"changes bad since", "GET", "/_changes?since=abc", ``, 400, "bad_request"},
+		{"changes bad feed", "GET", "/_changes?feed=x", ``, 400, "bad_request"},
+		{"put bad rev", "PUT", "/doc?new_edits=false", `{"_rev":"1-zz"}`, 400, "bad_request"},
+		{"unknown database", "GET", "_nope/_changes", ``, 404, "not_found"},
+	} {
+		url := db + tc.path
+		if strings.HasPrefix(tc.path, "_nope") {
+			url = b.url + "/couch/nope/_changes"
+		}
+		st, out := call(t, tc.method, url, tc.body)
+		if st != tc.status || out["error"] != tc.code || out["reason"] == "" {
+			t.Errorf("%s: %d %v, want %d %s with a reason", tc.name, st, out, tc.status, tc.code)
+		}
+	}
+	if i := info(t, b.db(t, "bad")); i.UpdateSeq != 0 || i.DocCount != 0 {
+		t.Fatalf("bad input wrote: %+v", i)
+	}
+}
+
+// TestAuthAndCORS: with a token, /couch/ takes it as Bearer or as the
+// password of Basic, else 401 and nothing changes; the CORS preflight of
+// a listed origin is answered, others get no CORS headers.
+func TestAuthAndCORS(t *testing.T) {
+	b := newBarrel(t, false, couch.Config{Token: "s3cret", CORSOrigins: []string{"http://app.test"}})
+	db := b.url + "/couch/auth"
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("anyone:s3cret"))
+	if st, out := call(t, "PUT", db, ""); st != 401 || out["error"] != "unauthorized" {
+		t.Fatalf("no token: %d %v", st, out)
+	}
+	if st, _ := call(t, "PUT", db, "", "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("u:wrong"))); st != 401 {
+		t.Fatalf("wrong password: %d", st)
+	}
+	if _, err := b.n.DB("auth"); err == nil {
+		t.Fatal("an unauthorized request created the database")
+	}
+	if st, _ := call(t, "PUT", db, "", "Authorization", basic); st != 201 {
+		t.Fatalf("basic: %d", st)
+	}
+	if st, _ := call(t, "GET", db, "", "Authorization", "Bearer s3cret"); st != 200 {
+		t.Fatalf("bearer: %d", st)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), "OPTIONS", db+"/_bulk_docs", nil)
+	req.Header.Set("Origin", "http://app.test")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.test" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	req.Header.Set("Origin", "http://evil.test")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("an unlisted origin got CORS headers: %v", resp.Header)
+	}
+	// PouchDB's auth option (Basic, the token as password) replicates.
+	p := newPouch(t, b)
+	r := p.run(context.Background(), t, "auth", "--op", "write,push", "--n", "10", "--password", "s3cret")
+	if r.WriteFailures != 0 || info(t, b.db(t, "auth")).DocCount != 10 {
+		t.Fatalf("push with Basic auth: %+v", r.result)
+	}
+}
