@@ -87,7 +87,7 @@ func (v *view) body(revs bool) map[string]any {
 	out := map[string]any{}
 	if !v.rec.Deleted {
 		for k, x := range v.doc.Body {
-			if !strings.HasPrefix(k, "_") { // barrel's reserved fields (_attachments) are not sent yet
+			if !strings.HasPrefix(k, "_") { // barrel's reserved fields: _attachments below
 				out[k] = x
 			}
 		}
@@ -95,6 +95,16 @@ func (v *view) body(revs bool) map[string]any {
 	out["_id"], out["_rev"] = v.id, v.rec.rev()
 	if v.rec.Deleted {
 		out["_deleted"] = true
+	} else if atts, _ := v.doc.Body[node.AttachmentsField].(map[string]any); len(atts) > 0 {
+		// Stubs: the client asks for the content with attachments=true
+		// (inline). The digest is barrel's sha256, a name for the content.
+		stubs := make(map[string]any, len(atts))
+		for name, a := range atts {
+			m, _ := a.(map[string]any)
+			stubs[name] = map[string]any{"content_type": m["content_type"], "length": m["length"],
+				"digest": m["digest"], "stub": true, "revpos": v.rec.Gen}
+		}
+		out["_attachments"] = stubs
 	}
 	if revs {
 		out["_revisions"] = v.rec.revisions()
@@ -161,7 +171,8 @@ func (s *Server) bulkGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	revs := boolParam(r, "revs")
+	revs, atts := boolParam(r, "revs"), boolParam(r, "attachments")
+	budget := maxInlineBytes
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.ID
@@ -180,6 +191,11 @@ func (s *Server) bulkGet(w http.ResponseWriter, r *http.Request) error {
 			// An older revision: barrel keeps documents, not revision
 			// bodies, so the client gets the current one (latest=true).
 			doc, ok = v.body(revs), true
+		}
+		if ok && atts {
+			if err := s.inline(r.Context(), d, it.ID, doc, &budget); err != nil {
+				return err
+			}
 		}
 		item := BulkGetResultItem{ID: it.ID}
 		if ok {
@@ -217,14 +233,22 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) error {
 			return BadRequest("open_revs must be \"all\" or a JSON list of revisions")
 		}
 		out := make([]map[string]any, 0, len(want))
+		budget := maxInlineBytes
 		for _, rev := range want {
-			if doc, ok := v.leaf(rev, revs); ok {
-				out = append(out, map[string]any{"ok": doc})
-			} else if v.rec != nil && boolParam(r, "latest") {
-				out = append(out, map[string]any{"ok": v.body(revs)})
-			} else {
-				out = append(out, map[string]any{"missing": rev})
+			doc, ok := v.leaf(rev, revs)
+			if !ok && v.rec != nil && boolParam(r, "latest") {
+				doc, ok = v.body(revs), true
 			}
+			if !ok {
+				out = append(out, map[string]any{"missing": rev})
+				continue
+			}
+			if boolParam(r, "attachments") {
+				if err := s.inline(r.Context(), d, id, doc, &budget); err != nil {
+					return err
+				}
+			}
+			out = append(out, map[string]any{"ok": doc})
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
@@ -237,6 +261,12 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) error {
 	}
 	if doc["_deleted"] == true && q.Get("rev") == "" {
 		return NotFound(ReasonDeleted)
+	}
+	if boolParam(r, "attachments") {
+		budget := maxInlineBytes
+		if err := s.inline(r.Context(), d, id, doc, &budget); err != nil {
+			return err
+		}
 	}
 	return writeJSON(w, http.StatusOK, doc)
 }
@@ -316,11 +346,6 @@ func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) 
 			failed = append(failed, failure(doc.ID, err))
 			continue
 		}
-		if len(doc.Attachments) > 0 {
-			failed = append(failed, BulkDocsResult{ID: doc.ID, Error: "not_implemented",
-				Reason: "attachments are not replicated through /couch/ yet"})
-			continue
-		}
 		if p.rec, err = s.loadRecord(d, doc.ID); err != nil {
 			return nil, err
 		}
@@ -328,6 +353,12 @@ func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) 
 			continue // already here
 		}
 		op := node.DocOp{ID: doc.ID, Body: doc.Body, Delete: doc.Deleted}
+		if !doc.Deleted {
+			if op.Attachments, err = s.attachments(ctx, d, doc.ID, doc.Attachments); err != nil {
+				failed = append(failed, failure(doc.ID, err))
+				continue
+			}
+		}
 		ancestors := make([]Rev, len(p.anc))
 		for i, h := range p.anc {
 			ancestors[i] = Rev{Gen: p.rev.Gen - uint64(i) - 1, Hash: h}
@@ -410,10 +441,6 @@ func (s *Server) edit(ctx context.Context, d *node.DB, docs []BulkDoc) ([]BulkDo
 			docs[i].ID = doc.ID
 		}
 		out[i].ID = doc.ID
-		if len(doc.Attachments) > 0 {
-			out[i].Error, out[i].Reason = "not_implemented", "attachments are not written through /couch/ yet"
-			continue
-		}
 		vs, err := s.present(ctx, d, []string{doc.ID})
 		if err != nil {
 			return nil, err
@@ -436,6 +463,13 @@ func (s *Server) edit(ctx context.Context, d *node.DB, docs []BulkDoc) ([]BulkDo
 		}
 		if len(op.Heads) == 0 && v.exists {
 			op.Heads = v.doc.Revs
+		}
+		if !doc.Deleted {
+			if op.Attachments, err = s.attachments(ctx, d, doc.ID, doc.Attachments); err != nil {
+				f := failure(doc.ID, err)
+				out[i].Error, out[i].Reason = f.Error, f.Reason
+				continue
+			}
 		}
 		ops = append(ops, op)
 		idx = append(idx, i)

@@ -1,9 +1,12 @@
 package couch_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os/exec"
@@ -341,3 +344,56 @@ func TestPouchThroughPeers(t *testing.T) {
 		t.Fatalf("live sync through A and B: client 1 %v, client 2 %v", r1.Errors, r2.Errors)
 	}
 }
+
+// pattern is the content replicate.mjs's attach step writes.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i * 7 % 251)
+	}
+	return b
+}
+
+// TestPouchAttachments: a 1 MiB attachment made in PouchDB reaches
+// barrel's blob store whole, one made in barrel reaches PouchDB whole, and
+// a further sync moves nothing.
+func TestPouchAttachments(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const size = 1 << 20
+	b := newBarrel(t, false, couch.Config{})
+	p := newPouch(t, b)
+	p.run(ctx, t, "files", "--op", "attach,push", "--write-id", "from-pouch", "--field", "blob", "--n", fmt.Sprint(size))
+	d := b.db(t, "files")
+	info, rd, err := d.Attachment(ctx, "from-pouch", "blob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rd)
+	rd.Close()
+	if !bytes.Equal(got, pattern(size)) || info.ContentType != "application/octet-stream" {
+		t.Fatalf("barrel holds %d bytes (%s), want the 1 MiB PouchDB attached", len(got), info.ContentType)
+	}
+	if _, err := d.PutAttachment(ctx, "from-barrel", "blob", "image/png", bytes.NewReader(pattern(size)), ""); err != nil {
+		t.Fatal(err)
+	}
+	r := p.run(ctx, t, "files", "--op", "pull,dump")
+	var found bool
+	for _, doc := range r.Docs {
+		if doc["_id"] != "from-barrel" {
+			continue
+		}
+		att, _ := doc["_attachments"].(map[string]any)["blob"].(map[string]any)
+		data, _ := base64.StdEncoding.DecodeString(fmt.Sprint(att["data"]))
+		found = bytes.Equal(data, pattern(size)) && att["content_type"] == "image/png"
+	}
+	if !found {
+		t.Fatal("PouchDB did not get barrel's 1 MiB attachment whole")
+	}
+	seq := info2(t, d)
+	if r := p.run(ctx, t, "files", "--op", "both"); r.DocsWritten != 0 || info2(t, d) != seq {
+		t.Fatalf("a further sync moved documents: %+v", r.result)
+	}
+}
+
+func info2(t *testing.T, d *node.DB) uint64 { return info(t, d).UpdateSeq }

@@ -45,6 +45,11 @@ type DocOp struct {
 	// no parents, so it is concurrent with every change held and merged
 	// by the usual rules: a value it displaces is kept in Conflicts.
 	Detached bool
+	// Attachments, when not nil, are what the document's _attachments
+	// become in the same change as Body: each names a blob this database
+	// holds (PutBlob; ErrNotFound if it was reclaimed since), and the
+	// attachments not listed are removed. Nil leaves them as they are.
+	Attachments map[string]AttachmentInfo
 }
 
 // Result is the outcome of one write: the document id and its new revision.

@@ -16,7 +16,7 @@ import (
 // AttachmentsField is the reserved top-level field of a document that lists
 // its attachments: {"name": {"content_type", "length", "digest"}}. Only the
 // attachment methods write it; Put keeps it as it is.
-const AttachmentsField = "_attachments"
+const AttachmentsField = commit.AttachmentsField
 
 // AttachmentInfo is one entry of a document's _attachments.
 type AttachmentInfo struct {
@@ -113,6 +113,36 @@ func (d *DB) DeleteAttachment(ctx context.Context, docID, name, rev string) (Res
 		return Result{}, err
 	}
 	return d.writeOne(ctx, attachDocWrite(docID, rev, name, nil))
+}
+
+// attachmentSet checks a DocOp's attachments and returns them as the
+// writer sets them, with the blobs it pinned (unpin them once the write is
+// answered): every blob must be held, and its length is the store's.
+func (d *DB) attachmentSet(atts map[string]AttachmentInfo) (map[string]any, [][32]byte, error) {
+	out := make(map[string]any, len(atts))
+	var pinned [][32]byte
+	for name, a := range atts {
+		if err := validAttachmentName(name); err != nil {
+			return nil, pinned, err
+		}
+		dg, err := parseDigest(a.Digest)
+		if err != nil {
+			return nil, pinned, err
+		}
+		d.blobs.pin(dg)
+		pinned = append(pinned, dg)
+		m, err := d.blobMetaOf(dg)
+		if err != nil {
+			return nil, pinned, fmt.Errorf("attachment %s: %w", name, err)
+		}
+		a.Length = m.Length
+		v, err := crdt.Normalize(a.value())
+		if err != nil {
+			return nil, pinned, invalid("attachment", "%v", err)
+		}
+		out[name] = v
+	}
+	return out, pinned, nil
 }
 
 // Attachments lists the attachments of a live document by name.

@@ -69,6 +69,13 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 		if err == nil && !op.Delete {
 			ws[i].Body, err = normalizeBody(op.Body)
 		}
+		if err == nil && op.Attachments != nil && !op.Delete {
+			var pinned [][32]byte
+			ws[i].Attachments, pinned, err = d.attachmentSet(op.Attachments)
+			for _, dg := range pinned {
+				defer d.blobs.unpin(dg)
+			}
+		}
 		if err == nil && atomic && seen[op.ID] {
 			err = invalid("doc id", "%q appears twice in an atomic bulk", op.ID)
 		}

@@ -21,6 +21,7 @@
 //   edit    set --field to --value in every document of --on's database whose id starts with --prefix
 //   delete  delete the documents --ids (comma-separated) of --on's database
 //   dump    add "docs" to the result: every document of --on's database, with _conflicts
+//   attach  put an attachment --field of --n bytes (byte i = i*7 mod 251) on --write-id of --on's database
 //   live    sync both ways live; write {_id: --write-id, v: --value} once it runs,
 //           wait until --wait-id is in the local database (--timeout-ms), then stop
 //
@@ -65,7 +66,7 @@ try {
   badArgs(err.message)
 }
 const steps = (args.op ?? '').split(',').filter(Boolean)
-const known = ['push', 'pull', 'both', 'write', 'read', 'edit', 'delete', 'dump', 'live']
+const known = ['push', 'pull', 'both', 'write', 'read', 'edit', 'delete', 'dump', 'live', 'attach']
 if (!args.remote || !args.db || steps.length === 0) badArgs('--remote, --db and --op are required')
 for (const s of steps) if (!known.includes(s)) badArgs(`unknown step ${JSON.stringify(s)}`)
 if (!['local', 'remote'].includes(args.on)) badArgs('--on must be local or remote')
@@ -161,8 +162,21 @@ async function run (step) {
       }
       return { docs_written: written, doc_write_failures: errors.length, errors }
     }
+    case 'attach': {
+      const data = Buffer.alloc(n)
+      for (let i = 0; i < n; i++) data[i] = (i * 7) % 251
+      let doc
+      try {
+        doc = await db.get(args['write-id'])
+      } catch {
+        doc = { _id: args['write-id'] }
+      }
+      doc._attachments = { ...(doc._attachments ?? {}), [args.field]: { content_type: 'application/octet-stream', data } }
+      await db.put(doc)
+      return { docs_written: 1 }
+    }
     case 'dump': {
-      const r = await db.allDocs({ include_docs: true, conflicts: true })
+      const r = await db.allDocs({ include_docs: true, conflicts: true, attachments: true })
       out.docs = r.rows.map(row => row.doc)
       return { docs_read: r.rows.length }
     }

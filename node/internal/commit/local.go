@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -256,6 +257,9 @@ func (g *Group) prepare(w DocWrite, tx *crdt.Tx) (*prepared, error) {
 		// Reserved fields (_attachments) are written by their own methods;
 		// a Put body never has them and must not delete them.
 		ops = crdt.Diff(withoutReserved(baseBody), w.Body, func(p string) bool { _, ok := base.Sets[p]; return ok })
+		if w.Attachments != nil {
+			ops = append(ops, attachmentsDiff(baseBody, w.Attachments)...)
+		}
 	}
 	c := &crdt.Change{
 		DB:      g.env.Name(),
@@ -418,6 +422,28 @@ func (g *Group) stateAt(doc string, revs ...crdt.ID) (*crdt.State, error) {
 		}
 	}
 	return crdt.ReplayFrom(fold, all)
+}
+
+// AttachmentsField is the reserved top-level field listing a document's
+// attachments by name.
+const AttachmentsField = "_attachments"
+
+// attachmentsDiff is the operations that make the base document's
+// attachments exactly want (name -> normalized entry), in name order.
+func attachmentsDiff(base map[string]any, want map[string]any) []crdt.Op {
+	old, _ := base[AttachmentsField].(map[string]any)
+	var ops []crdt.Op
+	for _, name := range sortedKeys(want) {
+		if o, ok := old[name]; !ok || !reflect.DeepEqual(o, want[name]) {
+			ops = append(ops, crdt.Op{Kind: crdt.OpSet, Path: crdt.FormatPointer([]string{AttachmentsField, name}), Value: want[name]})
+		}
+	}
+	for _, name := range sortedKeys(old) {
+		if _, ok := want[name]; !ok {
+			ops = append(ops, crdt.Op{Kind: crdt.OpDelete, Path: crdt.FormatPointer([]string{AttachmentsField, name})})
+		}
+	}
+	return ops
 }
 
 // withoutReserved returns body without its reserved (_-prefixed) fields,

@@ -40,9 +40,13 @@ type DocWrite struct {
 	// Detached: the caller saw none of the document's changes: the change
 	// has no parents and is diffed against an empty document.
 	Detached bool
-	Patch    *Patch // normalized
-	Delete   bool
-	ACL      bool // written by SetACL: the only local write allowed to ACLDocID
+	// Attachments, when not nil, are what the document's _attachments
+	// become with a Put (name -> normalized entry), in the same change;
+	// the blobs are the caller's to have stored and pinned.
+	Attachments map[string]any
+	Patch       *Patch // normalized
+	Delete      bool
+	ACL         bool // written by SetACL: the only local write allowed to ACLDocID
 	// Ops, when set, builds the write's operations against the document's
 	// state and base body (attachments: one entry of _attachments).
 	Ops func(st *crdt.State, base map[string]any) ([]crdt.Op, error)
