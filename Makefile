@@ -10,7 +10,7 @@ FUZZTIME ?= 20000x
 # requirement of go.mod): about a minute the first time, cached after.
 GOLANGCI_LINT_VERSION := v2.15.0
 # Packages whose code runs goroutines: always tested with the race detector.
-RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/...
+RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/... ./couch/...
 
 .PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare bench-smoke couch-deps
 
