@@ -15,8 +15,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/barrel-db/barrel/node"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config configures the CouchDB-protocol endpoint.
@@ -28,14 +30,26 @@ type Config struct {
 	// MaxBodyBytes bounds a request body (a _bulk_docs batch with inline
 	// attachments). 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MemoryBudgetBytes bounds what the request bodies being handled at
+	// once may make the server hold: each is charged 8 times its length
+	// (decoded JSON is larger than its text), and one that finds no room
+	// is answered 503 at once. 0 means DefaultMemoryBudgetBytes.
+	MemoryBudgetBytes int64
 	// CORSOrigins are the origins a browser's PouchDB may call from
 	// ("*" for any); none by default.
 	CORSOrigins []string
 	Logger      *slog.Logger
 }
 
-// DefaultMaxBodyBytes bounds request bodies when Config.MaxBodyBytes is 0.
-const DefaultMaxBodyBytes = 64 << 20
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes      = 64 << 20
+	DefaultMemoryBudgetBytes = 1 << 30
+)
+
+// bodyCharge is what a request body is charged against the memory budget
+// per byte.
+const bodyCharge = 8
 
 // Version is the CouchDB version the endpoint answers as: the protocol
 // PouchDB 9 and CouchDB's replicator speak to it.
@@ -49,6 +63,8 @@ type Server struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 	uuid string
+
+	budget *semaphore.Weighted // request bodies in memory (Config.MemoryBudgetBytes)
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per database: record reads and writes
@@ -64,9 +80,13 @@ func New(n *node.Node, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MemoryBudgetBytes <= 0 {
+		cfg.MemoryBudgetBytes = DefaultMemoryBudgetBytes
+	}
 	sum := sha256.Sum256([]byte("barrel couch " + n.PeerID().String()))
 	s := &Server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
-		uuid: hex.EncodeToString(sum[:16]), locks: map[string]*sync.Mutex{}}
+		uuid: hex.EncodeToString(sum[:16]), locks: map[string]*sync.Mutex{},
+		budget: semaphore.NewWeighted(cfg.MemoryBudgetBytes)}
 	s.routes()
 	return s
 }
@@ -124,7 +144,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, Internal("internal error"))
 		}
 	}()
-	s.log.Debug("couch request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery)
+	start := time.Now()
+	defer func() {
+		s.log.Debug("couch request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "took", time.Since(start))
+	}()
 	if s.cors(w, r) {
 		return
 	}
@@ -133,7 +156,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, Unauthorized("Name or password is incorrect."))
 		return
 	}
-	if r.Body != nil {
+	if r.Body != nil && r.Body != http.NoBody {
+		// Charged up front, from Content-Length (the bound when it is
+		// unknown), and given back when the request ends.
+		n := r.ContentLength
+		if n < 0 || n > s.cfg.MaxBodyBytes {
+			n = s.cfg.MaxBodyBytes
+		}
+		charge := min(n*bodyCharge, s.cfg.MemoryBudgetBytes)
+		if !s.budget.TryAcquire(charge) {
+			w.Header().Set("Retry-After", "1")
+			WriteError(w, ServiceUnavailable("the server holds as many request bodies as it may: retry"))
+			return
+		}
+		defer s.budget.Release(charge)
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	}
 	h, pattern := s.mux.Handler(r)

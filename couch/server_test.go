@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/barrel-db/barrel/couch"
 )
@@ -136,5 +137,47 @@ func TestAuthAndCORS(t *testing.T) {
 	r := p.run(context.Background(), t, "auth", "--op", "write,push", "--n", "10", "--password", "s3cret")
 	if r.WriteFailures != 0 || info(t, b.db(t, "auth")).DocCount != 10 {
 		t.Fatalf("push with Basic auth: %+v", r.result)
+	}
+}
+
+// TestMemoryBudget: a request body that finds the budget held by another
+// one being read is answered 503 at once, and gets through once it ends.
+func TestMemoryBudget(t *testing.T) {
+	b := newBarrel(t, false, couch.Config{MemoryBudgetBytes: 1 << 20})
+	db := b.url + "/couch/mem"
+	if st, _ := call(t, "PUT", db, ""); st != 201 {
+		t.Fatal(st)
+	}
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", db+"/_bulk_docs", pr)
+	req.ContentLength = 1 << 20 // charged whole: 8 MiB, more than the budget, so it takes all of it
+	req.Header.Set("Content-Type", "application/json")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if _, err := pw.Write([]byte(`{"docs":[`)); err != nil { // the server is reading it now
+		t.Fatal(err)
+	}
+	st, out := call(t, "POST", db+"/_revs_diff", `{"x":["1-a"]}`)
+	if st != 503 || out["error"] != "service_unavailable" {
+		t.Fatalf("with the budget held: %d %v, want 503 service_unavailable", st, out)
+	}
+	pw.CloseWithError(io.ErrUnexpectedEOF)
+	<-done
+	// The server gives the charge back when its handler returns, just
+	// after the client saw the request fail.
+	for i := 0; ; i++ {
+		st, _ := call(t, "POST", db+"/_revs_diff", `{"x":["1-a"]}`)
+		if st == 200 {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("after the held body ended: %d, want 200", st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -82,7 +82,7 @@ func TestCouchPushSurvivesKill(t *testing.T) {
 		t.Log("the push ended before the kill reached it") // then the restart checks the same
 	}
 
-	p = launch(t, dir, []string{"--no-network", "--http", addr})
+	launch(t, dir, []string{"--no-network", "--http", addr}) // same data dir and address: PouchDB's checkpoint names the URL
 	if n := count(); n < 2000 || n > 10000 {
 		t.Fatalf("after the restart the daemon holds %v documents, want at least the 2,000 acknowledged", n)
 	}

@@ -83,8 +83,9 @@ const opts = batchSize === undefined ? {} : { batch_size: batchSize }
 const out = { ok: true, steps: [], docs_read: 0, docs_written: 0, doc_write_failures: 0, errors: [] }
 try {
   for (const step of steps) {
+    const t0 = performance.now()
     const r = await run(step)
-    out.steps.push({ op: step, ...r })
+    out.steps.push({ op: step, ms: Math.round(performance.now() - t0), ...r })
     out.docs_read += r.docs_read ?? 0
     out.docs_written += r.docs_written ?? 0
     out.doc_write_failures += r.doc_write_failures ?? 0
