@@ -128,8 +128,12 @@ func docIDsParam(r *http.Request) ([]string, error) {
 func (s *Server) scan(ctx context.Context, d *node.DB, c changesQuery, since uint64) ([]ChangesRow, uint64, error) {
 	var rows []ChangesRow
 	last := since
+	page := node.MaxListLimit
+	if c.limit > 0 {
+		page = min(c.limit, page) // read no more of the feed than a page needs
+	}
 	for {
-		entries, _, err := d.Changes(ctx, last, node.MaxListLimit)
+		entries, _, err := d.Changes(ctx, last, page)
 		if err != nil {
 			return nil, 0, err
 		}
