@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 # Packages whose code runs goroutines: always tested with the race detector.
 RACE_PKGS := ./node/... ./datastore/... ./httpapi/... ./sync/... ./gossip/... ./discovery/... ./couch/...
 
-.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare bench-smoke couch-deps
+.PHONY: help build run test test-race fuzz bench lint fmt clean demo lan-test bench-deps bench-compare bench-smoke couch-deps couch-bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ couch-deps: couch/js/node_modules/.package-lock.json ## install the pinned Node 
 # harness is reinstalled only when the lockfile changes.
 couch/js/node_modules/.package-lock.json: couch/js/package-lock.json couch/js/package.json
 	cd couch/js && npm ci --no-audit --no-fund
+
+couch-bench: build couch-deps ## P1-P3 of the CouchDB protocol: PouchDB against barrel's /couch/ and express-pouchdb, and live through two peers (scripts/couch-bench.sh; N=100000)
+	BIN=$(BIN) N=$${N:-100000} bash scripts/couch-bench.sh
 
 bench-deps: ## install the pinned Node harness of the side-by-side benchmarks (bench/, npm ci)
 	cd bench && npm ci --no-audit --no-fund

@@ -59,3 +59,21 @@ for w in p1 p2; do
 	echo "workload=$W target=express-pouchdb n=$N seconds=$(awk -v ms="${m[express]}" 'BEGIN{printf "%.2f", ms/1000}') docs_per_s=$e"
 	echo "workload=$W ratio=$(awk -v b="$b" -v e="$e" 'BEGIN{printf "%.2f", b/e}') barrel_peak_rss_mb=$rss"
 done
+
+# P3: live, 200 writes 20 ms apart in PouchDB client 1 (synced with
+# barrel A), seen in client 2 (synced with barrel B); A and B replicate
+# over libp2p on loopback.
+"$BIN" run --data "$work/b2" --http 127.0.0.1:0 --http-addr-file "$work/addr2" \
+	--no-mdns --no-dht --listen /ip4/127.0.0.1/tcp/0 >"$work/b2.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do [ -s "$work/addr2" ] && break; sleep 0.1; done
+a="http://$(cat "$work/addr")" b2="http://$(cat "$work/addr2")"
+curl -sf -XPUT "$a/dbs/live" >/dev/null
+curl -sf -XPUT "$b2/dbs/live" >/dev/null
+maddr=$(curl -sf "$a/" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((j.addrs||j.addresses)[0])})')
+curl -sf -XPOST "$b2/peers" -d "{\"addr\":\"$maddr\"}" >/dev/null
+rep --remote "$b2/couch" --db live --op latency --role reader --n 200 --prefix w --timeout-ms 60000 >"$work/reader" &
+reader=$!
+rep --remote "$a/couch" --db live --op latency --role writer --n 200 --prefix w --interval-ms 20 >/dev/null
+wait "$reader"
+node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const s=r.steps[0]; if(!r.ok){console.error(r.errors);process.exit(1)} console.log(`workload=P3 writes=200 interval_ms=20 seen=${s.docs_read} median_ms=${s.median_ms} p99_ms=${s.p99_ms} max_ms=${s.max_ms}`)' "$work/reader"

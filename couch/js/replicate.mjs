@@ -22,6 +22,9 @@
 //   delete  delete the documents --ids (comma-separated) of --on's database
 //   dump    add "docs" to the result: every document of --on's database, with _conflicts
 //   attach  put an attachment --field of --n bytes (byte i = i*7 mod 251) on --write-id of --on's database
+//   latency live sync; with --role writer write --n documents {_id: PREFIX+i, t: ms}
+//           --interval-ms apart; with --role reader wait for --n of them to
+//           arrive and report their latency (arrival - t): median, p99, max
 //   live    sync both ways live; write {_id: --write-id, v: --value} once it runs,
 //           wait until --wait-id is in the local database (--timeout-ms), then stop
 //
@@ -58,6 +61,8 @@ try {
       'wait-id': { type: 'string' },
       'timeout-ms': { type: 'string', default: '20000' },
       user: { type: 'string' },
+      role: { type: 'string', default: 'reader' },
+      'interval-ms': { type: 'string', default: '20' },
       password: { type: 'string' }
     },
     strict: true
@@ -66,7 +71,7 @@ try {
   badArgs(err.message)
 }
 const steps = (args.op ?? '').split(',').filter(Boolean)
-const known = ['push', 'pull', 'both', 'write', 'read', 'edit', 'delete', 'dump', 'live', 'attach']
+const known = ['push', 'pull', 'both', 'write', 'read', 'edit', 'delete', 'dump', 'live', 'attach', 'latency']
 if (!args.remote || !args.db || steps.length === 0) badArgs('--remote, --db and --op are required')
 for (const s of steps) if (!known.includes(s)) badArgs(`unknown step ${JSON.stringify(s)}`)
 if (!['local', 'remote'].includes(args.on)) badArgs('--on must be local or remote')
@@ -180,6 +185,39 @@ async function run (step) {
       const r = await db.allDocs({ include_docs: true, conflicts: true, attachments: true })
       out.docs = r.rows.map(row => row.doc)
       return { docs_read: r.rows.length }
+    }
+    case 'latency': {
+      const sync = local.sync(remote, { ...opts, live: true, retry: true })
+      const errors = []
+      sync.on('error', err => errors.push(message(err)))
+      const timeout = intArg('timeout-ms', args['timeout-ms'])
+      if (args.role === 'writer') {
+        await new Promise(resolve => setTimeout(resolve, 500)) // the live feeds are up
+        const every = intArg('interval-ms', args['interval-ms'])
+        for (let i = 0; i < n; i++) {
+          await local.put({ _id: args.prefix + i, t: Date.now() })
+          await new Promise(resolve => setTimeout(resolve, every))
+        }
+        await new Promise(resolve => setTimeout(resolve, 2000)) // the last ones leave
+        sync.cancel()
+        return { docs_written: n, errors }
+      }
+      const lat = []
+      const feed = local.changes({ live: true, since: 'now', include_docs: true })
+      await new Promise(resolve => {
+        const timer = setTimeout(resolve, timeout)
+        feed.on('change', ch => {
+          if (!ch.id.startsWith(args.prefix) || typeof ch.doc?.t !== 'number') return
+          lat.push(Date.now() - ch.doc.t)
+          if (lat.length >= n) { clearTimeout(timer); resolve() }
+        })
+      })
+      feed.cancel()
+      sync.cancel()
+      lat.sort((a, b) => a - b)
+      if (lat.length < n) errors.push(`timeout: ${lat.length} of ${n} documents arrived`)
+      const q = p => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : -1
+      return { docs_read: lat.length, errors, median_ms: q(0.5), p99_ms: q(0.99), max_ms: lat.length ? lat[lat.length - 1] : -1 }
     }
     case 'live': {
       const sync = local.sync(remote, { ...opts, live: true, retry: true })
