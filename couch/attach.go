@@ -140,6 +140,9 @@ func (s *Server) editAttachment(w http.ResponseWriter, r *http.Request, del bool
 	if err != nil {
 		return err
 	}
+	if err := s.mayWrite(d); err != nil {
+		return err
+	}
 	id, name := r.PathValue("id"), r.PathValue("att")
 	defer s.lock(d.Name())()
 	views, err := s.present(r.Context(), d, []string{id})

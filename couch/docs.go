@@ -279,6 +279,9 @@ func (s *Server) bulkDocs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.mayWrite(d); err != nil {
+		return err
+	}
 	req, err := DecodeBulkDocs(r.Body, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
@@ -578,6 +581,9 @@ func (s *Server) postDoc(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, d *node.DB, doc BulkDoc) error {
+	if err := s.mayWrite(d); err != nil {
+		return err
+	}
 	defer s.lock(d.Name())()
 	if r.URL.Query().Get("new_edits") == "false" {
 		failed, err := s.replicate(r.Context(), d, []BulkDoc{doc})

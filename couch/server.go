@@ -314,6 +314,21 @@ func (s *Server) lock(db string) func() {
 	return l.Unlock
 }
 
+// mayWrite refuses (403) a write to a database whose access-control list
+// does not let this node write: its changes would be refused by every
+// peer that holds the list.
+func (s *Server) mayWrite(d *node.DB) error {
+	a, err := s.n.ACL(d.Name())
+	if err != nil {
+		return err
+	}
+	me := s.n.PeerID().String()
+	if a.Owner == me || slices.Contains(a.Admins, me) || slices.Contains(a.Writers, me) || slices.Contains(a.Writers, node.AnyPeer) {
+		return nil
+	}
+	return Forbidden(fmt.Sprintf("this node (%s) may not write %s: its access-control list does not name it a writer", me, d.Name()))
+}
+
 func (s *Server) welcome(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, http.StatusOK, Welcome{CouchDB: "Welcome", Version: Version, UUID: s.uuid,
 		Vendor: Vendor{Name: "barrel", Version: node.BuildVersion()}})

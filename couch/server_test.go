@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/barrel-db/barrel/couch"
+	"github.com/barrel-db/barrel/node"
 )
 
 func call(t *testing.T, method, url, body string, hdr ...string) (int, map[string]any) {
@@ -179,5 +180,44 @@ func TestMemoryBudget(t *testing.T) {
 			t.Fatalf("after the held body ended: %d, want 200", st)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestACLRefusesWrites: a database whose access-control list does not let
+// this node write refuses CouchDB writes with 403 and keeps them out;
+// reads still work.
+func TestACLRefusesWrites(t *testing.T) {
+	ctx := context.Background()
+	b := newBarrel(t, false, couch.Config{})
+	if err := b.n.CreateDB(ctx, "ro"); err != nil {
+		t.Fatal(err)
+	}
+	other := "12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"
+	me := b.n.PeerID().String()
+	if err := b.n.SetACL(ctx, "ro", node.ACL{Owner: me, Writers: []string{other}, Readers: []string{node.AnyPeer}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := call(t, "PUT", b.url+"/couch/ro/a", `{"v":1}`); st != 201 {
+		t.Fatalf("the owner's write: %d, want 201", st)
+	}
+	if err := b.n.SetACL(ctx, "ro", node.ACL{Owner: other, Writers: []string{other}, Readers: []string{node.AnyPeer}}); err != nil {
+		t.Fatal(err)
+	}
+	seq := info(t, b.db(t, "ro")).UpdateSeq
+	for _, tc := range []struct{ method, path, body string }{
+		{"PUT", "/b", `{"v":1}`},
+		{"POST", "/_bulk_docs", `{"docs":[{"_id":"c"}]}`},
+		{"POST", "/_bulk_docs", `{"new_edits":false,"docs":[{"_id":"c","_rev":"1-ab"}]}`},
+		{"PUT", "/d/file", `data`},
+	} {
+		if st, out := call(t, tc.method, b.url+"/couch/ro"+tc.path, tc.body); st != 403 || out["error"] != "forbidden" {
+			t.Errorf("%s %s: %d %v, want 403 forbidden", tc.method, tc.path, st, out)
+		}
+	}
+	if got := info(t, b.db(t, "ro")).UpdateSeq; got != seq {
+		t.Fatalf("refused writes moved the feed: %d -> %d", seq, got)
+	}
+	if st, _ := call(t, "GET", b.url+"/couch/ro/a", ""); st != 200 {
+		t.Fatalf("read: %d", st)
 	}
 }
