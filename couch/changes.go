@@ -22,6 +22,7 @@ type changesQuery struct {
 	timeout   time.Duration
 	heartbeat time.Duration
 	docIDs    map[string]bool // filter=_doc_ids; nil: every document
+	sel       selector        // filter=_selector; nil: every document
 }
 
 // Bounds of a feed's waits.
@@ -78,47 +79,68 @@ func (s *Server) parseChanges(r *http.Request, d *node.DB) (changesQuery, error)
 		}
 		c.heartbeat = max(time.Duration(ms)*time.Millisecond, minHeartbeat)
 	}
-	switch f := q.Get("filter"); f {
-	case "":
+	f := q.Get("filter")
+	if f == "" {
+		return c, nil
+	}
+	body, err := filterBody(r)
+	if err != nil {
+		return c, err
+	}
+	switch f {
 	case "_doc_ids":
-		ids, err := docIDsParam(r)
-		if err != nil {
-			return c, err
+		ids := body.DocIDs
+		if v := q.Get("doc_ids"); v != "" {
+			if err := json.Unmarshal([]byte(v), &ids); err != nil {
+				return c, BadRequest("doc_ids must be a JSON list of strings")
+			}
+		}
+		if ids == nil {
+			return c, BadRequest("filter _doc_ids needs doc_ids")
 		}
 		c.docIDs = map[string]bool{}
 		for _, id := range ids {
 			c.docIDs[id] = true
 		}
+	case "_selector":
+		raw := body.Selector
+		if v := q.Get("selector"); v != "" {
+			raw = json.RawMessage(v)
+		}
+		if raw == nil {
+			return c, BadRequest("filter _selector needs a selector")
+		}
+		if c.sel, err = parseSelector(raw); err != nil {
+			return c, err
+		}
 	default:
-		return c, BadRequest(fmt.Sprintf("filter %s is not supported: use _doc_ids", quoteShort(f)))
+		return c, BadRequest(fmt.Sprintf("filter %s is not supported: use _doc_ids or _selector", quoteShort(f)))
 	}
 	return c, nil
 }
 
-// docIDsParam is filter=_doc_ids's list: doc_ids in the query (a JSON
-// list) or in a POST body {"doc_ids": [...]}.
-func docIDsParam(r *http.Request) ([]string, error) {
-	var ids []string
-	if v := r.URL.Query().Get("doc_ids"); v != "" {
-		if err := json.Unmarshal([]byte(v), &ids); err != nil {
-			return nil, BadRequest("doc_ids must be a JSON list of strings")
-		}
-		return ids, nil
-	}
+// filterBody is a POST _changes body: {"doc_ids": [...]} or
+// {"selector": {...}}.
+type changesBody struct {
+	DocIDs   []string        `json:"doc_ids"`
+	Selector json.RawMessage `json:"selector"`
+}
+
+func filterBody(r *http.Request) (changesBody, error) {
+	var body changesBody
 	if r.Method != http.MethodPost {
-		return nil, BadRequest("filter _doc_ids needs doc_ids")
+		return body, nil
 	}
 	b, err := readBody(r.Body, 16<<20)
 	if err != nil {
-		return nil, err
+		return body, err
 	}
-	var body struct {
-		DocIDs []string `json:"doc_ids"`
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &body); err != nil {
+			return body, BadRequest("body must be {\"doc_ids\": [...]} or {\"selector\": {...}}")
+		}
 	}
-	if err := json.Unmarshal(b, &body); err != nil {
-		return nil, BadRequest("body must be {\"doc_ids\": [...]}")
-	}
-	return body.DocIDs, nil
+	return body, nil
 }
 
 // scan returns the rows after since, at most limit (0: a page of
@@ -157,6 +179,9 @@ func (s *Server) scan(ctx context.Context, d *node.DB, c changesQuery, since uin
 			v, ok := views[e.ID]
 			if !ok || !v.exists || v.doc.Seq != e.Seq {
 				continue // filtered out, purged, or listed again at a later entry
+			}
+			if c.sel != nil && !c.sel(v.body(false)) {
+				continue
 			}
 			row := ChangesRow{Seq: formatSeq(e.Seq), ID: e.ID, Deleted: v.rec.Deleted}
 			revs := []string{v.rec.rev()}

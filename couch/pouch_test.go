@@ -397,3 +397,42 @@ func TestPouchAttachments(t *testing.T) {
 }
 
 func info2(t *testing.T, d *node.DB) uint64 { return info(t, d).UpdateSeq }
+
+// TestPouchSelector: a PouchDB pull with a Mango selector (filter=_selector)
+// gets exactly the documents it matches, and one with doc_ids exactly those.
+func TestPouchSelector(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := newBarrel(t, false, couch.Config{})
+	if err := b.n.CreateDB(ctx, "mixed"); err != nil {
+		t.Fatal(err)
+	}
+	d := b.db(t, "mixed")
+	var ops []node.DocOp
+	for i := range 40 {
+		kind := "note"
+		if i%4 != 0 {
+			kind = "task"
+		}
+		ops = append(ops, node.DocOp{ID: fmt.Sprintf("m%02d", i), Body: map[string]any{"type": kind, "i": i}})
+	}
+	if _, err := d.Bulk(ctx, ops, false); err != nil {
+		t.Fatal(err)
+	}
+	r := newPouch(t, b).run(ctx, t, "mixed", "--op", "pull,dump", "--selector", `{"type":"note","i":{"$gte":8}}`)
+	if len(r.Docs) != 8 {
+		t.Fatalf("selector pull got %d documents, want the 8 notes with i >= 8", len(r.Docs))
+	}
+	for _, doc := range r.Docs {
+		if doc["type"] != "note" || doc["i"].(float64) < 8 {
+			t.Fatalf("selector pull got %v", doc)
+		}
+	}
+	st, out := call(t, "POST", b.url+"/couch/mixed/_changes?filter=_doc_ids", `{"doc_ids":["m01","m03"]}`)
+	if res, _ := out["results"].([]any); st != 200 || len(res) != 2 {
+		t.Fatalf("doc_ids filter: %d %v", st, out)
+	}
+	if st, out := call(t, "POST", b.url+"/couch/mixed/_changes?filter=_selector", `{"selector":{"i":{"$regex":"x"}}}`); st != 400 {
+		t.Fatalf("unsupported operator: %d %v", st, out)
+	}
+}

@@ -35,6 +35,7 @@
 //   --prefix P        id prefix of written documents (default "doc")
 //   --batch-size N    replication batch size (default PouchDB's, 100)
 //   --skip-setup      do not create the remote database (PouchDB's skip_setup)
+//   --selector JSON   replicate only the documents a Mango selector matches (filter=_selector)
 import PouchDB from 'pouchdb'
 import memory from 'pouchdb-adapter-memory'
 import { parseArgs } from 'node:util'
@@ -62,6 +63,7 @@ try {
       'timeout-ms': { type: 'string', default: '20000' },
       user: { type: 'string' },
       role: { type: 'string', default: 'reader' },
+      selector: { type: 'string' },
       'interval-ms': { type: 'string', default: '20' },
       password: { type: 'string' }
     },
@@ -84,6 +86,7 @@ const remoteOpts = { skip_setup: args['skip-setup'] }
 if (args.password !== undefined) remoteOpts.auth = { username: args.user ?? 'barrel', password: args.password }
 const remote = new PouchDB(`${args.remote.replace(/\/+$/, '')}/${encodeURIComponent(args.db)}`, remoteOpts)
 const opts = batchSize === undefined ? {} : { batch_size: batchSize }
+if (args.selector !== undefined) opts.selector = JSON.parse(args.selector)
 
 const out = { ok: true, steps: [], docs_read: 0, docs_written: 0, doc_write_failures: 0, errors: [] }
 try {
