@@ -377,35 +377,46 @@ func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) 
 	if len(ops) == 0 {
 		return failed, nil
 	}
-	res, err := d.Bulk(ctx, ops, false)
+	// The records are written with the changes, in the same commit: a
+	// pushed revision is known exactly when its change is durable.
+	res, err := d.BulkRecords(ctx, ops, func(res []node.BulkResult, state func(string) (node.DocState, bool)) map[string][]byte {
+		recs := map[string][]byte{}
+		for i, p := range todo {
+			c := res[i].Rev
+			if err := res[i].Error; err != nil {
+				if !tombOfUnknown(err, p.doc) {
+					continue
+				}
+				c = "" // nothing was written
+			}
+			var heads []string
+			deleted := p.doc.Deleted
+			if c != "" {
+				st, ok := state(p.doc.ID)
+				if !ok {
+					continue
+				}
+				heads, deleted = st.Heads, st.Deleted
+			}
+			recs[recPrefix+p.doc.ID] = pushed(p.rec, p.rev, p.anc, c, heads, deleted).encode()
+		}
+		return recs
+	})
 	if err != nil {
 		return nil, err
 	}
-	moved := map[string][]byte{}
 	for i, p := range todo {
-		c := res[i].Rev
-		if err := res[i].Error; err != nil {
-			if tombOfUnknown := errors.Is(err, node.ErrNotFound) && p.doc.Deleted; !tombOfUnknown {
-				failed = append(failed, failure(p.doc.ID, err))
-				continue
-			}
-			c = "" // a tombstone of a document this node never had: nothing to write
+		if err := res[i].Error; err != nil && !tombOfUnknown(err, p.doc) {
+			failed = append(failed, failure(p.doc.ID, err))
 		}
-		var heads []string
-		deleted := p.doc.Deleted
-		if c != "" {
-			cur, err := d.Get(ctx, p.doc.ID)
-			if err != nil {
-				return nil, err
-			}
-			heads, deleted = cur.Revs, cur.Deleted
-		}
-		moved[recPrefix+p.doc.ID] = pushed(p.rec, p.rev, p.anc, c, heads, deleted).encode()
-	}
-	if err := d.PutLocal(ctx, moved, nil); err != nil {
-		return nil, err
 	}
 	return failed, nil
+}
+
+// tombOfUnknown: the write of a tombstone of a document this node never
+// had, which writes nothing and is only remembered.
+func tombOfUnknown(err error, doc BulkDoc) bool {
+	return doc.Deleted && errors.Is(err, node.ErrNotFound)
 }
 
 // pushedRev is the revision a replicated document carries and its

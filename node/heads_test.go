@@ -68,3 +68,33 @@ func TestWriteOnHeads(t *testing.T) {
 		t.Fatalf("empty key: %v, want ErrInvalid", err)
 	}
 }
+
+// TestBulkRecords: the records a BulkRecords callback returns are written
+// with the writes, from results and states as the writer left them.
+func TestBulkRecords(t *testing.T) {
+	ctx := context.Background()
+	_, d := testDB(t)
+	res, err := d.BulkRecords(ctx, []DocOp{{ID: "a", Body: map[string]any{"v": 1}}, {ID: "", Body: map[string]any{}}},
+		func(res []BulkResult, state func(string) (DocState, bool)) map[string][]byte {
+			st, ok := state("a")
+			if !ok || len(st.Heads) != 1 || st.Heads[0] != res[0].Rev || res[1].Error == nil {
+				t.Errorf("callback saw %+v %v %+v", st, ok, res)
+			}
+			return map[string][]byte{"r/a": []byte(res[0].Rev)}
+		})
+	if err != nil || res[0].Error != nil || res[1].Error == nil {
+		t.Fatalf("BulkRecords: %v %+v", err, res)
+	}
+	if v, err := d.GetLocal("r/a"); err != nil || string(v) != res[0].Rev {
+		t.Fatalf("record: %q %v, want %s", v, err, res[0].Rev)
+	}
+	_, err = d.BulkRecords(ctx, []DocOp{{ID: "b", Body: map[string]any{}}}, func([]BulkResult, func(string) (DocState, bool)) map[string][]byte {
+		return map[string][]byte{"big": make([]byte, MaxLocalValueBytes+1)}
+	})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an oversized record: %v, want ErrInvalid", err)
+	}
+	if _, err := d.GetLocal("big"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the oversized record was written: %v", err)
+	}
+}

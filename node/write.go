@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/node/internal/commit"
@@ -51,6 +53,62 @@ func (d *DB) Delete(ctx context.Context, id, rev string) (Result, error) {
 // every peer applies them together. Without atomic each document succeeds or
 // fails on its own and the error is nil.
 func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult, error) {
+	return d.bulk(ctx, docs, atomic, nil)
+}
+
+// DocState is a document's heads and whether it is a tombstone, as a
+// BulkRecords callback sees it.
+type DocState struct {
+	Heads   []string
+	Deleted bool
+}
+
+// BulkRecords is a non-atomic Bulk that also writes local records (as
+// PutLocal) computed from its outcome, in the same commit as the writes:
+// durable exactly when they are, so a record never describes a write that
+// was lost, nor misses one that was kept. records is called on the
+// database's writer once the writes are merged, with one result per
+// document and the state of any of them (ok false: not loaded); it must be
+// quick and must not call the DB. A record past the bounds of PutLocal is
+// not written, and the call returns ErrInvalid after the writes.
+func (d *DB) BulkRecords(ctx context.Context, docs []DocOp, records func(res []BulkResult, state func(id string) (DocState, bool)) map[string][]byte) ([]BulkResult, error) {
+	var mu sync.Mutex // bad is set on the writer, read here (after a cancelled wait too)
+	var bad error
+	then := func(full []BulkResult, st func(string) *crdt.State) map[string][]byte {
+		state := func(id string) (DocState, bool) {
+			s := st(id)
+			if s == nil {
+				return DocState{}, false
+			}
+			ds := DocState{Deleted: s.Deleted}
+			for _, h := range s.Heads {
+				ds.Heads = append(ds.Heads, h.String())
+			}
+			return ds, true
+		}
+		out := records(full, state)
+		for k, v := range out {
+			if len(k) == 0 || len(k) > MaxLocalKeyBytes || len(v) > MaxLocalValueBytes {
+				delete(out, k)
+				mu.Lock()
+				bad = invalid("local record", "key of %d bytes, value of %d: past the bounds", len(k), len(v))
+				mu.Unlock()
+			}
+		}
+		return out
+	}
+	res, err := d.bulk(ctx, docs, false, then)
+	mu.Lock()
+	defer mu.Unlock()
+	if err == nil && bad != nil {
+		err = bad
+	}
+	return res, err
+}
+
+// bulk is Bulk with an optional callback of BulkRecords, given the results
+// of every document (those refused before the writer included).
+func (d *DB) bulk(ctx context.Context, docs []DocOp, atomic bool, then func([]BulkResult, func(string) *crdt.State) map[string][]byte) ([]BulkResult, error) {
 	ws := make([]commit.DocWrite, len(docs))
 	seen := make(map[string]bool, len(docs))
 	var results []BulkResult
@@ -109,7 +167,17 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 			}
 		}
 		if len(good) > 0 {
-			res, err := d.submit(ctx, &commit.Request{Docs: good})
+			r := &commit.Request{Docs: good}
+			if then != nil {
+				r.Then = func(res []BulkResult, st func(string) *crdt.State) map[string][]byte {
+					full := slices.Clone(results)
+					for j, i := range idx {
+						full[i] = res[j]
+					}
+					return then(full, st)
+				}
+			}
+			res, err := d.submit(ctx, r)
 			if err != nil {
 				return nil, err
 			}
@@ -119,7 +187,7 @@ func (d *DB) Bulk(ctx context.Context, docs []DocOp, atomic bool) ([]BulkResult,
 		}
 		return results, nil
 	}
-	return d.submit(ctx, &commit.Request{Docs: ws, Atomic: atomic})
+	return d.submit(ctx, &commit.Request{Docs: ws, Atomic: atomic, Then: then})
 }
 
 func (d *DB) writeOne(ctx context.Context, w commit.DocWrite) (Result, error) {

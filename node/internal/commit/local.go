@@ -81,7 +81,26 @@ func (g *Group) handleAll(reqs []*Request) []Response {
 		}
 	}
 	flush()
+	for ri, r := range reqs {
+		if r.Then == nil || resps[ri].Err != nil {
+			continue
+		}
+		keys := g.env.Keys()
+		for k, v := range r.Then(resps[ri].Results, g.stateOf) {
+			g.batch.Set(keys.Local(k), v)
+			g.others++
+		}
+	}
 	return resps
+}
+
+// stateOf is a document's state as the group leaves it, nil for one the
+// group did not load.
+func (g *Group) stateOf(doc string) *crdt.State {
+	if ent, ok := g.docs[doc]; ok {
+		return ent.state
+	}
+	return nil
 }
 
 // flush seals a wave's changes in parallel, drops atomic requests with a

@@ -18,6 +18,13 @@ type Request struct {
 	// written by the writer so that it lands after every change it covers
 	// (DESIGN.md invariant 3) and never after a reset of the checkpoints.
 	Checkpoint *Checkpoint
+	// Then, when set on a request of local writes, is called on the writer
+	// goroutine once its writes are merged, before the group commits, with
+	// their results and the state of any document of the group; the local
+	// records it returns (key -> value) are written in the same batch, so
+	// they are durable exactly when the writes are. It must be quick and
+	// must not call into the database.
+	Then func(results []Result, state func(doc string) *crdt.State) map[string][]byte
 
 	reply chan Response // buffered 1
 }
