@@ -199,6 +199,7 @@ func (s *Server) bulkGet(w http.ResponseWriter, r *http.Request) error {
 		}
 		item := BulkGetResultItem{ID: it.ID}
 		if ok {
+			s.m.sent.WithLabelValues(d.Name()).Inc()
 			item.Docs = []BulkGetDoc{{OK: doc}}
 		} else {
 			item.Docs = []BulkGetDoc{{Error: &BulkGetError{ID: it.ID, Rev: it.Rev, Error: "not_found", Reason: ReasonMissing}}}
@@ -249,6 +250,7 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 			out = append(out, map[string]any{"ok": doc})
+			s.m.sent.WithLabelValues(d.Name()).Inc()
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
@@ -405,11 +407,15 @@ func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) 
 	if err != nil {
 		return nil, err
 	}
+	ok := 0
 	for i, p := range todo {
 		if err := res[i].Error; err != nil && !tombOfUnknown(err, p.doc) {
 			failed = append(failed, failure(p.doc.ID, err))
+		} else {
+			ok++
 		}
 	}
+	s.m.written.WithLabelValues(d.Name()).Add(float64(ok))
 	return failed, nil
 }
 
@@ -511,6 +517,7 @@ func (s *Server) edit(ctx context.Context, d *node.DB, docs []BulkDoc) ([]BulkDo
 	for _, i := range idx {
 		if out[i].Error == "" {
 			out[i].OK, out[i].Rev = true, now[docs[i].ID].rec.rev()
+			s.m.written.WithLabelValues(d.Name()).Inc()
 		}
 	}
 	return out, nil

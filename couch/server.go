@@ -65,6 +65,7 @@ type Server struct {
 	uuid string
 
 	budget *semaphore.Weighted // request bodies in memory (Config.MemoryBudgetBytes)
+	m      *metrics
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per database: record reads and writes
@@ -86,7 +87,7 @@ func New(n *node.Node, cfg Config) *Server {
 	sum := sha256.Sum256([]byte("barrel couch " + n.PeerID().String()))
 	s := &Server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
 		uuid: hex.EncodeToString(sum[:16]), locks: map[string]*sync.Mutex{},
-		budget: semaphore.NewWeighted(cfg.MemoryBudgetBytes)}
+		budget: semaphore.NewWeighted(cfg.MemoryBudgetBytes), m: newMetrics(n.Registerer())}
 	s.routes()
 	return s
 }
@@ -145,8 +146,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	w = sw
+	route := "none"
 	defer func() {
-		s.log.Debug("couch request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "took", time.Since(start))
+		s.m.request(route, sw.code)
+		s.log.Debug("couch request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
+			"status", sw.code, "took", time.Since(start))
 	}()
 	if s.cors(w, r) {
 		return
@@ -173,7 +179,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	}
 	h, pattern := s.mux.Handler(r)
+	route = pattern
 	if pattern == "" {
+		route = "none"
 		// No route: CouchDB's JSON, not the ServeMux's text.
 		rec := &statusRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
@@ -186,6 +194,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mux.ServeHTTP(w, r) // (Handler found the route but sets no path values)
 }
+
+// statusWriter remembers the status of an answer, for the metrics and the
+// log; Unwrap lets http.ResponseController reach the connection (Flush).
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // statusRecorder catches the status of the ServeMux's not-found and
 // not-allowed answers, to answer them as CouchDB does.

@@ -221,3 +221,36 @@ func TestACLRefusesWrites(t *testing.T) {
 		t.Fatalf("read: %d", st)
 	}
 }
+
+// TestMetrics: /metrics shows the endpoint's requests and the revisions
+// clients wrote and were sent.
+func TestMetrics(t *testing.T) {
+	b := newBarrel(t, false, couch.Config{})
+	call(t, "PUT", b.url+"/couch/m", "")
+	call(t, "POST", b.url+"/couch/m/_bulk_docs", `{"docs":[{"_id":"a"},{"_id":"b"}]}`)
+	call(t, "POST", b.url+"/couch/m/_bulk_get", `{"docs":[{"id":"a"}]}`)
+	mfs, err := b.n.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	for k, want := range map[string]float64{
+		"barrel_couch_docs_written_total,db=m":                                   2,
+		"barrel_couch_docs_sent_total,db=m":                                      1,
+		"barrel_couch_requests_total,code=201,route=POST /couch/{db}/_bulk_docs": 1,
+		"barrel_couch_requests_total,code=201,route=PUT /couch/{db}":             1,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}

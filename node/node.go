@@ -190,6 +190,10 @@ func (n *Node) PeerID() peer.ID { return n.peerID }
 // Gatherer serves the node's Prometheus metrics.
 func (n *Node) Gatherer() prometheus.Gatherer { return n.gather }
 
+// Registerer is where the node's metrics are registered, for the layers
+// above it (couch/) to register theirs beside them in /metrics.
+func (n *Node) Registerer() prometheus.Registerer { return n.registerer }
+
 var dbNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
 
 func validDBName(name string) error {
