@@ -14,6 +14,7 @@ var internalDeps = map[string][]string{
 	"layout":    {"crdt", "datastore", "datastore/tuple"},
 	"acl":       {"crdt", "github.com/libp2p/go-libp2p/core/peer"},
 	"blobstore": {"datastore", "layout"},
+	"history":   {"crdt", "datastore", "datastore/tuple", "index", "acl", "commit", "layout"},
 	"commit":    {"crdt", "datastore", "datastore/tuple", "index", "sync", "acl", "layout", "github.com/libp2p/go-libp2p/core/peer"},
 }
 

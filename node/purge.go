@@ -7,10 +7,7 @@ import (
 	"time"
 
 	"github.com/barrel-db/barrel/crdt"
-	"github.com/barrel-db/barrel/datastore"
-	"github.com/barrel-db/barrel/datastore/tuple"
-	"github.com/barrel-db/barrel/index"
-	"github.com/barrel-db/barrel/node/internal/commit"
+	"github.com/barrel-db/barrel/node/internal/history"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -104,7 +101,7 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 	var done []string
 	changes, rejected := 0, 0
 	for _, id := range ids {
-		found, n, refused, clock, err := d.purgeDoc(b, id)
+		found, n, refused, clock, err := history.PurgeDoc(historyEnv{d}, b, id, rejectPurged)
 		if err != nil {
 			return err
 		}
@@ -148,67 +145,4 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 	res.Changes += changes
 	d.node.metrics.rejected.WithLabelValues(d.name, rejectPurged).Add(float64(rejected))
 	return nil
-}
-
-// purgeDoc adds to b the removal of one document: everything stored under
-// its id, its changes and feed entries, its index entries, and a rejection
-// record for each change id it knows (kept changes and the heads of its
-// folded base). It returns the document's state (empty when the database
-// does not hold it), the number of history entries removed, the number of
-// change ids recorded as rejected and the latest
-// clock folded into its base (zero without one): old changes of the
-// document whose ids are gone with the fold are refused as stale below it
-// (isStale), as after a purged tombstone.
-func (d *DB) purgeDoc(b *datastore.Batch, id string) (st *crdt.State, n, refused int, clock crdt.HLC, err error) {
-	st, recSeq, err := d.readView(id)
-	if err != nil || !st.Exists() {
-		return st, 0, 0, crdt.HLC{}, err
-	}
-	refuse := map[crdt.ID]bool{}
-	prefix := d.keys.History(id)
-	err = d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
-		seq, _, err := tuple.ReadUint64(k[len(prefix):])
-		if err != nil || len(v) != len(crdt.ID{}) {
-			return false, fmt.Errorf("history of %s: corrupt entry", id)
-		}
-		var cid crdt.ID
-		copy(cid[:], v)
-		b.Delete(d.keys.Change(cid))
-		b.Delete(d.keys.Feed(seq))
-		b.Delete(slices.Clone(k))
-		refuse[cid] = true
-		n++
-		return true, nil
-	})
-	if err != nil {
-		return nil, 0, 0, crdt.HLC{}, err
-	}
-	b.Delete(d.keys.Feed(recSeq)) // compaction keeps the latest entry without its history key
-	fold, err := d.readFoldRecord(id)
-	if err != nil {
-		return nil, 0, 0, crdt.HLC{}, err
-	}
-	if fold != nil {
-		base, err := crdt.DecodeView(fold.Base)
-		if err != nil {
-			return nil, 0, 0, crdt.HLC{}, fmt.Errorf("purge %s: base: %w", id, err)
-		}
-		for _, h := range base.Heads {
-			refuse[h] = true
-		}
-		clock = fold.Clock
-		b.Delete(d.keys.Fold(id))
-	}
-	for _, h := range st.Heads {
-		refuse[h] = true
-	}
-	for cid := range refuse {
-		b.Set(d.keys.Rejected(cid), []byte(rejectPurged))
-	}
-	del, _ := index.Diff(d.keys.Index(), id, commit.LiveBody(st), nil)
-	for _, k := range del {
-		b.Delete(k)
-	}
-	b.Delete(d.keys.Doc(id))
-	return st, n, len(refuse), clock, nil
 }
