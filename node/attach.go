@@ -79,7 +79,7 @@ func (d *DB) PutAttachmentDigest(ctx context.Context, docID, name, contentType s
 	if err != nil {
 		return Result{}, fmt.Errorf("attachment %s of %s: %w", name, docID, err)
 	}
-	defer d.blobs.unpin(dg)
+	defer d.blobs.Unpin(dg)
 	info := AttachmentInfo{Name: name, ContentType: contentType, Length: m.Length, Digest: dg.String()}
 	return d.writeOne(ctx, attachDocWrite(docID, rev, name, &info))
 }
@@ -95,8 +95,8 @@ func (d *DB) LinkAttachment(ctx context.Context, docID, name, contentType, dgst,
 	if err != nil {
 		return Result{}, err
 	}
-	d.blobs.pin(dg)
-	defer d.blobs.unpin(dg)
+	d.blobs.Pin(dg)
+	defer d.blobs.Unpin(dg)
 	m, err := d.blobMetaOf(dg)
 	if err != nil {
 		return Result{}, fmt.Errorf("attachment %s of %s: %w", name, docID, err)
@@ -129,7 +129,7 @@ func (d *DB) attachmentSet(atts map[string]AttachmentInfo) (map[string]any, [][3
 		if err != nil {
 			return nil, pinned, err
 		}
-		d.blobs.pin(dg)
+		d.blobs.Pin(dg)
 		pinned = append(pinned, dg)
 		m, err := d.blobMetaOf(dg)
 		if err != nil {
@@ -217,7 +217,7 @@ func (d *DB) openAttachment(snap *datastore.Snapshot, docID, name string) (Attac
 		// fetcher pulls it in the background (blob_fetch.go); answer now
 		// rather than hold a reader for a transfer of unknown length.
 		progress := "replicating"
-		if got, ok := d.blobs.received(dg); ok {
+		if got, ok := d.blobs.Received(dg); ok {
 			progress = fmt.Sprintf("replicating: %d of %d bytes received", got, info.Length)
 		}
 		return AttachmentInfo{}, blobMeta{}, fmt.Errorf("attachment %s of %s: blob %s has not arrived from peers yet (%s): %w", name, docID, dg, progress, ErrNotFound)

@@ -252,11 +252,11 @@ func TestPinnedBlobSurvivesCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	dg, _ := parseDigest(bi.Digest)
-	db.blobs.pin(dg)
+	db.blobs.Pin(dg)
 	if st, err := n.CompactBlobs(t.Context(), "db"); err != nil || st.Blobs != 0 {
 		t.Fatalf("got %+v, %v, want the pinned blob kept", st, err)
 	}
-	db.blobs.unpin(dg)
+	db.blobs.Unpin(dg)
 	if st, err := n.CompactBlobs(t.Context(), "db"); err != nil || st.Blobs != 1 {
 		t.Fatalf("got %+v, %v, want the unreferenced blob reclaimed", st, err)
 	}

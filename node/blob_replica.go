@@ -90,13 +90,13 @@ func (d *DB) receiveBlob(dg digest) (*blobSink, error) {
 	if err := d.checkOpen(); err != nil {
 		return nil, err
 	}
-	got := d.blobs.startReceive(dg)
+	got := d.blobs.StartReceive(dg)
 	if got == nil {
 		return nil, fmt.Errorf("blob %s: %w", dg, errReceiving)
 	}
 	w, err := d.blobWant(dg)
 	if err != nil {
-		d.blobs.endReceive(dg)
+		d.blobs.EndReceive(dg)
 		return nil, err
 	}
 	h := sha256.New()
@@ -111,11 +111,11 @@ func (d *DB) receiveBlob(dg digest) (*blobSink, error) {
 	}
 	if w.Upload == (uploadID{}) {
 		if _, err := rand.Read(w.Upload[:]); err != nil {
-			d.blobs.endReceive(dg)
+			d.blobs.EndReceive(dg)
 			return nil, fmt.Errorf("upload id: %w", err)
 		}
 	}
-	d.blobs.startUpload(w.Upload)
+	d.blobs.StartUpload(w.Upload)
 	got.Store(int64(w.Chunks) * ChunkBytes)
 	return &blobSink{d: d, dg: dg, w: w, h: h, buf: make([]byte, 0, ChunkBytes), in: d.store.NewIngest(), got: got}, nil
 }
@@ -141,10 +141,7 @@ func (d *DB) blobWant(dg digest) (blobWant, error) {
 }
 
 func (d *DB) dropUpload(u uploadID) {
-	b := d.store.NewWriteBatch()
-	defer b.Close()
-	b.DeleteRange(d.keys.BlobChunks(u), datastore.PrefixEnd(d.keys.BlobChunks(u)))
-	if err := b.Commit(); err != nil {
+	if err := blobstore.DropUpload(d.store, d.keys, u); err != nil {
 		d.log.Warn("drop blob chunks failed; compaction will reclaim them", "err", err)
 	}
 }
@@ -249,8 +246,8 @@ func (s *blobSink) Commit(length int64) error {
 		s.drop(true)
 		return fmt.Errorf("blob %s: received content has %s: %w", s.dg, got, bsync.ErrDigestMismatch)
 	}
-	s.d.blobs.pin(s.dg)
-	defer s.d.blobs.unpin(s.dg)
+	s.d.blobs.Pin(s.dg)
+	defer s.d.blobs.Unpin(s.dg)
 	if ok, err := s.d.store.Has(s.d.keys.BlobMeta(s.dg)); err != nil || ok {
 		// Stored meanwhile (a local upload of the same content): keep it.
 		s.drop(false)
@@ -302,8 +299,8 @@ func (s *blobSink) Close() error {
 		return nil
 	}
 	s.closed = true
-	defer s.d.blobs.endReceive(s.dg)
-	defer s.d.blobs.endUpload(s.w.Upload)
+	defer s.d.blobs.EndReceive(s.dg)
+	defer s.d.blobs.EndUpload(s.w.Upload)
 	if s.done || s.pending == 0 {
 		s.in.Close()
 		return nil
@@ -335,9 +332,9 @@ func (d *DB) wantBlobs(from peer.ID, changes []*crdt.Change) {
 			if err != nil || info.Length < 0 {
 				continue
 			}
-			d.blobs.pin(dg) // a running CompactBlobs spares the new record
+			d.blobs.Pin(dg) // a running CompactBlobs spares the new record
 			err = d.addBlobWant(dg, info.Length)
-			d.blobs.unpin(dg)
+			d.blobs.Unpin(dg)
 			if err != nil {
 				d.log.Warn("record a wanted blob", "digest", info.Digest, "err", err)
 				continue

@@ -238,7 +238,7 @@ func TestBlobTransferResumes(t *testing.T) {
 	})
 	sendAttachmentDoc(t, tn.nodes[0], evil, key, "d1", dg, size)
 	waitFor(t, "half the blob received by peer 0", 20*time.Second, func() bool {
-		got, ok := tn.db(0, "files").blobs.received(dg)
+		got, ok := tn.db(0, "files").blobs.Received(dg)
 		return ok && got == half
 	})
 	_, err := readDigest(tn.db(0, "files"), "d1", "f")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/blobstore"
 	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -76,8 +77,8 @@ type DB struct {
 		from map[peer.ID]uint64
 	}
 
-	blobs     blobState  // pins and uploads shared by blob writers and CompactBlobs
-	compactMu sync.Mutex // one CompactBlobs at a time
+	blobs     blobstore.Pins // pins and uploads shared by blob writers and CompactBlobs
+	compactMu sync.Mutex     // one CompactBlobs at a time
 	closeOnce sync.Once
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/blobstore"
 	"github.com/barrel-db/barrel/node/internal/commit"
 )
 
@@ -72,4 +73,4 @@ var ErrNotAllowed = errors.New("not allowed")
 
 // ErrDigestMismatch: attachment content whose SHA-256 differs from the
 // digest the caller announced. Nothing is stored.
-var ErrDigestMismatch = errors.New("digest mismatch")
+var ErrDigestMismatch = blobstore.ErrMismatch

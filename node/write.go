@@ -131,7 +131,7 @@ func (d *DB) bulk(ctx context.Context, docs []DocOp, atomic bool, then func([]Bu
 			var pinned [][32]byte
 			ws[i].Attachments, pinned, err = d.attachmentSet(op.Attachments)
 			for _, dg := range pinned {
-				defer d.blobs.unpin(dg)
+				defer d.blobs.Unpin(dg)
 			}
 		}
 		if err == nil && atomic && seen[op.ID] {

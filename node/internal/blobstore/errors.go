@@ -8,3 +8,7 @@ var ErrBadDigest = errors.New("bad digest")
 
 // ErrCorrupt: a stored blob record whose fields disagree.
 var ErrCorrupt = errors.New("corrupt blob record")
+
+// ErrMismatch: content whose SHA-256 differs from the digest announced.
+// node's ErrDigestMismatch is this error.
+var ErrMismatch = errors.New("digest mismatch")
