@@ -332,9 +332,9 @@ func TestReplicateRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res struct {
-		OK          bool   `json:"ok"`
-		DocsWritten int    `json:"docs_written"`
-		Failures    int    `json:"doc_write_failures"`
+		OK          bool `json:"ok"`
+		DocsWritten int  `json:"docs_written"`
+		Failures    int  `json:"doc_write_failures"`
 		Errors      []string
 	}
 	if code := send(ctx, t, http.MethodPost, rep, map[string]any{"source": "out", "target": e.url + "/created", "doc_ids": []string{"a"}}, &res); code != http.StatusOK || !res.OK || res.DocsWritten != 1 {
