@@ -228,6 +228,13 @@ func TestSyncWithExpressPouchDB(t *testing.T) {
 	st = syncWith(ctx, t, b, "app", remote, couch.SyncOptions{Push: true})
 	wantMoved(t, "push after more writes", st.Push, 27, 7, 7) // the 20 pulled are listed, not sent
 	sameBodies(t, "express-pouchdb at the end", e.bodies(ctx, t, "app"), bodies(t, d))
+
+	// doc_ids: a pull of two documents into a new database reads those.
+	st = syncWith(ctx, t, b, "two", remote, couch.SyncOptions{Pull: true, DocIDs: []string{"r001", "s05"}})
+	wantMoved(t, "pull of doc_ids", st.Pull, 2, 2, 2)
+	if got := bodies(t, b.db(t, "two")); len(got) != 2 || got["r001"] == nil || got["s05"] == nil {
+		t.Errorf("pull of doc_ids r001, s05: barrel holds %v", got)
+	}
 }
 
 // TestSyncConcurrentEdits: barrel and express-pouchdb edit the same
@@ -251,9 +258,9 @@ func TestSyncConcurrentEdits(t *testing.T) {
 	e.run(ctx, t, "notes", "--op", "edit,delete", "--prefix", "n0", "--field", "edited", "--value", "pouch", "--ids", "n01")
 	for i := range 10 {
 		id := fmt.Sprintf("n%02d", i)
-		switch {
-		case i == 1:
-		case i == 2:
+		switch i {
+		case 1:
+		case 2:
 			if _, err := d.Delete(ctx, id, ""); err != nil {
 				t.Fatal(err)
 			}
