@@ -60,8 +60,8 @@ type ReplicationStats struct {
 	// ReplicationID names the checkpoints: _local/ReplicationID on both
 	// sides.
 	ReplicationID string `json:"replication_id"`
-	// LastSeq is the source's sequence the sync reached (and its
-	// checkpoint holds).
+	// LastSeq is the source's sequence the checkpoint holds: where the
+	// sync reached, or where it was held by a failure.
 	LastSeq string `json:"source_last_seq"`
 	// ChangesRead counts the rows of the source's changes feed read.
 	ChangesRead int `json:"changes_read"`
@@ -70,7 +70,8 @@ type ReplicationStats struct {
 	DocsRead    int `json:"docs_read"`
 	DocsWritten int `json:"docs_written"`
 	// Failures counts revisions that could not be fetched or written;
-	// Errors says why for the first maxSyncErrors of them.
+	// Errors says why for the first maxSyncErrors of them. The checkpoint
+	// stays before the first failure, so the next sync retries it.
 	Failures int      `json:"doc_write_failures"`
 	Errors   []string `json:"errors,omitempty"`
 }
@@ -196,6 +197,16 @@ func (x *session) readCheckpoint(ctx context.Context) error {
 	return nil
 }
 
+// mayCheckpoint says whether the checkpoint should move to seq: it
+// moved, or the remote has none yet, and no revision failed in this
+// sync. A failed revision holds the checkpoint where it was, so the next
+// sync reads that stretch of the feed again (cheap: _revs_diff) and
+// retries it, instead of skipping it for good as CouchDB's replicator
+// does (DESIGN.md invariant 3).
+func (x *session) mayCheckpoint(seq string) bool {
+	return seq != "" && x.st.Failures == 0 && (seq != x.since || x.remoteRev == "")
+}
+
 // writeCheckpoint stores seq as the checkpoint on both sides. The
 // caller has written everything up to seq.
 func (x *session) writeCheckpoint(ctx context.Context, seq string) error {
@@ -293,7 +304,7 @@ func (x *session) pull(ctx context.Context) error {
 		if last == "" && len(page.Results) > 0 {
 			last = seqString(page.Results[len(page.Results)-1].Seq)
 		}
-		if last != "" && (last != x.since || x.remoteRev == "") {
+		if x.mayCheckpoint(last) {
 			if err := x.writeCheckpoint(ctx, last); err != nil {
 				return err
 			}
@@ -537,7 +548,7 @@ func (x *session) push(ctx context.Context) error {
 		if err := x.pushRows(ctx, rows); err != nil {
 			return err
 		}
-		if seq := formatSeq(last); seq != x.since || x.remoteRev == "" {
+		if seq := formatSeq(last); x.mayCheckpoint(seq) {
 			if err := x.writeCheckpoint(ctx, seq); err != nil {
 				return err
 			}

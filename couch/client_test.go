@@ -364,6 +364,12 @@ func TestReplicateRoute(t *testing.T) {
 	if _, err := b.db(t, "in").Get(ctx, "withatt"); err == nil {
 		t.Fatal("the document with an attachment was written without it")
 	}
+	// The failure held the checkpoint: the next pull tries it again, and
+	// only it.
+	res.DocsWritten, res.Failures, res.Errors = 0, 0, nil
+	if code := send(ctx, t, http.MethodPost, rep, map[string]any{"source": e.url + "/created", "target": "in"}, &res); code != http.StatusOK || res.Failures != 1 || res.DocsWritten != 0 {
+		t.Fatalf("second pull with an attachment: %d %+v, want 0 written and the 1 failure again", code, res)
+	}
 }
 
 func mustCreate(t *testing.T, b *barrel, name string) string {
