@@ -12,6 +12,12 @@
 // and never panics. Numbers in document bodies are json.Number: converting
 // them is the caller's choice.
 //
+// Server.Sync (client.go, over remote.go's bounded HTTP client) is the
+// other direction: barrel as a one-shot replication client of a
+// CouchDB-protocol server, pulling and pushing through the same revision
+// records the handlers use, with checkpoints as _local/ documents on both
+// sides; POST /couch/_replicate runs it for `barrel-peer couch-sync`.
+//
 // The directory js/ holds the Node.js harness of the protocol tests
 // (PouchDB 9, express-pouchdb), installed by `make couch-deps`.
 package couch

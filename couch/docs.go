@@ -736,21 +736,33 @@ func (s *Server) putLocal(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := r.PathValue("id")
 	defer s.lock(d.Name())()
-	n, err := s.localRev(d, id, doc.Rev)
+	rev, err := s.writeLocal(r.Context(), d, id, doc.Rev, doc.Body)
 	if err != nil {
-		return err
-	}
-	body := maps.Clone(doc.Body)
-	rev := fmt.Sprintf("0-%d", n+1)
-	body["_id"], body["_rev"] = "_local/"+id, rev
-	enc, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	if err := d.PutLocal(r.Context(), map[string][]byte{localPrefix + id: enc}, nil); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, BulkDocsResult{ID: "_local/" + id, Rev: rev, OK: true})
+}
+
+// writeLocal stores _local/id with body (no "_" members) if rev is its
+// current revision (none for a new one), else it is a Conflict. It
+// returns the new revision. The caller holds the database's lock.
+func (s *Server) writeLocal(ctx context.Context, d *node.DB, id, rev string, body map[string]any) (string, error) {
+	n, err := s.localRev(d, id, rev)
+	if err != nil {
+		return "", err
+	}
+	out := make(map[string]any, len(body)+2)
+	maps.Copy(out, body)
+	next := fmt.Sprintf("0-%d", n+1)
+	out["_id"], out["_rev"] = "_local/"+id, next
+	enc, err := json.Marshal(out)
+	if err != nil {
+		return "", err
+	}
+	if err := d.PutLocal(ctx, map[string][]byte{localPrefix + id: enc}, nil); err != nil {
+		return "", err
+	}
+	return next, nil
 }
 
 func (s *Server) deleteLocal(w http.ResponseWriter, r *http.Request) error {

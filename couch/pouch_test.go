@@ -24,8 +24,9 @@ import (
 // barrel is a node serving /couch/ on 127.0.0.1, for PouchDB to replicate
 // with.
 type barrel struct {
-	n   *node.Node
-	url string // the server: PouchDB's remote is url + "/couch/DB"
+	n     *node.Node
+	couch *couch.Server
+	url   string // the server: PouchDB's remote is url + "/couch/DB"
 }
 
 func newBarrel(t *testing.T, p2p bool, cfg couch.Config) *barrel {
@@ -39,14 +40,15 @@ func newBarrel(t *testing.T, p2p bool, cfg couch.Config) *barrel {
 		t.Fatalf("open node: %v", err)
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(couch.New(n, cfg))
+	cs := couch.New(n, cfg)
+	srv := httptest.NewServer(cs)
 	t.Cleanup(func() {
 		srv.Close()
 		if err := n.Close(); err != nil {
 			t.Errorf("close node: %v", err)
 		}
 	})
-	return &barrel{n: n, url: srv.URL}
+	return &barrel{n: n, couch: cs, url: srv.URL}
 }
 
 func (b *barrel) db(t *testing.T, name string) *node.DB {

@@ -105,6 +105,7 @@ func (s *Server) handle(pattern string, h handler) {
 func (s *Server) routes() {
 	s.handle("GET /couch/{$}", s.welcome)
 	s.handle("GET /couch/_all_dbs", s.allDBs)
+	s.handle("POST /couch/_replicate", s.replicateHTTP)
 	s.handle("GET /couch/_up", func(w http.ResponseWriter, _ *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

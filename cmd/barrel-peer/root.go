@@ -56,6 +56,7 @@ func (a *app) rootCmd() *cobra.Command {
 		a.docsCmd(), a.queryCmd(), a.changesCmd(),
 		a.importCmd(), a.exportCmd(),
 		a.idCmd(), a.peersCmd(), a.connectCmd(), a.statusCmd(), a.replicateCmd(),
+		a.couchSyncCmd(),
 		a.aclCmd(),
 		a.benchCmd(),
 	)
