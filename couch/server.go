@@ -66,6 +66,7 @@ type Server struct {
 
 	budget *semaphore.Weighted // request bodies in memory (Config.MemoryBudgetBytes)
 	m      *metrics
+	conns  connectors
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per database: record reads and writes
@@ -105,6 +106,13 @@ func (s *Server) handle(pattern string, h handler) {
 func (s *Server) routes() {
 	s.handle("GET /couch/{$}", s.welcome)
 	s.handle("GET /couch/_all_dbs", s.allDBs)
+	s.handle("GET /couch/_active_tasks", func(w http.ResponseWriter, _ *http.Request) error {
+		cs := s.Connectors("")
+		if cs == nil {
+			cs = []ConnectorState{}
+		}
+		return writeJSON(w, http.StatusOK, cs)
+	})
 	s.handle("POST /couch/_replicate", s.replicateHTTP)
 	s.handle("GET /couch/_up", func(w http.ResponseWriter, _ *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -65,6 +65,9 @@ type Config struct {
 	// replication protocol, couch.Server), with its own authentication
 	// (the same token, as Bearer or Basic), bounds and CouchDB's errors.
 	Couch http.Handler
+	// Connectors, when set, gives the state of a database's CouchDB
+	// connectors, shown in GET /dbs/{db}/replication (nil: none).
+	Connectors func(db string) any
 
 	// MaxURLBytes bounds the request target (path and query), in bytes;
 	// longer ones get 414. Default DefaultMaxURLBytes (8 KiB).

@@ -81,7 +81,11 @@ func (s *server) handleReplicationState(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return fmt.Errorf("replication of %q: %w", name, err)
 	}
-	writeJSON(w, http.StatusOK, newReplicationState(st))
+	out := newReplicationState(st)
+	if s.cfg.Connectors != nil {
+		out.Connectors = s.cfg.Connectors(name)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

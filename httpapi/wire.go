@@ -225,6 +225,9 @@ type ReplicationState struct {
 	Setting Replication      `json:"setting"`
 	Seq     uint64           `json:"update_seq"`
 	Peers   []PeerReplStatus `json:"peers"`
+	// Connectors are the database's CouchDB connectors as the couch
+	// endpoint reports them (Config.Connectors); absent without any.
+	Connectors any `json:"connectors,omitempty"`
 }
 
 func newReplicationState(s node.ReplicationState) ReplicationState {

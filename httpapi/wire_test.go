@@ -192,7 +192,11 @@ func TestWireCoversNodeFields(t *testing.T) {
 		{node.ACL{}, ACL{}},
 	} {
 		nt, wt := reflect.TypeOf(c.node), reflect.TypeOf(c.wire)
-		if nt.NumField() != wt.NumField() {
+		extra := 0
+		if wt == reflect.TypeOf(ReplicationState{}) {
+			extra = 1 // Connectors: the couch endpoint's, not node's
+		}
+		if nt.NumField()+extra != wt.NumField() {
 			t.Errorf("%s has %d fields, %s %d: convert the new field in wire.go (or say why it is not shown)", nt, nt.NumField(), wt, wt.NumField())
 		}
 	}

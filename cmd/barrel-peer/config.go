@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/barrel-db/barrel/couch"
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
@@ -33,6 +35,69 @@ type fileConfig struct {
 	// Retention is the history every database keeps; it starts from
 	// node.DefaultRetention, so a file sets only the keys it changes.
 	Retention node.Retention `koanf:"retention"`
+	// Connectors are replications with CouchDB-protocol servers the daemon
+	// keeps running (couch.Connector).
+	Connectors []connectorConfig `koanf:"connectors"`
+}
+
+// connectorConfig is one entry of connectors: in the configuration file.
+type connectorConfig struct {
+	Name         string        `koanf:"name"`
+	DB           string        `koanf:"db"`
+	URL          string        `koanf:"url"`
+	Direction    string        `koanf:"direction"` // pull, push or both (default)
+	Live         bool          `koanf:"live"`
+	Interval     time.Duration `koanf:"interval"`
+	User         string        `koanf:"user"`
+	PasswordFile string        `koanf:"password_file"`
+	PasswordEnv  string        `koanf:"password_env"`
+	DocIDs       []string      `koanf:"doc_ids"`
+}
+
+// connector turns a connectors: entry into the couch endpoint's, reading
+// its password from the file or the environment variable it names.
+func (c connectorConfig) connector() (couch.Connector, error) {
+	out := couch.Connector{Name: c.Name, DB: c.DB, URL: c.URL, Live: c.Live, Interval: c.Interval, DocIDs: c.DocIDs}
+	if out.Name == "" {
+		out.Name = c.DB
+	}
+	if c.DB == "" || c.URL == "" {
+		return out, fmt.Errorf("connector %q: db and url are required", out.Name)
+	}
+	switch c.Direction {
+	case "", "both":
+		out.Pull, out.Push = true, true
+	case "pull":
+		out.Pull = true
+	case "push":
+		out.Push = true
+	default:
+		return out, fmt.Errorf("connector %q: direction %q: want pull, push or both", out.Name, c.Direction)
+	}
+	if c.Interval < 0 {
+		return out, fmt.Errorf("connector %q: negative interval", out.Name)
+	}
+	out.Auth.User = c.User
+	switch {
+	case c.PasswordFile != "" && c.PasswordEnv != "":
+		return out, fmt.Errorf("connector %q: password_file or password_env, not both", out.Name)
+	case c.PasswordFile != "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return out, fmt.Errorf("connector %q: password file: %w", out.Name, err)
+		}
+		out.Auth.Password = strings.TrimRight(string(b), "\r\n")
+	case c.PasswordEnv != "":
+		v, ok := os.LookupEnv(c.PasswordEnv)
+		if !ok {
+			return out, fmt.Errorf("connector %q: environment variable %s is not set", out.Name, c.PasswordEnv)
+		}
+		out.Auth.Password = v
+	}
+	if out.Auth.Password != "" && out.Auth.User == "" {
+		out.Auth.User = "barrel"
+	}
+	return out, nil
 }
 
 // httpConfig is the http section of the configuration file.

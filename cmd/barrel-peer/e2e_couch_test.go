@@ -107,3 +107,37 @@ func TestCouchPushSurvivesKill(t *testing.T) {
 		t.Fatal("doc0042 does not read back")
 	}
 }
+
+// TestConnectorFromConfig: a daemon started with a live connector in its
+// configuration file keeps a database in sync with another daemon's
+// /couch/, across its own restart, and shows the connector's state.
+func TestConnectorFromConfig(t *testing.T) {
+	a := startPeer(t, t.TempDir())
+	mustStatus(t, 201, "PUT", a.url+"/dbs/notes", "")
+	mustStatus(t, 201, "PUT", a.url+"/dbs/notes/docs/one", `{"v":1}`)
+	cfg := filepath.Join(t.TempDir(), "barrel.yaml")
+	conf := fmt.Sprintf("connectors:\n  - name: to-a\n    db: notes\n    url: %s/couch/notes\n    live: true\n", a.url)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	b := startPeer(t, dir, "--config", cfg)
+	poll(t, 30*time.Second, "one pulled into b", func() bool {
+		return call(t, "GET", b.url+"/dbs/notes/docs/one", "").status == 200
+	})
+	st := call(t, "GET", b.url+"/dbs/notes/replication", "").obj(t)
+	conns, _ := st["connectors"].([]any)
+	if len(conns) != 1 || conns[0].(map[string]any)["name"] != "to-a" {
+		t.Fatalf("replication state: %v, want the connector to-a", st)
+	}
+	b.stop(t)
+	mustStatus(t, 201, "PUT", a.url+"/dbs/notes/docs/two", `{"v":2}`)
+	b = startPeer(t, dir, "--config", cfg)
+	mustStatus(t, 201, "PUT", b.url+"/dbs/notes/docs/three", `{"v":3}`)
+	poll(t, 30*time.Second, "two pulled after the restart", func() bool {
+		return call(t, "GET", b.url+"/dbs/notes/docs/two", "").status == 200
+	})
+	poll(t, 30*time.Second, "three pushed to a", func() bool {
+		return call(t, "GET", a.url+"/dbs/notes/docs/three", "").status == 200
+	})
+}

@@ -123,6 +123,15 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 	defer cancelBase()
 	// Header, URL and body sizes and the timeouts are httpapi's defaults;
 	// see NewServer for why there is no WriteTimeout.
+	var conns []couch.Connector
+	for _, c := range cfg.Connectors {
+		cc, err := c.connector()
+		if err != nil {
+			return err
+		}
+		conns = append(conns, cc)
+	}
+	cs := couch.New(n, couch.Config{Token: cfg.HTTP.Token, CORSOrigins: cfg.HTTP.CORSOrigins, Logger: log})
 	hcfg := httpapi.Config{
 		Logger:            log,
 		Token:             cfg.HTTP.Token,
@@ -133,7 +142,13 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		MinBodyRate:       cfg.HTTP.MinBodyRate,
 		BodyRateGrace:     cfg.HTTP.BodyRateGrace,
 		MaxConnections:    cfg.HTTP.MaxConnections,
-		Couch:             couch.New(n, couch.Config{Token: cfg.HTTP.Token, CORSOrigins: cfg.HTTP.CORSOrigins, Logger: log}),
+		Couch:             cs,
+		Connectors: func(db string) any {
+			if st := cs.Connectors(db); len(st) > 0 {
+				return st
+			}
+			return nil
+		},
 	}
 	srv := httpapi.NewServer(n, hcfg)
 	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
@@ -160,6 +175,15 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		}
 	}
 
+	// Connectors stop with ctx (or a failed server), and are waited for
+	// before the node closes.
+	cctx, stopConnectors := context.WithCancel(ctx)
+	defer func() { stopConnectors(); cs.WaitConnectors() }()
+	if err := cs.StartConnectors(cctx, conns); err != nil {
+		_ = srv.Close()
+		<-served //nolint:errcheck // http.ErrServerClosed
+		return err
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve HTTP: %w", err)
