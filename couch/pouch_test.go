@@ -438,3 +438,36 @@ func TestPouchSelector(t *testing.T) {
 		t.Fatalf("unsupported operator: %d %v", st, out)
 	}
 }
+
+// TestPouchLiveTenThousand: a PouchDB client in live sync with barrel
+// while both sides write 10,000 documents: each ends with all 20,000.
+func TestPouchLiveTenThousand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := newBarrel(t, false, couch.Config{})
+	if err := b.n.CreateDB(ctx, "live"); err != nil {
+		t.Fatal(err)
+	}
+	d := b.db(t, "live")
+	p := newPouch(t, b)
+	done := make(chan dumpResult, 1)
+	go func() {
+		done <- p.run(ctx, t, "live", "--op", "write,live", "--n", "10000", "--prefix", "p", "--wait-id", "b9999", "--timeout-ms", "150000", "--batch-size", "500")
+	}()
+	for i := 0; i < 10000; i += 500 {
+		var ops []node.DocOp
+		for j := i; j < i+500; j++ {
+			ops = append(ops, node.DocOp{ID: fmt.Sprintf("b%04d", j), Body: map[string]any{"j": j}})
+		}
+		if _, err := d.Bulk(ctx, ops, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := <-done
+	if len(r.Errors) != 0 || r.LocalDocCount != 20000 {
+		t.Fatalf("live sync: %+v, want PouchDB with 20,000 documents", r.result)
+	}
+	if n := info(t, d).DocCount; n != 20000 {
+		t.Fatalf("barrel holds %d documents, want 20,000", n)
+	}
+}

@@ -225,7 +225,11 @@ async function run (step) {
     case 'live': {
       const sync = local.sync(remote, { ...opts, live: true, retry: true })
       const errors = []
+      let idle = false
       sync.on('error', err => errors.push(message(err)))
+      sync.on('paused', err => { if (!err) idle = true })
+      sync.on('active', () => { idle = false })
+      sync.on('change', () => { idle = false })
       if (args['write-id']) await local.put({ _id: args['write-id'], v: args.value })
       const started = Date.now()
       const timeout = intArg('timeout-ms', args['timeout-ms'])
@@ -238,8 +242,12 @@ async function run (step) {
           await new Promise(resolve => setTimeout(resolve, 5))
         }
       }
+      // Then until the sync is idle (caught up both ways), so that what
+      // this client wrote has left too.
+      while (seen && !idle && Date.now() - started < timeout) await new Promise(resolve => setTimeout(resolve, 10))
       sync.cancel()
       if (!seen) errors.push(`timeout: ${args['wait-id']} not seen in ${timeout} ms`)
+      else if (!idle) errors.push(`timeout: the sync was not idle in ${timeout} ms`)
       return { errors, waited_ms: Date.now() - started }
     }
   }
