@@ -219,20 +219,14 @@ func (d *DB) revocationStamp() (int64, error) {
 	return max(now, h.Wall+1), nil
 }
 
-// AuthorizeRead implements bsync.Store (and, through blobStore,
-// bsync.BlobStore): a peer that may not read
-// the database is refused before it learns anything, even ids.
-func (s syncStore) AuthorizeRead(ctx context.Context, db string, remote peer.ID) error {
-	d, err := s.db(db)
-	if err != nil {
-		return err
-	}
+// syncAuthorizeRead is bsync's AuthorizeRead on this database (sync_adapters.go).
+func (d *DB) syncAuthorizeRead(ctx context.Context, remote peer.ID) error {
 	a, err := d.currentACL()
 	if err != nil {
 		return err
 	}
 	if !a.MayRead(remote) {
-		return fmt.Errorf("%s may not read %s: %w", remote, db, bsync.ErrForbidden)
+		return fmt.Errorf("%s may not read %s: %w", remote, d.name, bsync.ErrForbidden)
 	}
 	return nil
 }

@@ -246,7 +246,7 @@ func TestBlobTransferResumes(t *testing.T) {
 		t.Fatalf("read during the transfer: %v, want it to say %q", err, want)
 	}
 	// Cut the connection (what arrived is stored when the transfer stops,
-	// not only every blobIngestChunks), then restart the receiver.
+	// not only every blobstore.IngestChunks), then restart the receiver.
 	tn.nodes[0].net.Load().host.Network().ClosePeer(evil.ID())
 	close(cut)
 	evil.Close()

@@ -25,25 +25,8 @@ import (
 // merges deterministically; it just does not drag every later local stamp.
 const maxClockDrift = time.Hour
 
-// syncStore is the node as the sync protocol sees it (bsync.Store).
-type syncStore struct{ n *Node }
-
-var _ bsync.Store = syncStore{}
-
-func (s syncStore) db(name string) (*DB, error) {
-	d, err := s.n.DB(name)
-	if errors.Is(err, ErrDBNotFound) {
-		return nil, bsync.ErrNoDB
-	}
-	return d, err
-}
-
-// Feed implements bsync.Store.
-func (s syncStore) Feed(ctx context.Context, db string, since uint64, limit int, f *bsync.Filter) ([]bsync.Entry, uint64, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return nil, 0, err
-	}
+// syncFeed is bsync's Feed on this database (sync_adapters.go).
+func (d *DB) syncFeed(ctx context.Context, since uint64, limit int, f *bsync.Filter) ([]bsync.Entry, uint64, error) {
 	if limit <= 0 || limit > MaxListLimit {
 		limit = MaxListLimit
 	}
@@ -124,13 +107,9 @@ func (d *DB) filterFunc(f *bsync.Filter) (func(doc string) (bool, error), error)
 	}, nil
 }
 
-// Has implements bsync.Store. A change this database rejected counts as
-// held: the puller must not fetch it again.
-func (s syncStore) Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return nil, err
-	}
+// syncHas is bsync's Has on this database (sync_adapters.go).
+func (d *DB) syncHas(ctx context.Context, ids []crdt.ID) ([]bool, error) {
+	var err error
 	out := make([]bool, len(ids))
 	for i, id := range ids {
 		if out[i], err = d.store.Has(d.keys.Change(id)); err != nil {
@@ -145,12 +124,8 @@ func (s syncStore) Has(ctx context.Context, db string, ids []crdt.ID) ([]bool, e
 	return out, nil
 }
 
-// Changes implements bsync.Store.
-func (s syncStore) Changes(ctx context.Context, db string, ids []crdt.ID) ([][]byte, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return nil, err
-	}
+// syncChanges is bsync's Changes on this database (sync_adapters.go).
+func (d *DB) syncChanges(ctx context.Context, ids []crdt.ID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
 		v, err := d.store.Get(d.keys.Change(id))
@@ -165,23 +140,15 @@ func (s syncStore) Changes(ctx context.Context, db string, ids []crdt.ID) ([][]b
 	return out, nil
 }
 
-// Apply implements bsync.Store.
-func (s syncStore) Apply(ctx context.Context, db string, from peer.ID, changes []*crdt.Change) (int, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return 0, err
-	}
+// syncApply is bsync's Apply on this database (sync_adapters.go).
+func (d *DB) syncApply(ctx context.Context, from peer.ID, changes []*crdt.Change) (int, error) {
 	n, err := d.applyFrom(ctx, from, changes)
 	d.wantBlobs(from, changes) // blobs the applied changes reference (blob_replica.go)
 	return n, err
 }
 
-// Checkpoint implements bsync.Store.
-func (s syncStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (uint64, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return 0, err
-	}
+// syncCheckpoint is bsync's Checkpoint on this database (sync_adapters.go).
+func (d *DB) syncCheckpoint(ctx context.Context, remote peer.ID) (uint64, error) {
 	d.checkpoints.Lock()
 	if d.checkpoints.readAt == nil {
 		d.checkpoints.readAt = map[peer.ID]uint64{}
@@ -200,38 +167,13 @@ func (s syncStore) Checkpoint(ctx context.Context, db string, remote peer.ID) (u
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// SetCheckpoint implements bsync.Store.
-func (s syncStore) SetCheckpoint(ctx context.Context, db string, remote peer.ID, seq uint64) error {
-	d, err := s.db(db)
-	if err != nil {
-		return err
-	}
+// syncSetCheckpoint is bsync's SetCheckpoint on this database (sync_adapters.go).
+func (d *DB) syncSetCheckpoint(ctx context.Context, remote peer.ID, seq uint64) error {
 	d.checkpoints.Lock()
 	epoch := d.checkpoints.readAt[remote]
 	d.checkpoints.Unlock()
-	_, err = d.submitRemote(ctx, &commit.Request{Checkpoint: &commit.Checkpoint{Peer: remote, Seq: seq, Epoch: epoch}})
+	_, err := d.submitRemote(ctx, &commit.Request{Checkpoint: &commit.Checkpoint{Peer: remote, Seq: seq, Epoch: epoch}})
 	return err
-}
-
-// Databases implements bsync.Store.
-func (s syncStore) Databases(ctx context.Context) ([]bsync.Replicated, error) {
-	names, err := s.n.ListDBs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]bsync.Replicated, 0, len(names))
-	for _, name := range names {
-		d, err := s.n.DB(name)
-		if err != nil {
-			continue // dropped meanwhile
-		}
-		r := d.Replication()
-		if r.Off {
-			continue
-		}
-		out = append(out, bsync.Replicated{DB: name, Filter: r.filter()})
-	}
-	return out, nil
 }
 
 // applyChanges verifies changes received from a peer (content id, database,

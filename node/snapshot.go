@@ -38,19 +38,8 @@ import (
 // with access control on, only a snapshot from a peer that may write the
 // database is installed.
 
-var (
-	_ bsync.SnapshotStore = syncStore{}
-	_ bsync.Horizoner     = syncStore{}
-)
-
-// Horizon implements bsync.Horizoner: the compaction horizon, and the
-// highest seq of a base installed from a peer other than remote (remote
-// has those documents' history itself: its own changes skip it anyway).
-func (s syncStore) Horizon(ctx context.Context, db string, remote peer.ID) (uint64, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return 0, err
-	}
+// syncHorizon is bsync's Horizon on this database (sync_adapters.go).
+func (d *DB) syncHorizon(ctx context.Context, remote peer.ID) (uint64, error) {
 	h := d.horizon.Load()
 	d.bases.Lock()
 	defer d.bases.Unlock()
@@ -90,12 +79,8 @@ func (d *DB) loadBases() error {
 	})
 }
 
-// OpenSnapshot implements bsync.SnapshotStore.
-func (s syncStore) OpenSnapshot(ctx context.Context, db string, remote peer.ID, after string, f *bsync.Filter) (bsync.Snapshot, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return nil, err
-	}
+// syncOpenSnapshot is bsync's OpenSnapshot on this database (sync_adapters.go).
+func (d *DB) syncOpenSnapshot(ctx context.Context, remote peer.ID, after string, f *bsync.Filter) (bsync.Snapshot, error) {
 	match, err := d.filterFunc(f)
 	if err != nil {
 		return nil, err
@@ -257,12 +242,8 @@ func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
 	return sd, nil
 }
 
-// SnapshotProgress implements bsync.SnapshotStore.
-func (s syncStore) SnapshotProgress(ctx context.Context, db string, p peer.ID) (string, error) {
-	d, err := s.db(db)
-	if err != nil {
-		return "", err
-	}
+// syncSnapshotProgress is bsync's SnapshotProgress on this database (sync_adapters.go).
+func (d *DB) syncSnapshotProgress(ctx context.Context, p peer.ID) (string, error) {
 	pr, err := d.snapProgress(p)
 	if pr == nil || err != nil {
 		return "", err
@@ -288,21 +269,8 @@ func (d *DB) snapProgress(p peer.ID) (*layout.SnapProgress, error) {
 // snapDoc is a snapshot document decoded and verified.
 type snapDoc = commit.SnapDoc
 
-// InstallSnapshot implements bsync.SnapshotStore.
-//
-// Invariant (DESIGN.md 6): nothing in a snapshot is believed that no
-// signature the ACL trusts covers. The _acl document is never folded, so
-// a snapshot that carries a base for it is forged and refused whole; its
-// changes are applied by the access rules, exactly as in a pull (the
-// first one on trust on first use, every later one by an owner or an
-// admin as of its parents). Only then is the sender judged, against the
-// ACL so established: a base carries no signature, so bases are taken
-// only from a peer the ACL trusts to fold for everyone (mayInstallFrom).
-func (s syncStore) InstallSnapshot(ctx context.Context, db string, p peer.ID, head bsync.SnapshotHead, after string, docs []bsync.SnapshotDoc, partial bool) error {
-	d, err := s.db(db)
-	if err != nil {
-		return err
-	}
+// syncInstallSnapshot is bsync's InstallSnapshot on this database (sync_adapters.go).
+func (d *DB) syncInstallSnapshot(ctx context.Context, p peer.ID, head bsync.SnapshotHead, after string, docs []bsync.SnapshotDoc, partial bool) error {
 	in, err := d.decodeSnapshot(docs)
 	if err != nil {
 		return err
@@ -324,12 +292,8 @@ func (s syncStore) InstallSnapshot(ctx context.Context, db string, p peer.ID, he
 	return d.writer.Exclusive(ctx, func() error { return d.install(p, head, after, in, partial) })
 }
 
-// FinishSnapshot implements bsync.SnapshotStore.
-func (s syncStore) FinishSnapshot(ctx context.Context, db string, p peer.ID, head bsync.SnapshotHead, after string, partial bool) error {
-	d, err := s.db(db)
-	if err != nil {
-		return err
-	}
+// syncFinishSnapshot is bsync's FinishSnapshot on this database (sync_adapters.go).
+func (d *DB) syncFinishSnapshot(ctx context.Context, p peer.ID, head bsync.SnapshotHead, after string, partial bool) error {
 	if err := d.mayInstallFrom(p); err != nil {
 		return err
 	}
