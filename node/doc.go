@@ -5,8 +5,9 @@
 //
 // # Ownership
 //
-// Each database has one writer goroutine (DB.run) that alone mutates it. Put,
-// Patch, Delete and Bulk send a request to its bounded queue and wait; a full
+// Each database has one writer goroutine (commit.Writer.Run, in
+// node/internal/commit) that alone mutates it. Put, Patch, Delete and Bulk
+// send a request to its bounded queue and wait; a full
 // queue answers ErrOverloaded at once. The writer takes every waiting request
 // (up to Config.MaxBatch), merges each write through crdt, adds the change,
 // its feed entry, the document state and the index delta to one batch,
