@@ -1,6 +1,7 @@
 package couch_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -160,7 +161,9 @@ func TestMemoryBudget(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	if _, err := pw.Write([]byte(`{"docs":[`)); err != nil { // the server is reading it now
+	// More than the client's buffers hold, so that the request leaves it
+	// (JSON whitespace: the body stays valid so far).
+	if _, err := pw.Write(append([]byte(`{"docs":[`), bytes.Repeat([]byte(" "), 256<<10)...)); err != nil {
 		t.Fatal(err)
 	}
 	// The held request reaches the server's handler a moment after its
