@@ -34,7 +34,10 @@ type SyncOptions struct {
 	Pull, Push bool
 	// DocIDs, when set, limits the sync to these documents.
 	DocIDs []string
-	Auth   Auth
+	// Selector, when set, is a Mango selector (filter=_selector) that
+	// limits the sync to the documents it matches, on the source's side.
+	Selector json.RawMessage
+	Auth     Auth
 	// BatchSize is the changes read per step and the documents sent or
 	// fetched per request: 0 means DefaultSyncBatch, at most MaxBulkDocs.
 	BatchSize int
@@ -106,6 +109,11 @@ func (s *Server) Sync(ctx context.Context, db, remoteURL string, o SyncOptions) 
 	if len(o.DocIDs) > MaxBulkDocs {
 		return out, BadRequest(fmt.Sprintf("sync: %d doc_ids, more than %d", len(o.DocIDs), MaxBulkDocs))
 	}
+	if len(o.Selector) > 0 {
+		if _, err := parseSelector(o.Selector); err != nil {
+			return out, err
+		}
+	}
 	rm, err := newRemote(remoteURL, o.Auth, o.RequestTimeout)
 	if err != nil {
 		return out, err
@@ -154,8 +162,11 @@ func (s *Server) session(db string, rm *remote, dir string, o SyncOptions) *sess
 	slices.Sort(ids)
 	// As CouchDB's replication id: who replicates, what, with whom, which
 	// way, which documents. Credentials are not part of it.
-	h := sha256.Sum256([]byte(strings.Join([]string{"barrel couch replication 1", s.uuid, db, rm.db, dir,
-		strings.Join(ids, "\x00")}, "\n")))
+	parts := []string{"barrel couch replication 1", s.uuid, db, rm.db, dir, strings.Join(ids, "\x00")}
+	if len(o.Selector) > 0 {
+		parts = append(parts, string(o.Selector)) // an older id (no selector) stays the same
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\n")))
 	x := &session{s: s, db: db, rm: rm, o: o, id: hex.EncodeToString(h[:16])}
 	x.st.ReplicationID = x.id
 	return x
@@ -287,10 +298,14 @@ func (x *session) pull(ctx context.Context) error {
 		q := url.Values{"style": {"all_docs"}, "since": {cmp.Or(since, "0")}, "limit": {strconv.Itoa(x.o.BatchSize)}}
 		var page remoteChanges
 		var err error
-		if len(x.o.DocIDs) > 0 {
+		switch {
+		case len(x.o.DocIDs) > 0:
 			q.Set("filter", "_doc_ids")
 			err = x.rm.do(ctx, http.MethodPost, "_changes", q, map[string][]string{"doc_ids": x.o.DocIDs}, &page)
-		} else {
+		case len(x.o.Selector) > 0:
+			q.Set("filter", "_selector")
+			err = x.rm.do(ctx, http.MethodPost, "_changes", q, map[string]json.RawMessage{"selector": x.o.Selector}, &page)
+		default:
 			err = x.rm.do(ctx, http.MethodGet, "_changes", q, nil, &page)
 		}
 		if err != nil {
@@ -528,6 +543,11 @@ func (x *session) push(ctx context.Context) error {
 	}
 	x.st.LastSeq = formatSeq(since)
 	c := changesQuery{allDocs: true, limit: x.o.BatchSize}
+	if len(x.o.Selector) > 0 {
+		if c.sel, err = parseSelector(x.o.Selector); err != nil {
+			return err
+		}
+	}
 	if len(x.o.DocIDs) > 0 {
 		c.docIDs = map[string]bool{}
 		for _, id := range x.o.DocIDs {

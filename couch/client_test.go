@@ -331,8 +331,31 @@ func TestReplicateRoute(t *testing.T) {
 		!strings.Contains(fail.Reason, "does not exist") {
 		t.Fatalf("pull from a missing database: %d %+v, want 502 saying it does not exist", code, fail)
 	}
-	if code := send(ctx, t, http.MethodPost, rep, map[string]any{"source": "local", "target": e.url + "/x", "continuous": true}, &fail); code != http.StatusBadRequest {
-		t.Fatalf("continuous: %d %+v, want 400", code, fail)
+	// Continuous: a live replication until cancelled, as CouchDB's.
+	if err := b.n.CreateDB(ctx, "cont"); err != nil {
+		t.Fatal(err)
+	}
+	var started struct {
+		OK      bool   `json:"ok"`
+		LocalID string `json:"_local_id"`
+	}
+	contReq := map[string]any{"source": "cont", "target": e.url + "/cont", "continuous": true}
+	if code := send(ctx, t, http.MethodPost, rep, contReq, &started); code != http.StatusAccepted || !started.OK || started.LocalID == "" {
+		t.Fatalf("continuous: %d %+v, want 202 with a _local_id", code, started)
+	}
+	if _, err := b.db(t, "cont").Put(ctx, "live1", map[string]any{"v": 1}, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "live1 pushed by the continuous replication", func() bool {
+		var doc map[string]any
+		return get(ctx, t, e.url+"/cont/live1", &doc) == http.StatusOK
+	})
+	contReq["cancel"] = true
+	if code := send(ctx, t, http.MethodPost, rep, contReq, &started); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	if code := send(ctx, t, http.MethodPost, rep, contReq, &fail); code != http.StatusNotFound {
+		t.Fatalf("cancel again: %d %+v, want 404", code, fail)
 	}
 
 	d := b.db(t, mustCreate(t, b, "out"))

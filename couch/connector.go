@@ -2,6 +2,7 @@ package couch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +28,7 @@ type Connector struct {
 	Interval time.Duration
 	Auth     Auth
 	DocIDs   []string
+	Selector json.RawMessage // a Mango selector: only the documents it matches
 }
 
 // ConnectorState is what a connector has done, for status and metrics.
@@ -61,6 +63,8 @@ const (
 type connectors struct {
 	mu     sync.Mutex
 	states map[string]*ConnectorState
+	stop   map[string]context.CancelFunc
+	base   context.Context // the first StartConnectors' context: the daemon's lifetime
 	wg     sync.WaitGroup
 }
 
@@ -85,22 +89,58 @@ func (s *Server) StartConnectors(ctx context.Context, cs []Connector) error {
 		seen[c.Name] = true
 	}
 	s.conns.mu.Lock()
-	if s.conns.states == nil {
-		s.conns.states = map[string]*ConnectorState{}
-	}
-	for _, c := range cs {
-		s.conns.states[c.Name] = &ConnectorState{Name: c.Name, DB: c.DB, URL: redact(c.URL),
-			Direction: direction(c), Live: c.Live, State: "starting"}
+	if s.conns.base == nil {
+		s.conns.base = ctx
 	}
 	s.conns.mu.Unlock()
 	for _, c := range cs {
-		s.conns.wg.Add(1)
-		go func() {
-			defer s.conns.wg.Done()
-			s.runConnector(ctx, c)
-		}()
+		if err := s.startConnector(ctx, c); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// startConnector runs c under ctx, unless a connector of its name runs.
+func (s *Server) startConnector(ctx context.Context, c Connector) error {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	if s.conns.states == nil {
+		s.conns.states, s.conns.stop = map[string]*ConnectorState{}, map[string]context.CancelFunc{}
+	}
+	if _, running := s.conns.stop[c.Name]; running {
+		return fmt.Errorf("connector %s: %w", c.Name, errRunning)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	s.conns.stop[c.Name] = cancel
+	s.conns.states[c.Name] = &ConnectorState{Name: c.Name, DB: c.DB, URL: redact(c.URL),
+		Direction: direction(c), Live: c.Live, State: "starting"}
+	s.conns.wg.Add(1)
+	go func() {
+		defer s.conns.wg.Done()
+		defer func() {
+			s.conns.mu.Lock()
+			delete(s.conns.stop, c.Name)
+			s.conns.mu.Unlock()
+			cancel()
+		}()
+		s.runConnector(cctx, c)
+	}()
+	return nil
+}
+
+// errRunning: a connector of that name runs already.
+var errRunning = errors.New("running already")
+
+// stopConnector cancels the connector name; false if none runs.
+func (s *Server) stopConnector(name string) bool {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	cancel, ok := s.conns.stop[name]
+	if ok {
+		cancel()
+	}
+	return ok
 }
 
 // WaitConnectors returns once every connector started has stopped.
@@ -161,7 +201,7 @@ func (s *Server) runConnector(ctx context.Context, c Connector) {
 				localSeq = info.UpdateSeq
 			}
 		}
-		stats, err := s.Sync(ctx, c.DB, c.URL, SyncOptions{Pull: c.Pull, Push: c.Push, DocIDs: c.DocIDs, Auth: c.Auth})
+		stats, err := s.Sync(ctx, c.DB, c.URL, SyncOptions{Pull: c.Pull, Push: c.Push, DocIDs: c.DocIDs, Selector: c.Selector, Auth: c.Auth})
 		s.record(c, stats, err)
 		if ctx.Err() != nil {
 			return

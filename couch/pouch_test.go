@@ -41,9 +41,16 @@ func newBarrel(t *testing.T, p2p bool, cfg couch.Config) *barrel {
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cs := couch.New(n, cfg)
+	// As the daemon does: continuous replications run until the test ends.
+	ctx, stop := context.WithCancel(context.Background())
+	if err := cs.StartConnectors(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(cs)
 	t.Cleanup(func() {
 		srv.Close()
+		stop()
+		cs.WaitConnectors()
 		if err := n.Close(); err != nil {
 			t.Errorf("close node: %v", err)
 		}

@@ -9,8 +9,9 @@ import (
 	"strings"
 )
 
-// POST /couch/_replicate: CouchDB's one-shot replication request,
-// {"source", "target", "doc_ids", "continuous", "worker_batch_size"},
+// POST /couch/_replicate: CouchDB's replication request, {"source",
+// "target", "doc_ids", "selector", "continuous", "cancel",
+// "worker_batch_size"},
 // where one of source and target is a local database name and the other
 // a remote database: a URL, or {"url", "headers": {"Authorization"},
 // "auth": {"basic": {"username", "password"}}} as CouchDB takes it. It
@@ -26,7 +27,9 @@ type replicateRequest struct {
 	Source          json.RawMessage `json:"source"`
 	Target          json.RawMessage `json:"target"`
 	DocIDs          []string        `json:"doc_ids"`
+	Selector        json.RawMessage `json:"selector"`
 	Continuous      bool            `json:"continuous"`
+	Cancel          bool            `json:"cancel"`
 	WorkerBatchSize int             `json:"worker_batch_size"`
 }
 
@@ -96,9 +99,6 @@ func (s *Server) replicateHTTP(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(b, &req); err != nil {
 		return jsonError(err, `body must be {"source": ..., "target": ..., "doc_ids": [...]}`)
 	}
-	if req.Continuous {
-		return BadRequest("continuous replication is not supported yet: one-shot only")
-	}
 	if req.Source == nil || req.Target == nil {
 		return BadRequest("source and target are required")
 	}
@@ -110,7 +110,7 @@ func (s *Server) replicateHTTP(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	o := SyncOptions{DocIDs: req.DocIDs, BatchSize: req.WorkerBatchSize}
+	o := SyncOptions{DocIDs: req.DocIDs, Selector: req.Selector, BatchSize: req.WorkerBatchSize}
 	var db string
 	var rem endpoint
 	switch {
@@ -122,6 +122,9 @@ func (s *Server) replicateHTTP(w http.ResponseWriter, r *http.Request) error {
 		return BadRequest("one of source and target must be a local database name, the other a remote database URL")
 	}
 	o.Auth = rem.auth
+	if req.Continuous || req.Cancel {
+		return s.continuous(w, req, db, rem, o)
+	}
 	st, err := s.Sync(r.Context(), db, rem.url, o)
 	if _, ok := errors.AsType[*RemoteError](err); ok {
 		// The remote's words and URL (without credentials): the caller's
@@ -139,4 +142,42 @@ func (s *Server) replicateHTTP(w http.ResponseWriter, r *http.Request) error {
 		OK bool `json:"ok"`
 		*ReplicationStats
 	}{true, res})
+}
+
+// continuous starts (or, with cancel, stops) a live replication as
+// CouchDB's _replicate does: it runs as a connector of this server until
+// cancelled or the daemon stops (it is not kept across a restart: that is
+// what the connectors of the configuration are for), and is answered
+// {"ok": true, "_local_id": ID}, ID naming it in _active_tasks.
+func (s *Server) continuous(w http.ResponseWriter, req replicateRequest, db string, rem endpoint, o SyncOptions) error {
+	if len(o.Selector) > 0 {
+		if _, err := parseSelector(o.Selector); err != nil {
+			return err
+		}
+	}
+	rm, err := newRemote(rem.url, rem.auth, 0)
+	if err != nil {
+		return err
+	}
+	name := "_replicate-" + s.session(db, rm, direction(Connector{Pull: o.Pull, Push: o.Push}), o).id
+	if req.Cancel {
+		if !s.stopConnector(name) {
+			return NotFound("no such continuous replication")
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"ok": true, "_local_id": name})
+	}
+	s.conns.mu.Lock()
+	base := s.conns.base
+	s.conns.mu.Unlock()
+	if base == nil {
+		return ServiceUnavailable("continuous replications run only in the daemon")
+	}
+	c := Connector{Name: name, DB: db, URL: rem.url, Pull: o.Pull, Push: o.Push, Live: true,
+		Auth: o.Auth, DocIDs: o.DocIDs, Selector: o.Selector}
+	if err := s.startConnector(base, c); errors.Is(err, errRunning) {
+		return writeJSON(w, http.StatusOK, map[string]any{"ok": true, "_local_id": name}) // as CouchDB: the same one
+	} else if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, map[string]any{"ok": true, "_local_id": name})
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/barrel-db/barrel/couch"
 )
@@ -64,4 +67,46 @@ func TestE2ECouchSync(t *testing.T) {
 	if r := cli(t, a.url, "", "couch-sync", "notes", remote, "--push"); r.code == 0 || !strings.Contains(r.stderr, "401") {
 		t.Fatalf("push without the password: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// TestE2ECouchSyncLiveAndSelector: couch-sync --selector moves only the
+// matching documents; couch-sync --live keeps pushing until interrupted,
+// and the interrupt stops the replication in the daemon.
+func TestE2ECouchSyncLiveAndSelector(t *testing.T) {
+	a := startPeer(t, t.TempDir())
+	b := startPeer(t, t.TempDir())
+	mustStatus(t, 201, "PUT", a.url+"/dbs/mix", "")
+	mustStatus(t, 201, "PUT", a.url+"/dbs/mix/docs/n1", `{"type":"note"}`)
+	mustStatus(t, 201, "PUT", a.url+"/dbs/mix/docs/t1", `{"type":"task"}`)
+	if r := cli(t, a.url, "", "couch-sync", "mix", b.url+"/couch/mix", "--push", "--selector", `{"type":"note"}`); r.code != 0 {
+		t.Fatalf("couch-sync --selector: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if call(t, "GET", b.url+"/dbs/mix/docs/n1", "").status != 200 || call(t, "GET", b.url+"/dbs/mix/docs/t1", "").status != 404 {
+		t.Fatal("the selector push did not move exactly the note")
+	}
+	cmd := exec.Command(binPath, "--api", a.url, "couch-sync", "mix", b.url+"/couch/mix", "--push", "--live")
+	cmd.Env = append(os.Environ(), "BARREL_API=", "BARREL_TOKEN=")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	poll(t, 30*time.Second, "t1 pushed by the live sync", func() bool {
+		return call(t, "GET", b.url+"/dbs/mix/docs/t1", "").status == 200
+	})
+	mustStatus(t, 201, "PUT", a.url+"/dbs/mix/docs/later", `{"v":1}`)
+	poll(t, 30*time.Second, "a later write pushed live", func() bool {
+		return call(t, "GET", b.url+"/dbs/mix/docs/later", "").status == 200
+	})
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("couch-sync --live after an interrupt: %v (%s)", err, out.String())
+	}
+	if !strings.Contains(out.String(), `"live":"_replicate-`) {
+		t.Fatalf("couch-sync --live printed %q", out.String())
+	}
+	poll(t, 10*time.Second, "the replication stopped in the daemon", func() bool {
+		return strings.Contains(string(call(t, "GET", a.url+"/couch/_active_tasks", "").raw), `"state":"stopped"`)
+	})
 }
