@@ -42,6 +42,7 @@ fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBlobMeta$$' -fuzztime $(FUZZTIME) ./node
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBulkDocs$$' -fuzztime $(FUZZTIME) ./couch
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRevsDiff$$' -fuzztime $(FUZZTIME) ./couch
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSelector$$' -fuzztime $(FUZZTIME) ./couch
 
 lan-test: build ## mDNS discovery and a cut link across three network namespaces (root, iproute2)
 	BIN=$(BIN) bash scripts/lan-test.sh

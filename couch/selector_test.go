@@ -41,3 +41,21 @@ func TestSelector(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSelector: no selector a client sends panics the parser or its
+// evaluation, and what parses evaluates on any document.
+func FuzzParseSelector(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":{"$gt":1,"$lt":"x"}}`, `{"$or":[{"a":null},{"b.c":{"$in":[1,2]}}]}`,
+		`{"a":{"$exists":true}}`, `{"$nor":[{"$and":[{}]}]}`, `[`, `{"a":{"$regex":"x"}}`} {
+		f.Add([]byte(s))
+	}
+	doc := map[string]any{"a": int64(1), "b": map[string]any{"c": "x"}, "d": []any{1.5, "y"}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := parseSelector(json.RawMessage(b))
+		if err != nil {
+			return
+		}
+		s(doc)
+		s(map[string]any{})
+	})
+}
