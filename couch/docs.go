@@ -546,15 +546,7 @@ func failure(id string, err error) BulkDocsResult {
 // putDoc is PUT /{db}/{id}: one document, a new edit (or, with
 // new_edits=false, a replicated revision).
 func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.db(r)
-	if err != nil {
-		return err
-	}
-	b, err := readBody(r.Body, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return err
-	}
-	doc, err := decodeBulkDoc(b)
+	d, doc, err := s.docRequest(r)
 	if err != nil {
 		return err
 	}
@@ -583,19 +575,26 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) error {
 
 // postDoc is POST /{db}: a new document, its id generated when absent.
 func (s *Server) postDoc(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.db(r)
-	if err != nil {
-		return err
-	}
-	b, err := readBody(r.Body, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return err
-	}
-	doc, err := decodeBulkDoc(b)
+	d, doc, err := s.docRequest(r)
 	if err != nil {
 		return err
 	}
 	return s.writeOne(w, r, d, doc)
+}
+
+// docRequest is the database and the document of a single-document
+// write, decoded with _bulk_docs's checks.
+func (s *Server) docRequest(r *http.Request) (*node.DB, BulkDoc, error) {
+	d, err := s.db(r)
+	if err != nil {
+		return nil, BulkDoc{}, err
+	}
+	b, err := readBody(r.Body, s.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, BulkDoc{}, err
+	}
+	doc, err := decodeBulkDoc(b)
+	return d, doc, err
 }
 
 func (s *Server) writeOne(w http.ResponseWriter, r *http.Request, d *node.DB, doc BulkDoc) error {

@@ -280,40 +280,7 @@ func TestPouchConcurrentEdits(t *testing.T) {
 	sameBodies(t, "PouchDB after syncing", pouchBodies(t, r.Docs), bodies(t, d))
 
 	got := bodies(t, d)
-	for i := 5; i < 10; i++ {
-		id := fmt.Sprintf("n%02d", i)
-		want := map[string]any{"n": float64(i), "edited": "pouch", "tag": "barrel"}
-		if !reflect.DeepEqual(got[id], want) {
-			t.Errorf("%s = %v, want both edits %v", id, got[id], want)
-		}
-	}
-	// n01 deleted in PouchDB alone is gone; n02 deleted in barrel while
-	// PouchDB edited it stays, with PouchDB's edit: an update wins over a
-	// concurrent delete (docs/design.md, merge rules).
-	if _, ok := got["n01"]; ok {
-		t.Errorf("n01 deleted in PouchDB is still live: %v", got["n01"])
-	}
-	if want := map[string]any{"n": float64(2), "edited": "pouch"}; !reflect.DeepEqual(got["n02"], want) {
-		t.Errorf("n02 (deleted in barrel, edited in PouchDB) = %v, want %v", got["n02"], want)
-	}
-	// The same field edited on both sides: one value won, the other is a
-	// conflict in barrel, not lost.
-	for _, id := range []string{"n00", "n03", "n04"} {
-		doc, err := d.Get(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		won := doc.Body["edited"]
-		lost := ""
-		for _, c := range doc.Conflicts {
-			if c.Path == "/edited" {
-				lost, _ = c.Value.(string)
-			}
-		}
-		if ok := won == "pouch" && lost == "barrel" || won == "barrel" && lost == "pouch"; !ok {
-			t.Errorf("%s: edited = %v with conflicts %+v: want one edit and the other in conflicts", id, won, doc.Conflicts)
-		}
-	}
+	checkConcurrentEdits(ctx, t, d, got)
 	// Quiet: a further sync moves nothing.
 	if r := p.run(ctx, t, "notes", "--op", "both"); r.DocsWritten != 0 {
 		t.Fatalf("sync after quiesce moved documents: %+v", r.result)
@@ -476,5 +443,43 @@ func TestPouchLiveTenThousand(t *testing.T) {
 	}
 	if n := info(t, d).DocCount; n != 20000 {
 		t.Fatalf("barrel holds %d documents, want 20,000", n)
+	}
+}
+
+// checkConcurrentEdits asserts what TestPouchConcurrentEdits and
+// TestSyncConcurrentEdits set up ends as: n05-n09 keep both edits (other
+// fields), n01 deleted on the other side alone is gone, n02 deleted in
+// barrel while edited on the other side keeps that edit (an update wins
+// over a concurrent delete), and n00, n03, n04 (the same field edited on
+// both sides) keep one value with the other in barrel's conflicts.
+func checkConcurrentEdits(ctx context.Context, t *testing.T, d *node.DB, got map[string]any) {
+	t.Helper()
+	for i := 5; i < 10; i++ {
+		id := fmt.Sprintf("n%02d", i)
+		want := map[string]any{"n": float64(i), "edited": "pouch", "tag": "barrel"}
+		if !reflect.DeepEqual(got[id], want) {
+			t.Errorf("%s = %v, want both edits %v", id, got[id], want)
+		}
+	}
+	if _, ok := got["n01"]; ok {
+		t.Errorf("n01 deleted on the other side is still live: %v", got["n01"])
+	}
+	if want := map[string]any{"n": float64(2), "edited": "pouch"}; !reflect.DeepEqual(got["n02"], want) {
+		t.Errorf("n02 (deleted in barrel, edited on the other side) = %v, want %v", got["n02"], want)
+	}
+	for _, id := range []string{"n00", "n03", "n04"} {
+		doc, err := d.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		won, lost := doc.Body["edited"], ""
+		for _, c := range doc.Conflicts {
+			if c.Path == "/edited" {
+				lost, _ = c.Value.(string)
+			}
+		}
+		if ok := won == "pouch" && lost == "barrel" || won == "barrel" && lost == "pouch"; !ok {
+			t.Errorf("%s: edited = %v with conflicts %+v: want one edit and the other in conflicts", id, won, doc.Conflicts)
+		}
 	}
 }
