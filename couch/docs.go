@@ -323,7 +323,7 @@ func (s *Server) replicate(ctx context.Context, d *node.DB, docs []BulkDoc) ([]B
 			seen[doc.ID] = true
 			wave = append(wave, doc)
 		}
-		f, err := s.replicateWave(ctx, d, wave)
+		f, err := s.replicateWave(ctx, d, wave, false)
 		if err != nil {
 			return nil, err
 		}
@@ -341,7 +341,12 @@ type pending struct {
 	rec *record
 }
 
-func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) ([]BulkDocsResult, error) {
+// replicateWave writes a wave of pushed revisions (one per document).
+// detached writes every one detached: the retry of those whose base
+// revision compaction folded meanwhile (ErrRevMismatch), so an edit made
+// on a long-gone base is merged as a concurrent one instead of refused
+// for good.
+func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc, detached bool) ([]BulkDocsResult, error) {
 	var failed []BulkDocsResult
 	var todo []pending
 	var ops []node.DocOp
@@ -368,7 +373,7 @@ func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) 
 		for i, h := range p.anc {
 			ancestors[i] = Rev{Gen: p.rev.Gen - uint64(i) - 1, Hash: h}
 		}
-		if heads, ok := p.rec.base(ancestors); ok && len(heads) > 0 {
+		if heads, ok := p.rec.base(ancestors); ok && len(heads) > 0 && !detached {
 			op.Heads = heads
 		} else {
 			op.Detached = true
@@ -408,14 +413,25 @@ func (s *Server) replicateWave(ctx context.Context, d *node.DB, docs []BulkDoc) 
 		return nil, err
 	}
 	ok := 0
+	var folded []BulkDoc
 	for i, p := range todo {
-		if err := res[i].Error; err != nil && !tombOfUnknown(err, p.doc) {
-			failed = append(failed, failure(p.doc.ID, err))
-		} else {
+		switch err := res[i].Error; {
+		case err == nil || tombOfUnknown(err, p.doc):
 			ok++
+		case errors.Is(err, node.ErrRevMismatch) && len(ops[i].Heads) > 0:
+			folded = append(folded, p.doc)
+		default:
+			failed = append(failed, failure(p.doc.ID, err))
 		}
 	}
 	s.m.written.WithLabelValues(d.Name()).Add(float64(ok))
+	if len(folded) > 0 {
+		f, err := s.replicateWave(ctx, d, folded, true)
+		if err != nil {
+			return nil, err
+		}
+		failed = append(failed, f...)
+	}
 	return failed, nil
 }
 

@@ -265,3 +265,55 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestPushOnFoldedBase: a client's edit whose base revision compaction
+// folded meanwhile (an offline client) is merged as a concurrent edit, not
+// refused for good: its field arrives, barrel's edits since are not lost.
+func TestPushOnFoldedBase(t *testing.T) {
+	ctx := context.Background()
+	b := newBarrel(t, false, couch.Config{})
+	db := b.url + "/couch/fold"
+	call(t, "PUT", db, "")
+	if st, out := call(t, "POST", db+"/_bulk_docs", `{"new_edits":false,"docs":[{"_id":"x","_rev":"1-aa","v":1}]}`); st != 201 {
+		t.Fatalf("push 1-aa: %d %v", st, out)
+	}
+	d := b.db(t, "fold")
+	for i := range 3 {
+		if _, err := d.Patch(ctx, "x", node.Patch{Merge: map[string]any{"barrel": i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first run marks the seq (a change is folded only once it arrived
+	// before the horizon); the second folds.
+	for range 2 {
+		if _, err := d.Compact(ctx, &node.Retention{KeepRevisions: 1, KeepFor: time.Nanosecond}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if h, _ := d.History(ctx, "x"); len(h) > 2 {
+		t.Fatalf("history of x after compaction: %d entries, want the base folded", len(h))
+	}
+	push := `{"new_edits":false,"docs":[{"_id":"x","_rev":"2-bb","_revisions":{"start":2,"ids":["bb","aa"]},"v":1,"client":"edit"}]}`
+	req, _ := http.NewRequest("POST", db+"/_bulk_docs", strings.NewReader(push))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || strings.TrimSpace(string(body)) != "[]" {
+		t.Fatalf("push on a folded base: %d %s, want 201 and no failure", resp.StatusCode, body)
+	}
+	doc, err := d.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Body["client"] != "edit" || doc.Body["barrel"] != int64(2) {
+		t.Fatalf("x = %v: want the client's field and barrel's last edit", doc.Body)
+	}
+	if st, out := call(t, "POST", db+"/_revs_diff", `{"x":["2-bb"]}`); st != 200 || len(out) != 0 {
+		t.Fatalf("revs_diff after the push: %d %v, want nothing missing", st, out)
+	}
+}
