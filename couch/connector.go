@@ -63,7 +63,7 @@ const (
 type connectors struct {
 	mu     sync.Mutex
 	states map[string]*ConnectorState
-	stop   map[string]context.CancelFunc
+	stop   map[string]*run // the connectors running, by name
 	base   context.Context // the first StartConnectors' context: the daemon's lifetime
 	wg     sync.WaitGroup
 }
@@ -106,13 +106,14 @@ func (s *Server) startConnector(ctx context.Context, c Connector) error {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
 	if s.conns.states == nil {
-		s.conns.states, s.conns.stop = map[string]*ConnectorState{}, map[string]context.CancelFunc{}
+		s.conns.states, s.conns.stop = map[string]*ConnectorState{}, map[string]*run{}
 	}
 	if _, running := s.conns.stop[c.Name]; running {
 		return fmt.Errorf("connector %s: %w", c.Name, errRunning)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	s.conns.stop[c.Name] = cancel
+	me := &run{cancel: cancel}
+	s.conns.stop[c.Name] = me
 	s.conns.states[c.Name] = &ConnectorState{Name: c.Name, DB: c.DB, URL: redact(c.URL),
 		Direction: direction(c), Live: c.Live, State: "starting"}
 	s.conns.wg.Add(1)
@@ -120,7 +121,9 @@ func (s *Server) startConnector(ctx context.Context, c Connector) error {
 		defer s.conns.wg.Done()
 		defer func() {
 			s.conns.mu.Lock()
-			delete(s.conns.stop, c.Name)
+			if s.conns.stop[c.Name] == me { // not a later run of the same name
+				delete(s.conns.stop, c.Name)
+			}
 			s.conns.mu.Unlock()
 			cancel()
 		}()
@@ -129,16 +132,21 @@ func (s *Server) startConnector(ctx context.Context, c Connector) error {
 	return nil
 }
 
+// run is one running connector.
+type run struct{ cancel context.CancelFunc }
+
 // errRunning: a connector of that name runs already.
 var errRunning = errors.New("running already")
 
-// stopConnector cancels the connector name; false if none runs.
+// stopConnector cancels the connector name; false if none runs. It no
+// longer counts as running from here, while its round winds down.
 func (s *Server) stopConnector(name string) bool {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
-	cancel, ok := s.conns.stop[name]
+	r, ok := s.conns.stop[name]
 	if ok {
-		cancel()
+		r.cancel()
+		delete(s.conns.stop, name)
 	}
 	return ok
 }
