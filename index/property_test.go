@@ -125,3 +125,32 @@ func sortKey(doc map[string]any, toks []string, desc bool) []byte {
 	}
 	return best
 }
+
+// TestMatcherAgreesWithMatch: a compiled Matcher answers as Match does on
+// each of its conditions, and a document it matches has the leaf key of
+// its first == condition (so looking leaf keys up never misses one).
+func TestMatcherAgreesWithMatch(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		doc := genDoc(2).Draw(t, "doc")
+		conds := rapid.SliceOfN(genCond(), 0, 3).Draw(t, "conds")
+		m, err := index.Compile(conds)
+		if err != nil {
+			for _, c := range conds {
+				if c.Validate() != nil {
+					return // Refused as Search refuses it.
+				}
+			}
+			t.Fatalf("Compile(%v): %v, but every condition is valid", conds, err)
+		}
+		want := true
+		for _, c := range conds {
+			want = want && index.Match(doc, c)
+		}
+		if got := m.Match(doc); got != want {
+			t.Fatalf("Matcher(%v).Match(%v) = %v, Match of each: %v", conds, doc, got, want)
+		}
+		if k, ok := m.EqKey(); ok && want && !slices.Contains(index.LeafKeys(doc), k) {
+			t.Fatalf("%v matches %v but its leaf keys lack the == key", doc, conds)
+		}
+	})
+}

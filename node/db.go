@@ -79,6 +79,7 @@ type DB struct {
 
 	blobs     blobstore.Pins // pins and uploads shared by blob writers and CompactBlobs
 	compactMu sync.Mutex     // one CompactBlobs at a time
+	live      *liveHub       // live queries (live.go)
 	closeOnce sync.Once
 }
 
@@ -94,6 +95,7 @@ func openDB(n *Node, name string, m dbMeta) (*DB, error) {
 		acl:     make(chan struct{}, 1),
 	}
 	d.mu.notify = make(chan struct{})
+	d.live = newLiveHub(d)
 	r := m.Repl.replication()
 	d.repl.Store(&r)
 	if v, err := d.readMeta(layout.MetaSeq); err != nil {
@@ -168,6 +170,7 @@ func (d *DB) start() {
 		d.tasks.Go(func() error { d.compactLoop(ctx, r.Interval); return nil })
 	}
 	d.tasks.Go(func() error { d.reconsiderLoop(ctx); return nil })
+	d.tasks.Go(func() error { d.live.run(ctx); return nil })
 }
 
 func (d *DB) readMeta(name string) ([]byte, error) {
@@ -255,6 +258,7 @@ func (d *DB) Name() string { return d.name }
 func (d *DB) close() {
 	d.closeOnce.Do(d.stop)
 	_ = d.tasks.Wait() // its goroutines return no error
+	d.live.wait()
 }
 
 func (d *DB) notifyCommit() {
