@@ -87,6 +87,10 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusForbidden, "not_allowed", err.Error(), false
 	case errors.Is(err, node.ErrDialFailed):
 		return http.StatusBadGateway, "dial_failed", err.Error(), false
+	case errors.Is(err, node.ErrLagging): // only ever in a stream: its end, never a status
+		return http.StatusConflict, "lagging", err.Error(), false
+	case errors.Is(err, node.ErrUnsubscribed): // likewise
+		return http.StatusServiceUnavailable, "closed", err.Error(), false
 	case errors.Is(err, node.ErrNoSpace):
 		return http.StatusInsufficientStorage, "insufficient_storage", "the disk of the node's store is full, the write was refused and changed nothing, retry once space is freed: " + err.Error(), false
 	case errors.Is(err, node.ErrCorrupt):

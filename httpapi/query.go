@@ -9,6 +9,9 @@ import (
 	"github.com/barrel-db/barrel/node"
 )
 
+// queryPattern is the query route (a read, though a POST: isWrite).
+const queryPattern = "POST /dbs/{db}/query"
+
 // maxQueryLimit bounds the page size of queries and path lookups.
 const maxQueryLimit = 10000
 
@@ -102,6 +105,10 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	live, since, buffer, err := liveFromBody(m)
+	if err != nil {
+		return err
+	}
 	q, err := queryFromBody(m)
 	if err != nil {
 		return err
@@ -109,6 +116,9 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.db(r)
 	if err != nil {
 		return err
+	}
+	if live {
+		return s.streamLive(w, r, d, node.LiveQuery{Query: q, Since: since, Buffer: buffer})
 	}
 	res, err := d.Query(r.Context(), q)
 	if err != nil {

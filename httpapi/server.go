@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/barrel-db/barrel/node"
@@ -23,14 +24,18 @@ type server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	lim *limits // shared by all requests; safe for concurrent use
+	ws  wsConns // open WebSocket connections, closed on shutdown
 }
 
 // New returns the HTTP handler serving n. The handler is safe for
 // concurrent use; it does not own n, which the caller closes after the
 // HTTP server has stopped.
-func New(n *node.Node, cfg Config) http.Handler {
+func New(n *node.Node, cfg Config) http.Handler { return newServer(n, cfg) }
+
+func newServer(n *node.Node, cfg Config) *server {
 	cfg = cfg.withDefaults()
 	s := &server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), lim: newLimits(cfg)}
+	s.ws.conns = map[*websocket.Conn]struct{}{}
 	s.routes()
 	return s
 }
@@ -50,13 +55,22 @@ func New(n *node.Node, cfg Config) http.Handler {
 // own with http.ResponseController.
 func NewServer(n *node.Node, cfg Config) *http.Server {
 	cfg = cfg.withDefaults()
-	return &http.Server{
-		Handler:           New(n, cfg),
+	s := newServer(n, cfg)
+	srv := &http.Server{
+		Handler:           s,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 	}
+	// HTTP/2 in cleartext (h2c, with prior knowledge) beside HTTP/1.1;
+	// over TLS, HTTP/2 by ALPN. WebSocket upgrades ride HTTP/1.1.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	srv.RegisterOnShutdown(s.ws.closeAll)
+	return srv
 }
 
 func (s *server) routes() {
@@ -77,9 +91,10 @@ func (s *server) routes() {
 	s.route("DELETE /dbs/{db}/docs/{id}", s.handleDelete)
 
 	s.route("POST /dbs/{db}/bulk", s.handleBulk)
-	s.route("POST /dbs/{db}/query", s.handleQuery)
+	s.route(queryPattern, s.handleQuery)
 	s.route("GET /dbs/{db}/paths/{path...}", s.handlePaths)
 	s.route("GET /dbs/{db}/changes", s.handleChanges)
+	s.route("GET /dbs/{db}/_ws", s.handleWS)
 	s.route("GET /dbs/{db}/_export", s.handleExport)
 	s.route("GET /dbs/{db}/replication", s.handleReplicationState)
 	s.route("PUT /dbs/{db}/replication", s.handleSetReplication)
@@ -154,7 +169,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if isWrite(r, pattern) {
 		release, err := s.lim.tryWrite()
 		if err != nil {
 			s.writeError(w, r, err)
@@ -174,8 +189,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is refused before it is read. It answers errBusy or errTooCostly at
 // once; a write slot is taken by the caller.
 func (s *server) bound(w http.ResponseWriter, r *http.Request, pattern string, c *charge) error {
-	write := r.Method != http.MethodGet && r.Method != http.MethodHead
-	if write {
+	if isWrite(r, pattern) {
 		if err := c.add(costPerWrite); err != nil {
 			return err
 		}
@@ -223,6 +237,13 @@ func (s *server) bound(w http.ResponseWriter, r *http.Request, pattern string, c
 		sliding: upload,
 	}
 	return nil
+}
+
+// isWrite reports whether r counts against the writes in flight: every
+// method but GET and HEAD, except a query (POST for its body only), which
+// reads, and live may stream for as long as its client stays.
+func isWrite(r *http.Request, pattern string) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && pattern != queryPattern
 }
 
 // requestURILen is the length of the request target as the client sent it

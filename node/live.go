@@ -232,6 +232,13 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	}
 }
 
+// Pending is the number of events queued for Next now.
+func (s *Subscription) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.mu.queue) - s.mu.head
+}
+
 // Close ends the subscription; Next then drains what is queued and returns
 // ErrUnsubscribed. It is idempotent.
 func (s *Subscription) Close() {

@@ -115,6 +115,10 @@ type httpConfig struct {
 	// CORSOrigins are the browser origins the CouchDB endpoint (/couch/)
 	// answers, for PouchDB in a web page; none by default.
 	CORSOrigins []string `koanf:"cors_origins"`
+	// TLSCert and TLSKey, both set, serve HTTPS (HTTP/2 and HTTP/1.1 by
+	// ALPN) instead of cleartext HTTP/1.1 and h2c: PEM files.
+	TLSCert string `koanf:"tls_cert"`
+	TLSKey  string `koanf:"tls_key"`
 }
 
 // p2pConfig is the p2p section of the configuration file: the node as a
@@ -235,6 +239,10 @@ func applyFlags(cfg *fileConfig, flags *pflag.FlagSet) error {
 			cfg.HTTP.Addr = f.Value.String()
 		case "http-token":
 			cfg.HTTP.Token = f.Value.String()
+		case "http-tls-cert":
+			cfg.HTTP.TLSCert = f.Value.String()
+		case "http-tls-key":
+			cfg.HTTP.TLSKey = f.Value.String()
 		case "durability":
 			cfg.Durability = f.Value.String()
 		case "log-level":
@@ -311,6 +319,9 @@ func (c fileConfig) validate() error {
 		if n.v < 0 {
 			errs = append(errs, fmt.Errorf("http.%s %d: want >= 0", n.key, n.v))
 		}
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("http.tls_cert %q, http.tls_key %q: set both to serve HTTPS, or neither", c.HTTP.TLSCert, c.HTTP.TLSKey))
 	}
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)

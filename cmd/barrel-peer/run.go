@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,8 @@ func (a *app) runCmd() *cobra.Command {
 	f.String("data", "", "data directory (default $XDG_DATA_HOME/barrel or ~/.local/share/barrel)")
 	f.String("http", "", "HTTP listen address (default 127.0.0.1:7080; port 0 picks a free port)")
 	f.String("http-token", "", "bearer token the HTTP API requires (default none)")
+	f.String("http-tls-cert", "", "PEM certificate: serve HTTPS (HTTP/2 by ALPN) with --http-tls-key (default cleartext HTTP/1.1 and h2c)")
+	f.String("http-tls-key", "", "PEM private key of --http-tls-cert")
 	f.Int64("max-body-bytes", 0, "largest accepted request body in bytes (default and most 8 MiB)")
 	f.String("durability", "", "sync (fsync before acknowledging, default) or batch")
 	f.String("log-level", "", "debug, info, warn or error (default info)")
@@ -156,8 +159,22 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 	srv.RegisterOnShutdown(cancelBase)
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(httpapi.LimitListener(ln, hcfg)) }()
-	log.Info("HTTP API listening", "addr", addr, "peer", n.Info().PeerID, "data_dir", cfg.DataDir)
+	scheme := "http"
+	if cfg.HTTP.TLSCert != "" {
+		scheme = "https"
+		// Read the pair now: a bad file is a startup error, not a failed
+		// handshake for every client.
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("http.tls_cert %s, http.tls_key %s: %w", cfg.HTTP.TLSCert, cfg.HTTP.TLSKey, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		go func() { served <- srv.ServeTLS(httpapi.LimitListener(ln, hcfg), "", "") }()
+	} else {
+		go func() { served <- srv.Serve(httpapi.LimitListener(ln, hcfg)) }()
+	}
+	log.Info("HTTP API listening", "addr", addr, "scheme", scheme, "peer", n.Info().PeerID, "data_dir", cfg.DataDir)
 	// The p2p file comes first: a reader waiting for the HTTP file finds
 	// both.
 	if files.p2p != "" {
