@@ -159,7 +159,7 @@ func checkOp(op string, hasValue bool) error {
 
 func (a *app) queryCmd() *cobra.Command {
 	var limit int
-	var idsOnly bool
+	var idsOnly, follow bool
 	cmd := &cobra.Command{
 		Use:   "query DB PATH OP [VALUE]",
 		Short: "Print documents whose PATH compares to VALUE by OP (==, !=, <, <=, >, >=, prefix), or has a value (exists), one JSON line each",
@@ -184,6 +184,12 @@ func (a *app) queryCmd() *cobra.Command {
 				cond["value"] = parseLiteral(args[3])
 			}
 			q := map[string]any{"where": []map[string]any{cond}}
+			if follow {
+				if limit > 0 {
+					return usageErr("--follow takes no --limit: it follows the whole result")
+				}
+				return a.followQuery(cmd, c, args[0], q, idsOnly)
+			}
 			printed := 0
 			for {
 				if limit > 0 {
@@ -216,6 +222,7 @@ func (a *app) queryCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "print at most this many documents (0: all)")
-	cmd.Flags().BoolVar(&idsOnly, "ids", false, "print only document ids")
+	cmd.Flags().BoolVar(&idsOnly, "ids", false, "print only document ids (with --follow: the event type and the id)")
+	cmd.Flags().BoolVar(&follow, "follow", false, "a live query: print the result, then one JSON line per event (added, changed, removed, current) until interrupted")
 	return cmd
 }

@@ -420,3 +420,61 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestQueryFollowCLI: `barrel-peer query DB PATH OP VALUE --follow` prints
+// the result, then the events of writes made while it runs.
+func TestQueryFollowCLI(t *testing.T) {
+	p := startPeer(t, t.TempDir())
+	mustStatus(t, http.StatusCreated, "PUT", p.url+"/dbs/f", "")
+	mustStatus(t, http.StatusCreated, "PUT", p.url+"/dbs/f/docs/a", `{"team":"red"}`)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "--api", p.url, "query", "f", "/team", "==", "red", "--follow", "--ids")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("query --follow ended (stderr %q)", stderr.String())
+			}
+			return l
+		case <-ctx.Done():
+			t.Fatalf("query --follow printed nothing more (stderr %q)", stderr.String())
+		}
+		return ""
+	}
+	if l := next(); l != "added a" {
+		t.Fatalf("first line %q, want \"added a\"", l)
+	}
+	if l := next(); !strings.HasPrefix(l, "current ") {
+		t.Fatalf("second line %q, want current SEQ", l)
+	}
+	mustStatus(t, http.StatusCreated, "PUT", p.url+"/dbs/f/docs/b", `{"team":"red"}`)
+	mustStatus(t, http.StatusCreated, "PUT", p.url+"/dbs/f/docs/a", `{"team":"blue"}`)
+	want := []string{"added b", "removed a"}
+	for len(want) > 0 {
+		if l := next(); l == want[0] {
+			want = want[1:]
+		} else if !strings.HasPrefix(l, "current ") {
+			t.Fatalf("got %q, want %q", l, want[0])
+		}
+	}
+}
