@@ -32,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S", "A1", "A2"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S", "A1", "A2", "L1", "L2"}
 
 // Fixed shape of the workloads.
 const (
@@ -76,6 +76,7 @@ type Config struct {
 	backoff time.Duration
 	cmp     benchCompactConfig // C1, C2, W2S (bench_compact.go)
 	att     benchAttachConfig  // A1, A2 (bench_attach.go)
+	live    benchLiveConfig    // L1, L2 (bench_live.go)
 }
 
 // Help is the bench command's long help: what each workload measures and
@@ -111,14 +112,22 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"can open the attachment, complete and verified (replicate_mb_s). MB is 10^6 bytes.\n" +
 	"vmhwm_mb is the kernel's peak resident set (VmHWM) since the workload started (-1 where\n" +
 	"it cannot be reset), heap_peak_mb the Go heap sampled every 50 ms; A2's peers share the\n" +
-	"process, so its figures are both peers'."
+	"process, so its figures are both peers'.\n\n" +
+	"Live workloads (issue 14): L1 --live-subs live-query subscribers (each /k == its own\n" +
+	"value, read by its own goroutine): --n documents by --writers without them, then\n" +
+	"--live-rate documents/s for --live-seconds, each matching one subscriber (delivery\n" +
+	"latency from the Put call to the event, median and p99 ms; idle memory per subscriber:\n" +
+	"sub_heap_kb the Go heap, sub_total_kb with goroutine stacks), then --n documents by\n" +
+	"--writers with them attached (with_over_without: the ratio of the write rates); L2 a\n" +
+	"WebSocket changes-feed follower on an in-process server while W1b writes --n documents\n" +
+	"(follower_over_writers: the writers' time over the time until the follower saw the last)."
 
 // NewConfig returns a Config holding the flags' defaults.
 func NewConfig() *Config { return &Config{backoff: time.Millisecond} }
 
 // AddFlags binds c to the bench command's flags.
 func (c *Config) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S,A1,A2`)
+	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S,A1,A2,L1,L2`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
@@ -137,6 +146,7 @@ func (c *Config) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each workload to PREFIX.<workload>.pprof (W2, W3, W4: the timed part; C1: the compaction; C2: the writes during it; W2S: the snapshot catch-up; the others: all after the node opens)")
 	c.cmp.flags(f)
 	c.att.flags(f)
+	c.live.flags(f)
 }
 
 // parseWorkloads splits a --workloads value; "all" is every workload.
@@ -197,7 +207,7 @@ func (c *Config) validate() error {
 	if c.durability != "sync" && c.durability != "batch" {
 		errs = append(errs, fmt.Errorf("--durability %q: want sync or batch", c.durability))
 	}
-	errs = append(errs, c.cmp.validate(), c.att.validate())
+	errs = append(errs, c.cmp.validate(), c.att.validate(), c.live.validate())
 	return errors.Join(errs...)
 }
 
@@ -303,6 +313,10 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.bulk(ctx, d, b.c.nMem, true)
 	case "A1":
 		return b.attachHTTP(ctx, n, db)
+	case "L1":
+		return b.liveQueries(ctx, d)
+	case "L2":
+		return b.followWebSocket(ctx, n, d)
 	}
 	return "", fmt.Errorf("unknown workload %q", b.name)
 }

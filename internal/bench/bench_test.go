@@ -23,7 +23,8 @@ func TestBench(t *testing.T) {
 		"--n", "200", "--n-bulk", "2000", "--n-query", "2000", "--n-mem", "2000",
 		"--n-repl", "1500", "--n-latency", "20",
 		"--n-compact", "300", "--compact-revs", "3", "--n-snap", "1000", "--snap-revs", "3",
-		"--blob-bytes", strconv.Itoa(benchTestBlob)}
+		"--blob-bytes", strconv.Itoa(benchTestBlob),
+		"--live-subs", "20", "--live-rate", "200", "--live-seconds", "1s"}
 	if err := runArgs(t, args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v; stderr:\n%s", err, stderr.String())
 	}
@@ -57,6 +58,10 @@ func TestBench(t *testing.T) {
 			"folded", "compact_seconds", "fresh_revisions", "rss_mb", "durability", "peak_rss_mb"}},
 		{"A1", benchTestBlob, attachKeys("put_seconds", "put_mb_s", "get_seconds", "get_mb_s")},
 		{"A2", benchTestBlob, attachKeys("replicate_mb_s", "attach_seconds", "attach_mb_s")},
+		{"L1", 200, []string{"workload", "n", "subs", "rate", "events", "median_ms", "p99_ms", "write_median_ms", "sub_heap_kb",
+			"sub_total_kb", "docs_per_s_without", "docs_per_s_with", "with_over_without", "writers", "rss_mb", "durability", "peak_rss_mb"}},
+		{"L2", 200, []string{"workload", "n", "writers", "docs_per_s", "follower_docs_per_s", "follower_lag_ms", "follower_over_writers",
+			"rss_mb", "durability", "peak_rss_mb"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -115,6 +120,11 @@ func TestBench(t *testing.T) {
 				// The fresh peer installed bases (a snapshot), not history.
 				if kv["folded"] != "3000" || kv["fresh_revisions"] != "0" {
 					t.Errorf("got folded=%s fresh_revisions=%s, want 3000 and 0", kv["folded"], kv["fresh_revisions"])
+				}
+			case "L1":
+				// Every paced write reached its subscriber.
+				if kv["events"] != "200" {
+					t.Errorf("got events=%s, want 200 (200/s for 1 s)", kv["events"])
 				}
 			case "A1", "A2":
 				// The blob moved (the workload checked its digest), and a
