@@ -121,6 +121,15 @@ type Config struct {
 	// BodyRateGrace is how long a body may arrive at any rate before
 	// MinBodyRate applies. Default DefaultBodyRateGrace (10s).
 	BodyRateGrace time.Duration
+	// ClientRate, when positive, is each client's (remote address's)
+	// request budget, in requests per second; a request over it gets 429
+	// rate_limited with Retry-After. Zero (the default) or negative: off,
+	// since a local-first node's clients are mostly its own applications;
+	// a node that serves several sets it.
+	ClientRate float64
+	// ClientBurst is how many requests a client may send at once above
+	// ClientRate. Default: twice ClientRate (at least 1).
+	ClientBurst int
 }
 
 // withDefaults returns a copy of c with zero fields set to their defaults.
@@ -137,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LongpollTimeout <= 0 {
 		c.LongpollTimeout = DefaultLongpollTimeout
+	}
+	if c.ClientBurst <= 0 {
+		c.ClientBurst = max(1, int(2*c.ClientRate))
 	}
 	if c.SSEHeartbeat <= 0 {
 		c.SSEHeartbeat = DefaultSSEHeartbeat

@@ -49,6 +49,8 @@ func errorStatus(err error) (status int, code, reason string, internal bool) {
 		return http.StatusRequestEntityTooLarge, "too_large", "request body larger than the limit", false
 	case errors.Is(err, errTooCostly):
 		return http.StatusRequestEntityTooLarge, "too_large", err.Error(), false
+	case errors.Is(err, errRateLimited):
+		return http.StatusTooManyRequests, "rate_limited", err.Error(), false
 	case errors.Is(err, errBusy):
 		return http.StatusServiceUnavailable, "overloaded", err.Error(), false
 	case errors.Is(err, errTooSlow):
@@ -138,6 +140,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == "overloaded" { // no_network is a 503 that retrying does not heal
 		w.Header().Set("Retry-After", "1")
+	}
+	var rl *rateLimitedError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", rl.retryAfterSeconds())
+		s.logRateLimited(r, rl)
 	}
 	if refusedBody(err) {
 		// Do not read what is left of a body refused for its size, cost or

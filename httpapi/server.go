@@ -13,18 +13,22 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/barrel-db/barrel/node"
 )
 
 // server holds what every handler needs. Its only mutable state is lim.
 type server struct {
-	n   *node.Node
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
-	lim *limits // shared by all requests; safe for concurrent use
-	ws  wsConns // open WebSocket connections, closed on shutdown
+	n     *node.Node
+	cfg   Config
+	log   *slog.Logger
+	mux   *http.ServeMux
+	lim   *limits    // shared by all requests; safe for concurrent use
+	ws    wsConns    // open WebSocket connections, closed on shutdown
+	reg   *regulator // per-client request budgets; nil: off
+	met   *metrics
+	rlLog rate.Sometimes // bounds the log lines of refused requests
 }
 
 // New returns the HTTP handler serving n. The handler is safe for
@@ -34,7 +38,9 @@ func New(n *node.Node, cfg Config) http.Handler { return newServer(n, cfg) }
 
 func newServer(n *node.Node, cfg Config) *server {
 	cfg = cfg.withDefaults()
-	s := &server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), lim: newLimits(cfg)}
+	s := &server{n: n, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), lim: newLimits(cfg),
+		reg: newRegulator(cfg.ClientRate, cfg.ClientBurst), met: newMetrics(n.Registerer()),
+		rlLog: rate.Sometimes{Interval: rateLimitLogEvery}}
 	s.ws.conns = map[*websocket.Conn]struct{}{}
 	s.routes()
 	return s
@@ -145,6 +151,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if requestURILen(r) > s.cfg.MaxURLBytes {
 		s.writeError(w, r, errURITooLong)
 		return
+	}
+	if s.reg != nil && r.URL.Path != "/healthz" {
+		if err := s.reg.allow(clientOf(r)); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	if s.cfg.Couch != nil && (r.URL.Path == "/couch" || strings.HasPrefix(r.URL.Path, "/couch/")) {
 		if r.URL.Path == "/couch" {

@@ -119,6 +119,10 @@ type httpConfig struct {
 	// ALPN) instead of cleartext HTTP/1.1 and h2c: PEM files.
 	TLSCert string `koanf:"tls_cert"`
 	TLSKey  string `koanf:"tls_key"`
+	// ClientRate and ClientBurst are each client's request budget
+	// (requests/s, 0: off; burst, 0: twice the rate).
+	ClientRate  float64 `koanf:"client_rate"`
+	ClientBurst int     `koanf:"client_burst"`
 }
 
 // p2pConfig is the p2p section of the configuration file: the node as a
@@ -315,7 +319,7 @@ func (c fileConfig) validate() error {
 		key string
 		v   int64
 	}{{"max_connections", int64(c.HTTP.MaxConnections)}, {"memory_budget_bytes", c.HTTP.MemoryBudgetBytes}, {"max_inflight_writes", int64(c.HTTP.MaxInFlightWrites)},
-		{"max_uploads", int64(c.HTTP.MaxUploads)}, {"body_rate_grace", int64(c.HTTP.BodyRateGrace)}} {
+		{"max_uploads", int64(c.HTTP.MaxUploads)}, {"body_rate_grace", int64(c.HTTP.BodyRateGrace)}, {"client_burst", int64(c.HTTP.ClientBurst)}} {
 		if n.v < 0 {
 			errs = append(errs, fmt.Errorf("http.%s %d: want >= 0", n.key, n.v))
 		}

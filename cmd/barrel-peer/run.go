@@ -145,6 +145,8 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		MinBodyRate:       cfg.HTTP.MinBodyRate,
 		BodyRateGrace:     cfg.HTTP.BodyRateGrace,
 		MaxConnections:    cfg.HTTP.MaxConnections,
+		ClientRate:        cfg.HTTP.ClientRate,
+		ClientBurst:       cfg.HTTP.ClientBurst,
 		Couch:             cs,
 		Connectors: func(db string) any {
 			if st := cs.Connectors(db); len(st) > 0 {
