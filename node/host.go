@@ -60,6 +60,12 @@ type P2PConfig struct {
 	// have open on this node at once (of the 64 sessions served in all);
 	// more are answered busy. Default 8.
 	SyncPeerStreams int
+	// SyncPeerBodiesPerSec and SyncPeerBytesPerSec are one peer's budget
+	// on this node's sync server: change bodies and bytes sent to it per
+	// second, across its sessions; a pull past it is slowed. 0: the
+	// defaults (100,000 and 64 MiB); negative: unlimited.
+	SyncPeerBodiesPerSec int64
+	SyncPeerBytesPerSec  int64
 
 	// SwarmKey, when set, makes the node a member of a private network:
 	// only peers holding the same 32-byte pre-shared key complete a

@@ -87,9 +87,12 @@ func (n *Node) startNetwork() error {
 		AntiEntropy:    cfg.AntiEntropy,
 		IdleTimeout:    cfg.SyncIdle,
 		MaxPeerStreams: cfg.SyncPeerStreams,
-		Logger:         n.log.With("component", "sync"),
-		Registerer:     reg,
-		Now:            n.cfg.Now,
+		// A peer's budget on the server: bodies and bytes per second.
+		PeerBodiesPerSec: cfg.SyncPeerBodiesPerSec,
+		PeerBytesPerSec:  cfg.SyncPeerBytesPerSec,
+		Logger:           n.log.With("component", "sync"),
+		Registerer:       reg,
+		Now:              n.cfg.Now,
 	}
 	if err := scfg.Validate(); err != nil {
 		return fail(fmt.Errorf("sync: %w", err))

@@ -20,6 +20,12 @@ const (
 	DefaultMaxPeerStreams   = 8
 	DefaultFailLogEvery     = 5 * time.Minute
 	DefaultMaxPulls         = 8
+	// DefaultPeerBodiesPerSec and DefaultPeerBytesPerSec are one peer's
+	// budget on the server: about three times what a fresh peer pulls on
+	// a small machine (W2), so a catch-up is not slowed, while one peer
+	// pulling in a loop leaves the others most of the server.
+	DefaultPeerBodiesPerSec = 100_000
+	DefaultPeerBytesPerSec  = 64 << 20
 	DefaultAntiEntropy      = 30 * time.Second
 	DefaultMaxQueued        = 4096
 
@@ -71,6 +77,14 @@ type Config struct {
 	// MaxQueued bounds the replicator's queued (peer, db) triggers; more
 	// are dropped (the anti-entropy tick retries them). Default 4096.
 	MaxQueued int
+	// PeerBodiesPerSec and PeerBytesPerSec are the server's budget for one
+	// peer: the change bodies and bytes its sessions together are sent per
+	// second. A session past it is slowed, not refused, so one peer pulling
+	// in a loop cannot starve the others. 0 means the defaults
+	// (DefaultPeerBodiesPerSec, DefaultPeerBytesPerSec); negative:
+	// unlimited.
+	PeerBodiesPerSec int64
+	PeerBytesPerSec  int64
 	// AntiEntropy is the period of the replicator's pull of every connected
 	// peer. 0 means the default, 30s; negative disables it.
 	AntiEntropy time.Duration
@@ -99,6 +113,12 @@ func (c *Config) Validate() error {
 	def(&c.MaxPeerStreams, DefaultMaxPeerStreams)
 	def(&c.MaxPulls, DefaultMaxPulls)
 	def(&c.MaxQueued, DefaultMaxQueued)
+	if c.PeerBodiesPerSec == 0 {
+		c.PeerBodiesPerSec = DefaultPeerBodiesPerSec
+	}
+	if c.PeerBytesPerSec == 0 {
+		c.PeerBytesPerSec = DefaultPeerBytesPerSec
+	}
 	if c.StreamTimeout == 0 {
 		c.StreamTimeout = DefaultStreamTimeout
 	}

@@ -13,6 +13,7 @@ type metrics struct {
 	changes  prometheus.Counter       // changes applied by pulls
 	bytes    prometheus.Counter       // frame bytes received by pulls
 	seconds  *prometheus.HistogramVec // role
+	slowed   prometheus.Counter       // seconds server sessions waited on their peer's budget
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "barrel_sync_bytes_received_total",
 			Help: "Frame bytes received by pulls.",
 		}),
+		slowed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "barrel_sync_budget_wait_seconds_total",
+			Help: "Time server sessions waited because their peer was over its budget of bodies or bytes per second.",
+		}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "barrel_sync_session_seconds",
 			Help:    "Duration of sync sessions by role.",
@@ -43,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.changes = register(reg, m.changes, &errs)
 	m.bytes = register(reg, m.bytes, &errs)
 	m.seconds = register(reg, m.seconds, &errs)
+	m.slowed = register(reg, m.slowed, &errs)
 	return m, errors.Join(errs...)
 }
 
@@ -66,3 +72,5 @@ func (m *metrics) session(role, result string, seconds float64) {
 	m.sessions.WithLabelValues(role, result).Inc()
 	m.seconds.WithLabelValues(role).Observe(seconds)
 }
+
+func (m *metrics) throttled(seconds float64) { m.slowed.Add(seconds) }

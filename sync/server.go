@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 
 	"github.com/barrel-db/barrel/crdt"
 )
@@ -27,13 +28,15 @@ const changesChunk = 16
 
 // Server answers pulls: one session per stream of ProtocolID.
 type Server struct {
-	h     host.Host
-	store Store
-	cfg   Config
-	log   *slog.Logger
-	m     *metrics
-	slots chan struct{} // one per authorized session, cap MaxStreams
-	fails *failLog      // failing sessions per peer, logged at a bounded rate
+	h      host.Host
+	store  Store
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics
+	slots  chan struct{}  // one per authorized session, cap MaxStreams
+	fails  *failLog       // failing sessions per peer, logged at a bounded rate
+	budget *peerBudgets   // bodies and bytes per second per peer
+	slowed rate.Sometimes // bounds the log lines of sessions slowed by their budget
 
 	// mu guards closed, the Add of wg against Run's Wait, and perPeer.
 	mu      sync.Mutex
@@ -62,6 +65,8 @@ func newServer(h host.Host, store Store, cfg Config, m *metrics) *Server {
 		log:     cfg.Logger.With("role", "server"),
 		slots:   make(chan struct{}, cfg.MaxStreams),
 		fails:   newFailLog(cfg.FailLogEvery, cfg.MaxQueued),
+		budget:  newPeerBudgets(cfg.PeerBodiesPerSec, cfg.PeerBytesPerSec),
+		slowed:  rate.Sometimes{Interval: cfg.FailLogEvery},
 		perPeer: map[peer.ID]int{},
 	}
 }
@@ -192,7 +197,7 @@ func (s *Server) session(ctx context.Context, c *conn, remote peer.ID) error {
 	if h.Limit > 0 {
 		limit = min(limit, int(h.Limit))
 	}
-	ss := &serverSession{s: s, c: c, db: h.DB, filter: h.Filter, limit: limit, remote: remote}
+	ss := &serverSession{s: s, c: c, db: h.DB, filter: h.Filter, limit: limit, remote: remote, budget: s.budget.of(remote)}
 	if err := ss.list(ctx, h.Since); err != nil {
 		return err
 	}
@@ -259,6 +264,7 @@ type serverSession struct {
 	limit  int
 	remote peer.ID
 	batch  []crdt.ID
+	budget *peerBudget // the peer's, shared by its sessions
 }
 
 // list sends the IDs batch after since.
@@ -330,7 +336,18 @@ func (ss *serverSession) serve(ctx context.Context, w *wantMsg) error {
 		if len(frame) == 0 {
 			return nil
 		}
-		err := ss.c.write(msgBodies, &bodiesMsg{Changes: frame})
+		waited, err := ss.budget.take(ctx, len(frame), size)
+		if err != nil {
+			return err
+		}
+		if waited > 0 {
+			ss.s.m.throttled(waited.Seconds())
+			ss.s.slowed.Do(func() {
+				ss.s.log.Info("peer over its sync budget: slowing its pulls", "peer", ss.remote,
+					"bodies_per_s", ss.s.cfg.PeerBodiesPerSec, "bytes_per_s", ss.s.cfg.PeerBytesPerSec, "dur", waited)
+			})
+		}
+		err = ss.c.write(msgBodies, &bodiesMsg{Changes: frame})
 		frame, size = nil, frameSlack
 		return err
 	}

@@ -147,9 +147,11 @@ type p2pConfig struct {
 	Heartbeat         time.Duration `koanf:"heartbeat"`
 	AntiEntropy       time.Duration `koanf:"anti_entropy"`
 	Rendezvous        time.Duration `koanf:"rendezvous"`
-	SyncIdle          time.Duration `koanf:"sync_idle"`         // a served sync session idle this long is closed
-	SyncPeerStreams   int           `koanf:"sync_peer_streams"` // sync streams one peer may hold open here
-	SwarmKeyFile      string        `koanf:"swarm_key_file"`    // private network key, IPFS format
+	SyncIdle          time.Duration `koanf:"sync_idle"`              // a served sync session idle this long is closed
+	SyncPeerStreams   int           `koanf:"sync_peer_streams"`      // sync streams one peer may hold open here
+	SyncPeerBodies    int64         `koanf:"sync_peer_bodies_per_s"` // change bodies sent to one peer per second; 0: 100000, negative: unlimited
+	SyncPeerBytes     int64         `koanf:"sync_peer_bytes_per_s"`  // bytes sent to one peer per second; 0: 64 MiB, negative: unlimited
+	SwarmKeyFile      string        `koanf:"swarm_key_file"`         // private network key, IPFS format
 }
 
 // node returns the node's P2P configuration: nil when networking is off.
@@ -158,25 +160,27 @@ func (c p2pConfig) node() *node.P2PConfig {
 		return nil
 	}
 	return &node.P2PConfig{
-		Listen:            c.Listen,
-		Bootstrap:         c.Bootstrap,
-		NoMDNS:            c.NoMDNS,
-		NoDHT:             c.NoDHT,
-		AllowPrivateAddrs: c.AllowPrivateAddrs,
-		NATPortMap:        c.NATPortMap,
-		HolePunching:      c.HolePunching,
-		RelayClient:       c.RelayClient,
-		ConnLow:           c.ConnLow,
-		ConnHigh:          c.ConnHigh,
-		MaxMemoryBytes:    c.MaxMemoryBytes,
-		MaxFDs:            c.MaxFDs,
-		Debounce:          c.Debounce,
-		Heartbeat:         c.Heartbeat,
-		AntiEntropy:       c.AntiEntropy,
-		Rendezvous:        c.Rendezvous,
-		SyncIdle:          c.SyncIdle,
-		SyncPeerStreams:   c.SyncPeerStreams,
-		SwarmKeyFile:      c.SwarmKeyFile,
+		Listen:               c.Listen,
+		Bootstrap:            c.Bootstrap,
+		NoMDNS:               c.NoMDNS,
+		NoDHT:                c.NoDHT,
+		AllowPrivateAddrs:    c.AllowPrivateAddrs,
+		NATPortMap:           c.NATPortMap,
+		HolePunching:         c.HolePunching,
+		RelayClient:          c.RelayClient,
+		ConnLow:              c.ConnLow,
+		ConnHigh:             c.ConnHigh,
+		MaxMemoryBytes:       c.MaxMemoryBytes,
+		MaxFDs:               c.MaxFDs,
+		Debounce:             c.Debounce,
+		Heartbeat:            c.Heartbeat,
+		AntiEntropy:          c.AntiEntropy,
+		Rendezvous:           c.Rendezvous,
+		SyncIdle:             c.SyncIdle,
+		SyncPeerStreams:      c.SyncPeerStreams,
+		SyncPeerBodiesPerSec: c.SyncPeerBodies,
+		SyncPeerBytesPerSec:  c.SyncPeerBytes,
+		SwarmKeyFile:         c.SwarmKeyFile,
 	}
 }
 
