@@ -60,6 +60,10 @@ type P2PConfig struct {
 	// have open on this node at once (of the 64 sessions served in all);
 	// more are answered busy. Default 8.
 	SyncPeerStreams int
+	// SyncBatch is the feed entries a pull asks for per IDs batch (the
+	// checkpoint, and the progress status, move once per batch); default
+	// 1000, at most 100,000.
+	SyncBatch int
 
 	// SwarmKey, when set, makes the node a member of a private network:
 	// only peers holding the same 32-byte pre-shared key complete a
@@ -137,6 +141,9 @@ func (c *P2PConfig) validate() error {
 	}
 	if c.RedialMax == 0 {
 		c.RedialMax = 5 * time.Minute
+	}
+	if c.SyncBatch < 0 || c.SyncBatch > bsync.MaxBatchSize {
+		errs = append(errs, fmt.Errorf("sync batch %d: want 1..%d", c.SyncBatch, bsync.MaxBatchSize))
 	}
 	if c.SyncIdle < 0 || c.SyncPeerStreams < 0 {
 		errs = append(errs, fmt.Errorf("sync idle %v, sync peer streams %d: must not be negative", c.SyncIdle, c.SyncPeerStreams))
