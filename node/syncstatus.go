@@ -100,8 +100,8 @@ func newPullProgress(p bsync.Progress, announced uint64) *PullProgress {
 	if announced > p.From {
 		out.Expected = max(announced-p.From, out.Done)
 	}
-	if left := out.Expected - out.Done; left > 0 && p.Rate > 0 {
-		out.Remaining = time.Duration(float64(left) / p.Rate * float64(time.Second))
+	if out.Expected > out.Done && p.Rate > 0 {
+		out.Remaining = time.Duration(float64(out.Expected-out.Done) / p.Rate * float64(time.Second))
 	}
 	return out
 }
