@@ -33,7 +33,7 @@ type netParts struct {
 	// started, moved or ended, a peer connected or left, an announcement.
 	changed *notifier
 	cancel  context.CancelFunc
-	group  *netGroup
+	group   *netGroup
 
 	announced struct { // the latest feed seq each peer announced, per database
 		sync.Mutex

@@ -133,7 +133,7 @@ type pull struct {
 	st      *Stats
 	prog    *progress // the replicator's view of this pull; nil for none
 	rounds  int       // Want rounds for missing parents so far
-	pending int // bytes of fetched parents held
+	pending int       // bytes of fetched parents held
 	// held counts fetched changes Apply found already held (written by
 	// the applier, read by the fetcher to stop skipping Has).
 	held atomic.Int64
