@@ -141,10 +141,15 @@ type dbStatus struct {
 }
 
 func (a *app) statusCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Print the node, its connected peers and every database with its replication state, as JSON",
-		Args:  cobra.NoArgs,
+		Short: "Print the node, its connected peers and every database with its sync state with each peer (--json: as JSON)",
+		Long: "One line for the node, then per database a line and, indented, one line per peer it\n" +
+			"replicated with since the daemon started (connected or not: synced how long ago, lag,\n" +
+			"and while a pull runs its progress, rate and time left), its attachments in flight and\n" +
+			"its CouchDB connectors. --json prints the same as one JSON object.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -183,9 +188,14 @@ func (a *app) statusCmd() *cobra.Command {
 				}
 				st.DBs = append(st.DBs, d)
 			}
-			return printJSON(a.stdout, st)
+			if asJSON {
+				return printJSON(a.stdout, st)
+			}
+			return writeStatus(a.stdout, st, time.Now())
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the state as JSON (node info, network, peers, databases with their replication)")
+	return cmd
 }
 
 func (a *app) replicateCmd() *cobra.Command {
