@@ -45,6 +45,7 @@ type progress struct {
 	from    uint64
 	cp      uint64
 	applied int
+	movedAt time.Time // when cp last moved (monotonic)
 	ring    [rateSamples]sample
 	n       int // samples taken (ring index n % rateSamples is the next)
 }
@@ -79,7 +80,7 @@ func (p *progress) advance(applied int, cp uint64, now time.Time) {
 	if cp <= p.cp {
 		return
 	}
-	p.cp = cp
+	p.cp, p.movedAt = cp, now
 	if last := p.ring[(p.n-1+rateSamples)%rateSamples]; p.n == 0 || now.Sub(last.at) >= rateWindow/rateSamples {
 		p.ring[p.n%rateSamples] = sample{at: now, cp: cp}
 		p.n++
@@ -101,7 +102,7 @@ func (p *progress) snapshot(now time.Time) Progress {
 			break
 		}
 	}
-	if oldest == nil && p.n > 0 {
+	if oldest == nil && p.n > 0 && now.Sub(p.movedAt) <= rateWindow {
 		oldest = &p.ring[(p.n-1)%rateSamples] // every sample is older: rate since the latest
 	}
 	if oldest != nil {
