@@ -47,7 +47,8 @@ func (a *app) peersCmd() *cobra.Command {
 		Use:   "peers",
 		Short: "List connected peers, one per line: id, addresses, then per database its checkpoint and last sync",
 		Long: "Each line is tab-separated: the peer id, its addresses joined by commas, and one field\n" +
-			"per database replicated with it: DB checkpoint=N last_sync=TIME [running] [error=...].",
+			"per database replicated with it: DB checkpoint=N lag=N last_sync=TIME [running]\n" +
+			"[pulled=DONE/EXPECTED] [error=...] (EXPECTED 0: not known yet).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -95,6 +96,9 @@ func dbReplSummary(d httpapi.PeerReplStatus) string {
 	}
 	if d.Running {
 		s += " running"
+	}
+	if p := d.Progress; p != nil {
+		s += fmt.Sprintf(" pulled=%d/%d", p.Done, p.Expected)
 	}
 	if d.LastError != "" {
 		s += fmt.Sprintf(" error=%q", d.LastError)
