@@ -60,9 +60,11 @@ type P2PConfig struct {
 	// have open on this node at once (of the 64 sessions served in all);
 	// more are answered busy. Default 8.
 	SyncPeerStreams int
-	// SyncBatch is the feed entries a pull asks for per IDs batch (the
-	// checkpoint, and the progress status, move once per batch); default
-	// 1000, at most 100,000.
+	// SyncBatch is the most feed entries per IDs batch of the sync
+	// protocol, in this node's pulls and in the sessions it serves (a
+	// pull's checkpoint, and its progress status, move once per batch);
+	// default 1000, at most 100,000. Small values make pulls slow: tests
+	// use them to watch a pull's progress.
 	SyncBatch int
 
 	// SwarmKey, when set, makes the node a member of a private network:
