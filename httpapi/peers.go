@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -75,17 +77,96 @@ func connectAddr(m map[string]any) (string, error) {
 	return addr, nil
 }
 
+// handleReplicationState answers a database's replication state, or with
+// feed=eventsource (or sse) streams it.
 func (s *server) handleReplicationState(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("db")
+	switch feed := r.URL.Query().Get("feed"); feed {
+	case "eventsource", "sse":
+		return s.streamReplication(w, r, name)
+	case "", "normal":
+	default:
+		return badRequest("feed must be normal or eventsource")
+	}
 	st, err := s.n.ReplicationState(name)
 	if err != nil {
 		return fmt.Errorf("replication of %q: %w", name, err)
 	}
+	writeJSON(w, http.StatusOK, s.replicationState(name, st))
+	return nil
+}
+
+// replicationState is the wire form of st, with the database's CouchDB
+// connectors.
+func (s *server) replicationState(name string, st node.ReplicationState) ReplicationState {
 	out := newReplicationState(st)
 	if s.cfg.Connectors != nil {
 		out.Connectors = s.cfg.Connectors(name)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
+}
+
+// connectorRefresh is how often a replication stream rereads the CouchDB
+// connectors' states, which have no watch of their own.
+const connectorRefresh = time.Second
+
+// streamReplication serves feed=eventsource: the replication state as an
+// event (data: the JSON of GET /dbs/{db}/replication) at once, then each
+// time it changes, coalesced by node.WatchReplication to at most four a
+// second, and a comment line every SSEHeartbeat while nothing changes,
+// until the client goes away, the server shuts down or the database is
+// dropped. It returns an error only before anything is written (an unknown
+// database).
+func (s *server) streamReplication(w http.ResponseWriter, r *http.Request, name string) error {
+	ctx := r.Context()
+	states, err := s.n.WatchReplication(ctx, name)
+	if err != nil {
+		return fmt.Errorf("replication of %q: %w", name, err)
+	}
+	st := <-states // the current state is there at once
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	heartbeat := time.NewTimer(s.cfg.SSEHeartbeat)
+	defer heartbeat.Stop()
+	refresh := time.NewTicker(connectorRefresh)
+	defer refresh.Stop()
+	var last []byte
+	send := func() bool {
+		data, _ := json.Marshal(s.replicationState(name, st)) // the state always marshals
+		if bytes.Equal(data, last) {
+			return true
+		}
+		last = data
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+			return false
+		}
+		heartbeat.Reset(s.cfg.SSEHeartbeat)
+		return rc.Flush() == nil
+	}
+	for ok := send(); ok; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case next, open := <-states:
+			if !open {
+				return nil // the database was dropped, or the node closed
+			}
+			st = next
+			ok = send()
+		case <-refresh.C:
+			ok = send()
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return nil
+			}
+			ok = rc.Flush() == nil
+			heartbeat.Reset(s.cfg.SSEHeartbeat)
+		}
+	}
 	return nil
 }
 

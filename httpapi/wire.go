@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"math"
 	"time"
 
 	"github.com/barrel-db/barrel/node"
@@ -201,37 +202,70 @@ func newPeerInfos(ps []node.PeerInfo) []PeerInfo {
 
 // PeerReplStatus is the replication of one database with one peer.
 type PeerReplStatus struct {
-	Peer       string    `json:"peer,omitempty"`
-	DB         string    `json:"db"`
-	Running    bool      `json:"running"`
-	LastSync   time.Time `json:"last_sync,omitzero"`
-	LastError  string    `json:"last_error,omitempty"`
-	Checkpoint uint64    `json:"checkpoint"`
-	Lag        uint64    `json:"lag"`
-	Pulled     int       `json:"last_pulled"`
-	Bytes      int64     `json:"last_bytes"`
+	Peer       string        `json:"peer,omitempty"`
+	DB         string        `json:"db"`
+	Running    bool          `json:"running"`
+	LastSync   time.Time     `json:"last_sync,omitzero"`
+	LastError  string        `json:"last_error,omitempty"`
+	Checkpoint uint64        `json:"checkpoint"`
+	Lag        uint64        `json:"lag"`
+	Pulled     int           `json:"last_pulled"`
+	Bytes      int64         `json:"last_bytes"`
+	Connected  bool          `json:"connected"`
+	SyncedOnce bool          `json:"synced_once"`
+	LastSynced time.Time     `json:"last_synced,omitzero"`
+	Progress   *PullProgress `json:"progress,omitempty"` // while a pull runs
 }
 
 func newPeerReplStatuses(ss []node.PeerReplStatus) []PeerReplStatus {
 	return convert(ss, func(s node.PeerReplStatus) PeerReplStatus {
 		return PeerReplStatus{Peer: s.Peer, DB: s.DB, Running: s.Running, LastSync: s.LastSync, LastError: s.LastError,
-			Checkpoint: s.Checkpoint, Lag: s.Lag, Pulled: s.Pulled, Bytes: s.Bytes}
+			Checkpoint: s.Checkpoint, Lag: s.Lag, Pulled: s.Pulled, Bytes: s.Bytes,
+			Connected: s.Connected, SyncedOnce: s.SyncedOnce, LastSynced: s.LastSynced, Progress: newPullProgress(s.Progress)}
 	})
 }
 
-// ReplicationState is the answer of GET and PUT /dbs/{db}/replication.
+// PullProgress is a running pull's progress, in the peer's feed entries.
+type PullProgress struct {
+	Started   time.Time `json:"started"`
+	Done      uint64    `json:"done"`
+	Expected  uint64    `json:"expected"` // 0: not known yet
+	Applied   int       `json:"applied"`
+	Rate      float64   `json:"docs_per_second"`
+	Remaining float64   `json:"remaining_seconds"` // 0: not known
+}
+
+func newPullProgress(p *node.PullProgress) *PullProgress {
+	if p == nil {
+		return nil
+	}
+	return &PullProgress{Started: p.Started, Done: p.Done, Expected: p.Expected, Applied: p.Applied,
+		Rate: math.Round(p.Rate*10) / 10, Remaining: math.Round(p.Remaining.Seconds()*10) / 10}
+}
+
+// BlobStatus is a database's attachments in flight.
+type BlobStatus struct {
+	Wanted      int   `json:"wanted"`
+	Fetching    int   `json:"fetching"`
+	WantedBytes int64 `json:"wanted_bytes"`
+}
+
+// ReplicationState is the answer of GET and PUT /dbs/{db}/replication, and
+// the data of each event of its feed=eventsource stream.
 type ReplicationState struct {
 	DB      string           `json:"db"`
 	Setting Replication      `json:"setting"`
 	Seq     uint64           `json:"update_seq"`
 	Peers   []PeerReplStatus `json:"peers"`
+	Blobs   BlobStatus       `json:"blobs"`
 	// Connectors are the database's CouchDB connectors as the couch
 	// endpoint reports them (Config.Connectors); absent without any.
 	Connectors any `json:"connectors,omitempty"`
 }
 
 func newReplicationState(s node.ReplicationState) ReplicationState {
-	return ReplicationState{DB: s.DB, Setting: newReplication(s.Setting), Seq: s.Seq, Peers: newPeerReplStatuses(s.Peers)}
+	return ReplicationState{DB: s.DB, Setting: newReplication(s.Setting), Seq: s.Seq, Peers: newPeerReplStatuses(s.Peers),
+		Blobs: BlobStatus{Wanted: s.Blobs.Wanted, Fetching: s.Blobs.Fetching, WantedBytes: s.Blobs.WantedBytes}}
 }
 
 // Replication is a database's replication setting: the body of PUT

@@ -54,7 +54,9 @@ func wireCompaction() node.CompactionStats {
 func wireCases() []wireCase {
 	cs := wireCompaction()
 	note := node.Cond{Path: "/type", Op: "==", Value: "note"}
-	synced := node.PeerReplStatus{Peer: wirePeer, DB: "db", Running: true, LastSync: wireTime, LastError: "stream reset", Checkpoint: 42, Lag: 3, Pulled: 17, Bytes: 9000}
+	synced := node.PeerReplStatus{Peer: wirePeer, DB: "db", Running: true, LastSync: wireTime, LastError: "stream reset", Checkpoint: 42, Lag: 3, Pulled: 17, Bytes: 9000,
+		Connected: true, SyncedOnce: true, LastSynced: wireTime.Add(-time.Minute),
+		Progress: &node.PullProgress{Started: wireTime, Done: 3000, Expected: 10_000, Applied: 2990, Rate: 1234.5678, Remaining: 5670 * time.Millisecond}}
 	return []wireCase{
 		{name: "info", v: func() any {
 			return newInfo(node.Info{PeerID: wirePeer, Version: "v0.1.0", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
@@ -114,7 +116,7 @@ func wireCases() []wireCase {
 		{name: "replication_state", v: func() any {
 			return newReplicationState(node.ReplicationState{DB: "db", Seq: 12,
 				Setting: node.Replication{Off: true, IDPrefix: "k-", Where: []node.Cond{note, {Path: "/n", Op: ">=", Value: int64(3)}, {Path: "/due", Op: "exists"}, {Path: "/done", Op: "==", Value: false}}},
-				Peers:   []node.PeerReplStatus{synced}})
+				Peers:   []node.PeerReplStatus{synced}, Blobs: node.BlobStatus{Wanted: 3, Fetching: 1, WantedBytes: 1 << 20}})
 		}},
 		{name: "replication_state_zero", v: func() any { return newReplicationState(node.ReplicationState{DB: "db"}) }},
 		{name: "acl", v: func() any {
@@ -187,6 +189,8 @@ func TestWireCoversNodeFields(t *testing.T) {
 		{node.PeerInfo{}, PeerInfo{}},
 		{node.PeerReplStatus{}, PeerReplStatus{}},
 		{node.ReplicationState{}, ReplicationState{}},
+		{node.PullProgress{}, PullProgress{}},
+		{node.BlobStatus{}, BlobStatus{}},
 		{node.Replication{}, Replication{}},
 		{node.Cond{}, Cond{}},
 		{node.ACL{}, ACL{}},

@@ -111,6 +111,7 @@ func (f *blobFetcher) want(db string, dg digest, length int64, from peer.ID) {
 }
 
 func (f *blobFetcher) signal() {
+	f.n.replicationChanged() // the wants moved: tell replication watchers
 	select {
 	case f.wake <- struct{}{}:
 	default:

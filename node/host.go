@@ -66,6 +66,12 @@ type P2PConfig struct {
 	// defaults (100,000 and 64 MiB); negative: unlimited.
 	SyncPeerBodiesPerSec int64
 	SyncPeerBytesPerSec  int64
+	// SyncBatch is the most feed entries per IDs batch of the sync
+	// protocol, in this node's pulls and in the sessions it serves (a
+	// pull's checkpoint, and its progress status, move once per batch);
+	// default 1000, at most 100,000. Small values make pulls slow: tests
+	// use them to watch a pull's progress.
+	SyncBatch int
 
 	// SwarmKey, when set, makes the node a member of a private network:
 	// only peers holding the same 32-byte pre-shared key complete a
@@ -143,6 +149,9 @@ func (c *P2PConfig) validate() error {
 	}
 	if c.RedialMax == 0 {
 		c.RedialMax = 5 * time.Minute
+	}
+	if c.SyncBatch < 0 || c.SyncBatch > bsync.MaxBatchSize {
+		errs = append(errs, fmt.Errorf("sync batch %d: want 1..%d", c.SyncBatch, bsync.MaxBatchSize))
 	}
 	if c.SyncIdle < 0 || c.SyncPeerStreams < 0 {
 		errs = append(errs, fmt.Errorf("sync idle %v, sync peer streams %d: must not be negative", c.SyncIdle, c.SyncPeerStreams))

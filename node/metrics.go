@@ -115,3 +115,93 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l), db)
 	}
 }
+
+// syncCollector reports replication per database and connected peer, and
+// the attachments in flight per database, computed when scraped from the
+// same status as ReplicationState. Peer ids are labels here, against the
+// rule that labels are never peer ids, because the point is to tell peers
+// apart; the cardinality stays bounded: only connected peers have series
+// (a peer that disconnects drops out at the next scrape), at most
+// maxPeerSeries (database, peer) pairs, and the libp2p connection manager
+// bounds the connected peers.
+type syncCollector struct {
+	n                                          *Node
+	lag, pulling, synced, lastSynced           *prometheus.Desc
+	done, expected, rate, remaining            *prometheus.Desc
+	blobsWanted, blobsFetching, blobsWantedLen *prometheus.Desc
+}
+
+// maxPeerSeries bounds the (database, peer) pairs syncCollector reports.
+const maxPeerSeries = 4096
+
+func newSyncCollector(n *Node) *syncCollector {
+	dp := []string{"db", "peer"}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &syncCollector{n: n,
+		lag:        d("barrel_sync_lag_entries", "Feed entries a connected peer announced beyond this node's checkpoint of it.", dp),
+		pulling:    d("barrel_sync_pulling", "1 while a pull of the database from the peer runs, else 0.", dp),
+		synced:     d("barrel_sync_synced_once", "1 when a pull from the peer succeeded since the node started, else 0.", dp),
+		lastSynced: d("barrel_sync_last_synced_timestamp_seconds", "End of the last successful pull from the peer, Unix seconds (absent before the first).", dp),
+		done:       d("barrel_sync_progress_docs", "Feed entries the running pull got through so far.", dp),
+		expected:   d("barrel_sync_expected_docs", "Feed entries the running pull has to get through in all (from the peer's announcement; 0 unknown).", dp),
+		rate:       d("barrel_sync_progress_docs_per_second", "Feed entries per second of the running pull over the last 10 s.", dp),
+		remaining:  d("barrel_sync_remaining_seconds", "Estimated seconds left of the running pull (0 unknown).", dp),
+		blobsWanted: d("barrel_sync_blobs_wanted", "Attachment blobs replicated documents reference that this node still lacks.",
+			[]string{"db"}),
+		blobsFetching:  d("barrel_sync_blobs_fetching", "Wanted attachment blobs being transferred now.", []string{"db"}),
+		blobsWantedLen: d("barrel_sync_blobs_wanted_bytes", "Total length of the wanted attachment blobs.", []string{"db"}),
+	}
+}
+
+func (c *syncCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.lag, c.pulling, c.synced, c.lastSynced, c.done, c.expected, c.rate,
+		c.remaining, c.blobsWanted, c.blobsFetching, c.blobsWantedLen} {
+		ch <- d
+	}
+}
+
+func (c *syncCollector) Collect(ch chan<- prometheus.Metric) {
+	np := c.n.net.Load()
+	if np == nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	bit := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	series := 0
+	for _, s := range np.repl.Status() {
+		st := np.replStatus(s)
+		if !st.Connected || series >= maxPeerSeries {
+			continue
+		}
+		series++
+		gauge(c.lag, float64(st.Lag), st.DB, st.Peer)
+		gauge(c.pulling, bit(st.Running), st.DB, st.Peer)
+		gauge(c.synced, bit(st.SyncedOnce), st.DB, st.Peer)
+		if st.SyncedOnce {
+			gauge(c.lastSynced, float64(st.LastSynced.UnixNano())/1e9, st.DB, st.Peer)
+		}
+		if p := st.Progress; p != nil {
+			gauge(c.done, float64(p.Done), st.DB, st.Peer)
+			gauge(c.expected, float64(p.Expected), st.DB, st.Peer)
+			gauge(c.rate, p.Rate, st.DB, st.Peer)
+			gauge(c.remaining, p.Remaining.Seconds(), st.DB, st.Peer)
+		}
+	}
+	if np.blobs == nil {
+		return
+	}
+	for db, b := range np.blobs.statusByDB("") {
+		gauge(c.blobsWanted, float64(b.Wanted), db)
+		gauge(c.blobsFetching, float64(b.Fetching), db)
+		gauge(c.blobsWantedLen, float64(b.WantedBytes), db)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -30,8 +29,11 @@ type netParts struct {
 	repl   *bsync.Replicator
 	disc   *discovery.Discovery
 	blobs  *blobFetcher // pulls the blobs received documents reference
-	cancel context.CancelFunc
-	group  *netGroup
+	// changed wakes replication watchers (WatchReplication): a pull
+	// started, moved or ended, a peer connected or left, an announcement.
+	changed *notifier
+	cancel  context.CancelFunc
+	group   *netGroup
 
 	announced struct { // the latest feed seq each peer announced, per database
 		sync.Mutex
@@ -81,6 +83,7 @@ func (n *Node) startNetwork() error {
 	if err != nil {
 		return fail(fmt.Errorf("gossip: %w", err))
 	}
+	changed := &notifier{}
 	scfg := bsync.Config{
 		// A frame must carry the largest change a node accepts.
 		MaxFrameBytes:  crdt.MaxChangeBytes + 64<<10,
@@ -93,6 +96,8 @@ func (n *Node) startNetwork() error {
 		Logger:           n.log.With("component", "sync"),
 		Registerer:       reg,
 		Now:              n.cfg.Now,
+		BatchSize:        cfg.SyncBatch,
+		StatusChanged:    func(peer.ID, string) { changed.notify() },
 	}
 	if err := scfg.Validate(); err != nil {
 		return fail(fmt.Errorf("sync: %w", err))
@@ -123,7 +128,10 @@ func (n *Node) startNetwork() error {
 	if err := reg.Register(newLagCollector(n)); err != nil {
 		return fail(fmt.Errorf("metrics: %w", err))
 	}
-	np := &netParts{host: h, gossip: g, repl: repl, disc: disc, cancel: cancel}
+	if err := reg.Register(newSyncCollector(n)); err != nil {
+		return fail(fmt.Errorf("metrics: %w", err))
+	}
+	np := &netParts{host: h, gossip: g, repl: repl, disc: disc, changed: changed, cancel: cancel}
 	np.announced.seq = map[peerDB]uint64{}
 	n.mu.Lock()
 	for name, d := range n.mu.dbs {
@@ -192,10 +200,15 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 			continue
 		}
 		np.announced.Lock()
-		if len(np.announced.seq) < maxAnnounced {
-			np.announced.seq[peerDB{r.From, r.Ann.DB}] = r.Ann.Seq
+		k := peerDB{r.From, r.Ann.DB}
+		was, known := np.announced.seq[k]
+		if known || len(np.announced.seq) < maxAnnounced {
+			np.announced.seq[k] = r.Ann.Seq
 		}
 		np.announced.Unlock()
+		if was != r.Ann.Seq {
+			np.changed.notify() // the lag moved
+		}
 		xor, count := d.changesDigest()
 		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
 			continue // same change set
@@ -268,61 +281,6 @@ func (n *Node) leaveNetwork(name string) {
 	}
 }
 
-// PeerInfo is a connected peer and the state of replication with it.
-type PeerInfo struct {
-	ID    string
-	Addrs []string
-	DBs   []PeerReplStatus
-}
-
-// PeerReplStatus is the replication of one database with one peer.
-type PeerReplStatus struct {
-	Peer       string
-	DB         string
-	Running    bool
-	LastSync   time.Time
-	LastError  string
-	Checkpoint uint64
-	Lag        uint64 // feed entries the peer announced beyond the checkpoint
-	Pulled     int
-	Bytes      int64
-}
-
-func (np *netParts) replStatus(s bsync.PeerDBStatus) PeerReplStatus {
-	return PeerReplStatus{Peer: s.Peer.String(), DB: s.DB, Running: s.Running, LastSync: s.LastSync,
-		LastError: s.LastError, Checkpoint: s.Checkpoint, Lag: np.lag(s.Peer, s.DB, s.Checkpoint),
-		Pulled: s.Last.Applied, Bytes: s.Last.Bytes}
-}
-
-// Peers lists the connected peers, sorted by id, with replication state.
-func (n *Node) Peers() ([]PeerInfo, error) {
-	np := n.net.Load()
-	if np == nil {
-		return nil, ErrNoNetwork
-	}
-	byPeer := map[peer.ID][]PeerReplStatus{}
-	for _, s := range np.repl.Status() {
-		byPeer[s.Peer] = append(byPeer[s.Peer], np.replStatus(s))
-	}
-	var out []PeerInfo
-	for _, p := range np.host.Network().Peers() {
-		pi := PeerInfo{ID: p.String(), DBs: byPeer[p]}
-		for _, c := range np.host.Network().ConnsToPeer(p) {
-			pi.Addrs = append(pi.Addrs, c.RemoteMultiaddr().String())
-		}
-		for i := range pi.DBs {
-			pi.DBs[i].Peer = ""
-		}
-		sort.Slice(pi.DBs, func(i, j int) bool { return pi.DBs[i].DB < pi.DBs[j].DB })
-		if pi.DBs == nil {
-			pi.DBs = []PeerReplStatus{}
-		}
-		out = append(out, pi)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
-}
-
 // Connect dials a peer by multiaddr (with /p2p/ID). It becomes a known peer,
 // redialed after restarts and disconnects, and replication with it starts.
 func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
@@ -346,33 +304,6 @@ func (n *Node) Connect(ctx context.Context, addr string) (string, error) {
 	}
 	np.repl.TriggerAll(ai.ID)
 	return ai.ID.String(), nil
-}
-
-// ReplicationState is a database's replication setting and its state with
-// every peer it has synced with.
-type ReplicationState struct {
-	DB      string
-	Setting Replication
-	Seq     uint64
-	Peers   []PeerReplStatus
-}
-
-// ReplicationState reports a database's replication.
-func (n *Node) ReplicationState(name string) (ReplicationState, error) {
-	d, err := n.DB(name)
-	if err != nil {
-		return ReplicationState{}, err
-	}
-	st := ReplicationState{DB: name, Setting: d.Replication(), Seq: d.seq.Load(), Peers: []PeerReplStatus{}}
-	if np := n.net.Load(); np != nil {
-		for _, s := range np.repl.Status() {
-			if s.DB == name {
-				st.Peers = append(st.Peers, np.replStatus(s))
-			}
-		}
-	}
-	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Peer < st.Peers[j].Peer })
-	return st, nil
 }
 
 // Addrs returns the node's listen addresses with its peer id, for others

@@ -109,6 +109,7 @@ func (n *Node) SetReplication(ctx context.Context, name string, r Replication) e
 	case !was.Off && r.Off:
 		n.leaveNetwork(name)
 	}
+	n.replicationChanged() // watchers show the new setting
 	return nil
 }
 

@@ -51,6 +51,14 @@ func newClient(h host.Host, store Store, cfg Config, m *metrics) *Client {
 	return &Client{h: h, store: store, cfg: cfg, m: m, log: cfg.Logger.With("role", "client")}
 }
 
+// statusChanged tells Config.StatusChanged, if set, that the state of
+// pulling db from p moved.
+func (c *Client) statusChanged(p peer.ID, db string) {
+	if c.cfg.StatusChanged != nil {
+		c.cfg.StatusChanged(p, db)
+	}
+}
+
 // Pull fetches db's changes that p has and this store lacks, from the
 // store's checkpoint for p on, and applies them parents first. After each
 // batch is applied the checkpoint moves to the batch's end, so an
@@ -62,7 +70,12 @@ func newClient(h host.Host, store Store, cfg Config, m *metrics) *Client {
 // ErrBusy, ...), ErrWrongContentID, ErrBadRequest or ErrFrameTooLarge when
 // p breaks the protocol, ErrTooManyMissing, or the Store's errors. Stats
 // count what was done, also on error.
-func (c *Client) Pull(ctx context.Context, p peer.ID, db string, f *Filter) (st Stats, err error) {
+func (c *Client) Pull(ctx context.Context, p peer.ID, db string, f *Filter) (Stats, error) {
+	return c.pull(ctx, p, db, f, nil)
+}
+
+// pull is Pull reporting its progress to prog (nil: not reported).
+func (c *Client) pull(ctx context.Context, p peer.ID, db string, f *Filter, prog *progress) (st Stats, err error) {
 	start := time.Now()
 	defer func() {
 		c.m.session("client", result(ctx, err), time.Since(start).Seconds())
@@ -74,8 +87,9 @@ func (c *Client) Pull(ctx context.Context, p peer.ID, db string, f *Filter) (st 
 		return st, fmt.Errorf("checkpoint of %s for %s: %w", db, p, err)
 	}
 	st.Checkpoint = since
+	prog.begin(since, time.Now())
 	st.Bytes, err = c.stream(ctx, p, ProtocolID, func(cn *conn) error {
-		ps := &pull{c: c, cn: cn, peer: p, db: db, st: &st}
+		ps := &pull{c: c, cn: cn, peer: p, db: db, st: &st, prog: prog}
 		return ps.run(ctx, since, f)
 	})
 	if err != nil {
@@ -117,8 +131,9 @@ type pull struct {
 	peer    peer.ID
 	db      string
 	st      *Stats
-	rounds  int // Want rounds for missing parents so far
-	pending int // bytes of fetched parents held
+	prog    *progress // the replicator's view of this pull; nil for none
+	rounds  int       // Want rounds for missing parents so far
+	pending int       // bytes of fetched parents held
 	// held counts fetched changes Apply found already held (written by
 	// the applier, read by the fetcher to stop skipping Has).
 	held atomic.Int64
@@ -310,10 +325,13 @@ func (ps *pull) applyAll(ctx context.Context, queue <-chan work) error {
 				return fmt.Errorf("set checkpoint %d: %w", w.last, err)
 			}
 			ps.st.Checkpoint = w.last
+			ps.prog.advance(0, w.last, time.Now())
+			ps.c.statusChanged(ps.peer, ps.db)
 			continue
 		}
 		n, err := ps.c.store.Apply(ctx, ps.db, ps.peer, w.changes)
 		ps.st.Applied += n
+		ps.prog.advance(n, 0, time.Time{})
 		if err == nil && n < len(w.changes) {
 			ps.held.Add(int64(len(w.changes) - n))
 		}
@@ -442,6 +460,7 @@ func (ps *pull) resolve(ctx context.Context, missing []crdt.ID) error {
 			top := stack[len(stack)-1]
 			n, err := ps.c.store.Apply(ctx, ps.db, ps.peer, top)
 			ps.st.Applied += n
+			ps.prog.advance(n, 0, time.Time{})
 			var me *MissingError
 			switch {
 			case errors.As(err, &me) && len(me.IDs) > 0:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -95,6 +96,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now reads the wall clock for status times; nil means time.Now.
 	Now func() time.Time
+	// StatusChanged, when set, is called after the replicator's status of
+	// pulling db from peer moved: a pull started, applied a batch or
+	// ended. db is "" when peer's connectedness changed. It is called on
+	// the pull's own goroutines with no lock held and must return quickly
+	// (node coalesces the calls into its replication watchers).
+	StatusChanged func(p peer.ID, db string)
 }
 
 // Validate fills defaults and reports every invalid field.

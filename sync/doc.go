@@ -61,6 +61,11 @@
 //     checkpoint: holding the rest would make memory depend on the peer.
 //     Parents it fetches are held until applied, at most
 //     Config.MaxPendingBytes.
+//   - Replicator.Status reports a running pull's Progress (checkpoint
+//     reached, changes applied, a rate over the last 10 s from 16 samples)
+//     but not where the remote feed ends: the protocol tells that only in
+//     the last IDs batch, so the caller estimates it (node uses the
+//     sequence the peer announced over gossip).
 //   - Ids are listed in full: a peer with mostly the same data still
 //     receives every id after its checkpoint once (range-based set
 //     reconciliation is future work). The checkpoint makes repeats cheap.

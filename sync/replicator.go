@@ -26,8 +26,12 @@ type PeerDBStatus struct {
 	Running    bool      // a pull is running now
 	LastSync   time.Time // end of the last pull (zero: none yet)
 	LastError  string    // the last pull's error ("" if it succeeded)
+	LastOK     time.Time // end of the last pull that succeeded, caught up with the peer (zero: none since start)
 	Checkpoint uint64    // the remote feed sequence pulled up to
 	Last       Stats     // the last pull's counts
+	// Progress is the running pull's position (nil when none runs). The
+	// caller owns it.
+	Progress *Progress
 }
 
 // key names a pull: a database from a peer. An empty db means every
@@ -64,6 +68,7 @@ type Replicator struct {
 		queue  []key
 		jobs   map[key]*job
 		status map[key]*PeerDBStatus
+		live   map[key]*progress // the running pulls' progress
 	}
 }
 
@@ -88,6 +93,7 @@ func New(h host.Host, store Store, cfg Config) *Replicator {
 	}
 	r.mu.jobs = map[key]*job{}
 	r.mu.status = map[key]*PeerDBStatus{}
+	r.mu.live = map[key]*progress{}
 	return r
 }
 
@@ -148,10 +154,17 @@ func (r *Replicator) signal() {
 // Status returns the state of every (peer, database) pair pulled so far,
 // sorted by peer and database. The caller owns the slice.
 func (r *Replicator) Status() []PeerDBStatus {
+	now := time.Now()
 	r.mu.Lock()
 	out := make([]PeerDBStatus, 0, len(r.mu.status))
-	for _, s := range r.mu.status {
-		out = append(out, *s)
+	for k, s := range r.mu.status {
+		c := *s
+		if p := r.mu.live[k]; p != nil && s.Running {
+			snap := p.snapshot(now)
+			c.Progress = &snap
+			c.Checkpoint = max(c.Checkpoint, snap.Checkpoint) // stored after each batch
+		}
+		out = append(out, c)
 	}
 	r.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerDBStatus) int {
@@ -198,9 +211,14 @@ func (r *Replicator) events(ctx context.Context, evs <-chan any) {
 			if !ok {
 				return
 			}
-			if ev, ok := e.(event.EvtPeerConnectednessChanged); ok && ev.Connectedness == network.Connected {
+			ev, ok := e.(event.EvtPeerConnectednessChanged)
+			if !ok {
+				continue
+			}
+			if ev.Connectedness == network.Connected {
 				r.TriggerAll(ev.Peer)
 			}
+			r.client.statusChanged(ev.Peer, "")
 		}
 	}
 }
@@ -286,9 +304,14 @@ func (r *Replicator) run(ctx context.Context, k key) {
 		r.log.Debug("sync skipped: database not replicated", "peer", k.peer, "db", k.db)
 		return
 	}
+	prog := newProgress(r.cfg.Now())
 	r.setStatus(k, func(s *PeerDBStatus) { s.Running = true })
+	r.mu.Lock()
+	r.mu.live[k] = prog
+	r.mu.Unlock()
+	r.client.statusChanged(k.peer, k.db)
 	start := time.Now()
-	st, err := r.client.pullOrSnapshot(ctx, k.peer, k.db, dbs[i].Filter)
+	st, err := r.client.pullOrSnapshot(ctx, k.peer, k.db, dbs[i].Filter, prog)
 	dur := time.Since(start)
 	r.setStatus(k, func(s *PeerDBStatus) {
 		s.Running = false
@@ -297,9 +320,16 @@ func (r *Replicator) run(ctx context.Context, k key) {
 		if err != nil && !errors.Is(err, ErrNoDB) {
 			s.LastError = err.Error()
 		}
+		if err == nil {
+			s.LastOK = s.LastSync
+		}
 		s.Checkpoint = max(s.Checkpoint, st.Checkpoint)
 		s.Last = st
 	})
+	r.mu.Lock()
+	delete(r.mu.live, k)
+	r.mu.Unlock()
+	r.client.statusChanged(k.peer, k.db)
 	log := r.log.With("peer", k.peer, "db", k.db)
 	fk := string(k.peer) + "\x00" + k.db
 	switch {

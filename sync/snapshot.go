@@ -207,8 +207,8 @@ func (c *Client) installSnapshot(ctx context.Context, cn *conn, store SnapshotSt
 
 // pullOrSnapshot pulls db from p; when p's history before our checkpoint was
 // compacted, it installs p's snapshot first and pulls on from there.
-func (c *Client) pullOrSnapshot(ctx context.Context, p peer.ID, db string, f *Filter) (Stats, error) {
-	st, err := c.Pull(ctx, p, db, f)
+func (c *Client) pullOrSnapshot(ctx context.Context, p peer.ID, db string, f *Filter, prog *progress) (Stats, error) {
+	st, err := c.pull(ctx, p, db, f, prog)
 	if !errors.Is(err, ErrSnapshotNeeded) {
 		return st, err
 	}
@@ -221,5 +221,5 @@ func (c *Client) pullOrSnapshot(ctx context.Context, p peer.ID, db string, f *Fi
 		return st, err
 	}
 	c.log.Info("sync: snapshot installed", "peer", p, "db", db, "docs", ss.Docs, "bytes", ss.Bytes)
-	return c.Pull(ctx, p, db, f)
+	return c.pull(ctx, p, db, f, prog)
 }

@@ -47,7 +47,8 @@ func (a *app) peersCmd() *cobra.Command {
 		Use:   "peers",
 		Short: "List connected peers, one per line: id, addresses, then per database its checkpoint and last sync",
 		Long: "Each line is tab-separated: the peer id, its addresses joined by commas, and one field\n" +
-			"per database replicated with it: DB checkpoint=N last_sync=TIME [running] [error=...].",
+			"per database replicated with it: DB checkpoint=N lag=N last_sync=TIME [running]\n" +
+			"[pulled=DONE/EXPECTED] [error=...] (EXPECTED 0: not known yet).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
@@ -96,6 +97,9 @@ func dbReplSummary(d httpapi.PeerReplStatus) string {
 	if d.Running {
 		s += " running"
 	}
+	if p := d.Progress; p != nil {
+		s += fmt.Sprintf(" pulled=%d/%d", p.Done, p.Expected)
+	}
 	if d.LastError != "" {
 		s += fmt.Sprintf(" error=%q", d.LastError)
 	}
@@ -141,10 +145,15 @@ type dbStatus struct {
 }
 
 func (a *app) statusCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Print the node, its connected peers and every database with its replication state, as JSON",
-		Args:  cobra.NoArgs,
+		Short: "Print the node, its connected peers and every database with its sync state with each peer (--json: as JSON)",
+		Long: "One line for the node, then per database a line and, indented, one line per peer it\n" +
+			"replicated with since the daemon started (connected or not: synced how long ago, lag,\n" +
+			"and while a pull runs its progress, rate and time left), its attachments in flight and\n" +
+			"its CouchDB connectors. --json prints the same as one JSON object.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -183,9 +192,14 @@ func (a *app) statusCmd() *cobra.Command {
 				}
 				st.DBs = append(st.DBs, d)
 			}
-			return printJSON(a.stdout, st)
+			if asJSON {
+				return printJSON(a.stdout, st)
+			}
+			return writeStatus(a.stdout, st, time.Now())
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the state as JSON (node info, network, peers, databases with their replication)")
+	return cmd
 }
 
 func (a *app) replicateCmd() *cobra.Command {

@@ -130,8 +130,11 @@ func TestConnectorFromConfig(t *testing.T) {
 	if len(conns) != 1 || conns[0].(map[string]any)["name"] != "to-a" {
 		t.Fatalf("replication state: %v, want the connector to-a", st)
 	}
-	if out := cli(t, b.url, "", "status"); !strings.Contains(out.stdout, `"name": "to-a"`) {
+	if out := cli(t, b.url, "", "status", "--json"); !strings.Contains(out.stdout, `"name": "to-a"`) {
 		t.Fatalf("status does not show the connector: %s", out.stdout)
+	}
+	if out := cli(t, b.url, "", "status"); !strings.Contains(out.stdout, "\n  couch to-a  ") {
+		t.Fatalf("status lines do not show the connector: %s", out.stdout)
 	}
 	b.stop(t)
 	mustStatus(t, 201, "PUT", a.url+"/dbs/notes/docs/two", `{"v":2}`)

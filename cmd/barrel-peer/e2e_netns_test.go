@@ -132,7 +132,7 @@ func TestNoMulticastKeepsSync(t *testing.T) {
 		httpapi.Info
 		Network bool `json:"network"`
 	}
-	if err := json.Unmarshal([]byte(a.mustCLI(t, "status")), &st); err != nil {
+	if err := json.Unmarshal([]byte(a.mustCLI(t, "status", "--json")), &st); err != nil {
 		t.Fatalf("decode status: %v", err)
 	}
 	states := map[string]httpapi.Component{}

@@ -292,7 +292,7 @@ func TestE2EReplication(t *testing.T) {
 		}, func() string {
 			return fmt.Sprintf("B's replication state of %s to show A and C synced (got %+v)", db, st)
 		})
-		out := cli(t, b.url, "", "status")
+		out := cli(t, b.url, "", "status", "--json")
 		var s status
 		if out.code != 0 || json.Unmarshal([]byte(out.stdout), &s) != nil {
 			t.Fatalf("status: exit %d, stdout %q, stderr %q", out.code, out.stdout, out.stderr)
@@ -431,7 +431,7 @@ func TestE2EReplicationCLI(t *testing.T) {
 		}
 	}
 
-	r := cli(t, p.url, "", "status")
+	r := cli(t, p.url, "", "status", "--json")
 	var s status
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &s) != nil || s.Network || s.Peers != 0 || len(s.DBs) != 1 || s.DBs[0].Name != "docs" {
 		t.Fatalf("status without network: exit %d, got %q, want network false and db docs", r.code, r.stdout)
