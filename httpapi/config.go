@@ -65,6 +65,10 @@ type Config struct {
 	// replication protocol, couch.Server), with its own authentication
 	// (the same token, as Bearer or Basic), bounds and CouchDB's errors.
 	Couch http.Handler
+	// UI, when set, serves /ui and everything under /ui/ (the dashboard,
+	// package ui) without the token: the files hold no data, and every
+	// API call the page makes carries the token itself.
+	UI http.Handler
 	// Connectors, when set, gives the state of a database's CouchDB
 	// connectors, shown in GET /dbs/{db}/replication (nil: none).
 	Connectors func(db string) any

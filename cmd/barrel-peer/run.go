@@ -19,6 +19,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
+	"github.com/barrel-db/barrel/ui"
 )
 
 // shutdownTimeout bounds how long in-flight requests may finish on exit.
@@ -143,6 +144,7 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		BodyRateGrace:     cfg.HTTP.BodyRateGrace,
 		MaxConnections:    cfg.HTTP.MaxConnections,
 		Couch:             cs,
+		UI:                ui.Handler(),
 		Connectors: func(db string) any {
 			if st := cs.Connectors(db); len(st) > 0 {
 				return st
