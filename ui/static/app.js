@@ -57,6 +57,18 @@ function live(db, since, f, signal, filter) {
   follow(db, since, (c) => { if (!filter || filter(c)) later(c); }, signal, showLogin);
 }
 
+// watcher follows db's changes once for a page whose parts each refresh
+// on them: it answers watch(f, filter), which calls f (debounced) on the
+// changes filter accepts, until signal aborts.
+function watcher(db, since, signal) {
+  const subs = [];
+  follow(db, since, (c) => { for (const s of subs) s(c); }, signal, showLogin);
+  return (f, filter) => {
+    const later = debounce(() => { if (!signal.aborted) f().catch(failed); }, refreshMs);
+    subs.push((c) => { if (!filter || filter(c)) later(); });
+  };
+}
+
 function go(hash) {
   if (location.hash === hash) route();
   else location.hash = hash;
@@ -182,18 +194,23 @@ function dbHeader(db, current) {
 async function renderDB(db, tab, signal) {
   const info = await api('GET', '/dbs/' + seg(db), undefined, signal);
   const body = h('section', { id: 'tab-' + tab });
-  replace(main, h('h1', null, db, ' ', h('span', { class: 'muted small' }, `${info.doc_count} documents · ${bytes(info.disk_bytes)}`)), dbHeader(db, tab), body);
+  const counts = h('span', { class: 'muted small', id: 'db-counts' });
+  const showCounts = (i) => replace(counts, `${i.doc_count} document${i.doc_count === 1 ? '' : 's'} · seq ${i.update_seq} · ${bytes(i.disk_bytes)}`);
+  showCounts(info);
+  replace(main, h('h1', null, db, ' ', counts), dbHeader(db, tab), body);
+  const watch = watcher(db, info.update_seq, signal);
+  watch(async () => showCounts(await api('GET', '/dbs/' + seg(db), undefined, signal)));
   switch (tab) {
-    case 'query': return renderQuery(db, info, body, signal);
+    case 'query': return renderQuery(db, body, signal, watch);
     case 'changes': return renderChanges(db, info, body, signal);
     case 'settings': return renderSettings(db, info, body, signal);
-    default: return renderDocs(db, info, body, signal);
+    default: return renderDocs(db, body, signal, watch);
   }
 }
 
 const listLimit = 25;
 
-async function renderDocs(db, info, body, signal) {
+async function renderDocs(db, body, signal, watch) {
   const prefix = h('input', { id: 'doc-prefix', placeholder: 'id prefix' });
   const list = h('div', { id: 'doc-list' });
   const pages = []; // start_after of the pages before this one
@@ -219,7 +236,7 @@ async function renderDocs(db, info, body, signal) {
         h('button', { id: 'next-page', disabled: !p.next, onclick: action(() => { pages.push(start); start = p.next; return load(); }) }, 'Next →')));
   }
   await load();
-  live(db, info.update_seq, load, signal);
+  watch(load);
 }
 
 // ---- one document ----
@@ -424,7 +441,7 @@ function newID() {
 const lastQuery = new Map(); // db -> query text, for the tab's lifetime
 const exampleQuery = '{\n  "where": [{"path": "/type", "op": "==", "value": "note"}],\n  "limit": 50\n}';
 
-async function renderQuery(db, info, body, signal) {
+async function renderQuery(db, body, signal, watch) {
   const text = h('textarea', { id: 'query-text', rows: 6, spellcheck: 'false', value: lastQuery.get(db) || exampleQuery });
   const liveBox = h('input', { type: 'checkbox', id: 'query-live', checked: true });
   const status = h('span', { id: 'query-status', class: 'muted' });
@@ -461,7 +478,7 @@ async function renderQuery(db, info, body, signal) {
   }
 
   if (lastQuery.has(db)) await run(null);
-  live(db, info.update_seq, refresh, signal, () => liveBox.checked);
+  watch(refresh, () => liveBox.checked);
 }
 
 // ---- changes ----
