@@ -178,6 +178,22 @@ func TestE2EUI(t *testing.T) {
 	authed(b, http.StatusCreated, http.MethodPut, "/dbs/"+db+"/docs/n1", fmt.Sprintf(`{"_rev":%q,"kind":"note","title":"from B"}`, base))
 	do("see the conflict", chromedp.WaitVisible(css(`#conflict-table tr[data-path="/title"]`)))
 	shot("document-conflict")
+	loser, err := chromedp.Run(ctx, chromedp.Text(css(`#conflict-table tr[data-path="/title"] td:nth-child(2)`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keeping the losing value is an edit that saw both: it resolves the
+	// conflict on both peers.
+	do("keep the losing value",
+		chromedp.Click(css(`#conflict-table tr[data-path="/title"] button`)),
+		chromedp.WaitNotPresent(css("#conflict-table")))
+	var kept any
+	pollf(t, replWait, func() bool {
+		d := authed(b, http.StatusOK, http.MethodGet, "/dbs/"+db+"/docs/n1?conflicts=true", "")
+		kept = d
+		cs, _ := d["_conflicts"].([]any)
+		return fmt.Sprintf("%q", d["title"]) == loser && len(cs) == 0
+	}, func() string { return fmt.Sprintf("B to hold n1 with title %s and no conflict (last seen %v)", loser, kept) })
 
 	do("follow the changes feed",
 		chromedp.Click(css(`.crumbs a[href="#/db/notes"]`)),
@@ -194,7 +210,13 @@ func TestE2EUI(t *testing.T) {
 		chromedp.WaitVisible(css(fmt.Sprintf(`#repl-peers tr[data-peer=%q]`, b.id))),
 		chromedp.WaitVisible(css("#acl-editor")),
 		chromedp.Click(css("#compact-run")),
-		chromedp.WaitVisible(css("#compact-result table")))
+		chromedp.WaitVisible(css("#compact-result table")),
+		chromedp.SendKeys(css("#repl-prefix"), "n"),
+		chromedp.Click(css(`#repl-form button[type="submit"]`)),
+		chromedp.Poll[chromedp.Void](`document.getElementById('flash').textContent === 'Replication setting saved'`))
+	if st := authed(a, http.StatusOK, http.MethodGet, "/dbs/"+db+"/replication", ""); fmt.Sprint(st["setting"]) != "map[id_prefix:n]" {
+		t.Fatalf("replication setting saved by the page: got %v, want id_prefix n", st["setting"])
+	}
 
 	do("the databases", chromedp.Click(css(`header a[href="#/dbs"]`)), chromedp.WaitVisible(css(`#db-table tr[data-db="notes"]`)))
 	shot("databases")
