@@ -193,7 +193,9 @@ func TestE2EUI(t *testing.T) {
 		kept = d
 		cs, _ := d["_conflicts"].([]any)
 		return fmt.Sprintf("%q", d["title"]) == loser && len(cs) == 0
-	}, func() string { return fmt.Sprintf("B to hold n1 with title %s and no conflict (last seen %v)", loser, kept) })
+	}, func() string {
+		return fmt.Sprintf("B to hold n1 with title %s and no conflict (last seen %v)", loser, kept)
+	})
 
 	do("follow the changes feed",
 		chromedp.Click(css(`.crumbs a[href="#/db/notes"]`)),
