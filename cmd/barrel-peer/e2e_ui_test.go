@@ -216,6 +216,7 @@ func TestE2EUI(t *testing.T) {
 		chromedp.SendKeys(css("#repl-prefix"), "n"),
 		chromedp.Click(css(`#repl-form button[type="submit"]`)),
 		chromedp.Poll[chromedp.Void](`document.getElementById('flash').textContent === 'Replication setting saved'`))
+	shot("settings")
 	if st := authed(a, http.StatusOK, http.MethodGet, "/dbs/"+db+"/replication", ""); fmt.Sprint(st["setting"]) != "map[id_prefix:n]" {
 		t.Fatalf("replication setting saved by the page: got %v, want id_prefix n", st["setting"])
 	}

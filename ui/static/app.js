@@ -152,7 +152,8 @@ async function renderDBs(signal) {
       await load();
     }) }, name, h('button', { type: 'submit' }, 'Create')),
     h('table', { id: 'db-table' },
-      h('thead', null, h('tr', null, ['name', 'documents', 'update seq', 'revisions', 'tombstones', 'on disk', 'last compaction', ''].map((t) => h('th', null, t)))),
+      h('thead', null, h('tr', null, ['name', 'documents', 'update seq', 'revisions', 'tombstones', 'on disk', 'last compaction', ''].map((t, i) =>
+        h('th', { class: i >= 1 && i <= 5 ? 'num' : null }, t)))),
       rows));
   async function load() {
     const names = await api('GET', '/dbs', undefined, signal);
@@ -490,7 +491,7 @@ async function renderChanges(db, info, body, signal) {
   const rows = h('tbody', { id: 'changes-rows' });
   const count = h('span', { class: 'muted' }, 'following…');
   replace(body, h('p', null, 'The latest changes of this node\'s feed, newest first, as they arrive. ', count),
-    h('table', { id: 'changes-table' }, h('thead', null, h('tr', null, ['seq', 'document', 'revision', ''].map((t) => h('th', null, t)))), rows));
+    h('table', { id: 'changes-table' }, h('thead', null, h('tr', null, ['seq', 'document', 'revision', ''].map((t, i) => h('th', { class: i === 0 ? 'num' : null }, t)))), rows));
   const since = Math.max(0, info.update_seq - changesShown);
   follow(db, since, (c) => {
     rows.prepend(h('tr', { 'data-seq': c.seq, 'data-id': c.id },

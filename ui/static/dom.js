@@ -32,10 +32,13 @@ export function replace(el, ...children) {
   return el;
 }
 
-// table builds a table from column titles and rows of cells.
+// table builds a table from column titles and rows of cells. A column
+// whose first cell is numeric (class num) gets a right-aligned title too.
 export function table(attrs, heads, rows) {
+  const first = Array.isArray(rows) ? rows[0] : rows;
+  const num = (i) => first instanceof Element && first.children[i] && first.children[i].classList.contains('num');
   return h('table', attrs,
-    h('thead', null, h('tr', null, heads.map((t) => h('th', null, t)))),
+    h('thead', null, h('tr', null, heads.map((t, i) => h('th', { class: num(i) ? 'num' : null }, t)))),
     h('tbody', null, rows));
 }
 
