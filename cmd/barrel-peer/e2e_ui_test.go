@@ -199,6 +199,8 @@ func TestE2EUI(t *testing.T) {
 
 	do("follow the changes feed",
 		chromedp.Click(css(`.crumbs a[href="#/db/notes"]`)),
+		chromedp.WaitVisible(css(`#doc-table tr[data-id="n1"]`)),
+		chromedp.WaitVisible(css(`#doc-table tr[data-id="n2"]`)),
 		chromedp.Click(css(`nav.tabs a[href="#/db/notes/changes"]`)),
 		chromedp.WaitVisible(css(`#changes-rows tr[data-id="n2"]`)))
 	shot("changes")
