@@ -113,12 +113,16 @@ func TestE2EUI(t *testing.T) {
 		}
 	}
 
-	// The API wants the token, so the page asks for it, keeps it in
-	// sessionStorage only, and then shows the databases.
+	// The API wants the token, so the page asks for it, refuses a wrong
+	// one, keeps the right one in sessionStorage only, and then shows the
+	// databases.
 	do("open /ui/ and log in",
 		chromedp.Navigate(a.url+"/ui/"),
 		chromedp.WaitVisible(css("#login-token")),
-		chromedp.SendKeys(css("#login-token"), token),
+		chromedp.SendKeys(css("#login-token"), "wrong"),
+		chromedp.Click(css("#login-submit")),
+		chromedp.Poll[chromedp.Void](`document.getElementById('login-error').textContent === 'That token was refused.'`),
+		chromedp.SetValue(css("#login-token"), token),
 		chromedp.Click(css("#login-submit")),
 		chromedp.WaitVisible(css("#create-db-name")))
 	if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(

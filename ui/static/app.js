@@ -54,7 +54,7 @@ function every(ms, f, signal) {
 // (the page's) aborts; filter, when given, picks the changes that matter.
 function live(db, since, f, signal, filter) {
   const later = debounce(() => { if (!signal.aborted) f().catch(failed); }, refreshMs);
-  follow(db, since, (c) => { if (!filter || filter(c)) later(c); }, signal, showLogin);
+  follow(db, since, (c) => { if (!filter || filter(c)) later(c); }, signal, () => showLogin());
 }
 
 // watcher follows db's changes once for a page whose parts each refresh
@@ -62,7 +62,7 @@ function live(db, since, f, signal, filter) {
 // changes filter accepts, until signal aborts.
 function watcher(db, since, signal) {
   const subs = [];
-  follow(db, since, (c) => { for (const s of subs) s(c); }, signal, showLogin);
+  follow(db, since, (c) => { for (const s of subs) s(c); }, signal, () => showLogin());
   return (f, filter) => {
     const later = debounce(() => { if (!signal.aborted) f().catch(failed); }, refreshMs);
     subs.push((c) => { if (!filter || filter(c)) later(); });
@@ -83,7 +83,10 @@ function route() {
   const ctl = new AbortController();
   page = { ctl, signal: ctl.signal };
   logoutBtn.hidden = !token();
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  let parts = [];
+  try {
+    parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  } catch { /* a malformed escape: show the databases */ }
   let render;
   if (parts[0] === 'peers') render = renderPeers;
   else if (parts[0] === 'db' && parts[1]) {
@@ -102,13 +105,16 @@ function route() {
   });
 }
 
-function showLogin(msg) {
+// showLogin replaces the page with the login form. The page's other
+// requests and streams get their 401 too: the form is shown once.
+function showLogin() {
+  if (page && page.login) return;
   if (page) page.ctl.abort();
   const ctl = new AbortController();
-  page = { ctl, signal: ctl.signal };
+  page = { ctl, signal: ctl.signal, login: true };
   logoutBtn.hidden = true;
   const input = h('input', { id: 'login-token', type: 'password', autocomplete: 'current-password', required: true, autofocus: true });
-  const note = h('p', { class: 'error' }, msg || '');
+  const note = h('p', { class: 'error', id: 'login-error' });
   replace(main, h('form', { id: 'login', class: 'card narrow', onsubmit: action(async () => {
     setToken(input.value);
     try {
@@ -501,7 +507,7 @@ async function renderChanges(db, info, body, signal) {
       h('td', null, c.deleted ? 'deleted' : '')));
     while (rows.children.length > changesKept) rows.lastChild.remove();
     replace(count, `up to seq ${c.seq}`);
-  }, signal, showLogin);
+  }, signal, () => showLogin());
 }
 
 // ---- replication, ACL, compaction ----
