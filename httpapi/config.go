@@ -52,7 +52,8 @@ type Config struct {
 	// nil means slog.Default().
 	Logger *slog.Logger
 	// Token, when set, is the bearer token every request except /healthz
-	// must carry (Authorization: Bearer TOKEN); others get 401.
+	// and the files of UI must carry (Authorization: Bearer TOKEN); others
+	// get 401.
 	Token string
 	// LongpollTimeout caps how long a feed=longpoll changes request waits.
 	// Default DefaultLongpollTimeout (60s).
