@@ -201,6 +201,18 @@ func TestE2EUI(t *testing.T) {
 		return fmt.Sprintf("B to hold n1 with title %s and no conflict (last seen %v)", loser, kept)
 	})
 
+	note := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(note, []byte("attached from the page"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	do("attach a file",
+		chromedp.SetUploadFiles(css("#attach-file"), []string{note}),
+		chromedp.Click(css("#attach-upload")),
+		chromedp.WaitVisible(css(`#attach-table button`)))
+	if r := call(t, http.MethodGet, a.url+"/dbs/"+db+"/docs/n1/_attachments/note.txt", "", "Authorization", "Bearer "+token); r.status != http.StatusOK || string(r.raw) != "attached from the page" {
+		t.Fatalf("attachment uploaded by the page: got %d %q", r.status, r.raw)
+	}
+
 	do("follow the changes feed",
 		chromedp.Click(css(`.crumbs a[href="#/db/notes"]`)),
 		chromedp.WaitVisible(css(`#doc-table tr[data-id="n1"]`)),
