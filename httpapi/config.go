@@ -52,7 +52,8 @@ type Config struct {
 	// nil means slog.Default().
 	Logger *slog.Logger
 	// Token, when set, is the bearer token every request except /healthz
-	// must carry (Authorization: Bearer TOKEN); others get 401.
+	// and the files of UI must carry (Authorization: Bearer TOKEN); others
+	// get 401.
 	Token string
 	// LongpollTimeout caps how long a feed=longpoll changes request waits.
 	// Default DefaultLongpollTimeout (60s).
@@ -65,6 +66,10 @@ type Config struct {
 	// replication protocol, couch.Server), with its own authentication
 	// (the same token, as Bearer or Basic), bounds and CouchDB's errors.
 	Couch http.Handler
+	// UI, when set, serves /ui and everything under /ui/ (the dashboard,
+	// package ui) without the token: the files hold no data, and every
+	// API call the page makes carries the token itself.
+	UI http.Handler
 	// Connectors, when set, gives the state of a database's CouchDB
 	// connectors, shown in GET /dbs/{db}/replication (nil: none).
 	Connectors func(db string) any

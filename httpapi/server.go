@@ -165,6 +165,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Couch.ServeHTTP(w, r)
 		return
 	}
+	if s.cfg.UI != nil && (r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/")) {
+		s.cfg.UI.ServeHTTP(w, r)
+		return
+	}
 	if s.cfg.Token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="barrel"`)
 		s.writeError(w, r, errUnauthorized)

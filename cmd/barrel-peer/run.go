@@ -20,6 +20,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
+	"github.com/barrel-db/barrel/ui"
 )
 
 // shutdownTimeout bounds how long in-flight requests may finish on exit.
@@ -148,6 +149,7 @@ func (a *app) serve(ctx context.Context, cfg fileConfig, files addrFiles) error 
 		ClientRate:        cfg.HTTP.ClientRate,
 		ClientBurst:       cfg.HTTP.ClientBurst,
 		Couch:             cs,
+		UI:                ui.Handler(),
 		Connectors: func(db string) any {
 			if st := cs.Connectors(db); len(st) > 0 {
 				return st
