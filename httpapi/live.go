@@ -144,8 +144,9 @@ func (s *server) streamLive(w http.ResponseWriter, r *http.Request, d *node.DB, 
 			}
 		case err != nil:
 			data, _ := json.Marshal(newLiveEnd(err))
-			fmt.Fprintf(w, "event: error\ndata: %s\n\n", data)
-			rc.Flush()
+			if _, err := fmt.Fprintf(w, "event: error\ndata: %s\n\n", data); err == nil {
+				_ = rc.Flush() // The stream ends either way.
+			}
 			return nil
 		default:
 			data, err := json.Marshal(newLiveEvent(e))

@@ -72,7 +72,7 @@ func (t *wsConns) closeAll() {
 	t.conns = nil
 	t.mu.Unlock()
 	for c := range conns {
-		c.Close(websocket.StatusGoingAway, "the server is shutting down")
+		_ = c.Close(websocket.StatusGoingAway, "the server is shutting down")
 	}
 }
 
@@ -99,7 +99,7 @@ func (s *server) handleWS(w http.ResponseWriter, r *http.Request) error {
 		return nil // Accept has answered the failed handshake.
 	}
 	if !s.ws.add(c) {
-		c.Close(websocket.StatusGoingAway, "the server is shutting down")
+		_ = c.Close(websocket.StatusGoingAway, "the server is shutting down")
 		return nil
 	}
 	defer s.ws.remove(c)
@@ -111,7 +111,7 @@ func (s *server) handleWS(w http.ResponseWriter, r *http.Request) error {
 	code, reason := ss.read()
 	cancel()
 	ss.wg.Wait()
-	c.Close(code, reason)
+	_ = c.Close(code, reason)
 	return nil
 }
 
@@ -131,7 +131,7 @@ func (ss *wsSession) ping(cancel context.CancelFunc) {
 		done()
 		if err != nil {
 			cancel()
-			ss.c.CloseNow()
+			_ = ss.c.CloseNow()
 			return
 		}
 	}
@@ -167,7 +167,7 @@ func (ss *wsSession) read() (websocket.StatusCode, string) {
 
 // refuse tells the client why its message ends the connection.
 func (ss *wsSession) refuse(code websocket.StatusCode, reason string) (websocket.StatusCode, string) {
-	ss.send(liveEnd{Type: "error", Error: "bad_request", Reason: reason})
+	_ = ss.send(liveEnd{Type: "error", Error: "bad_request", Reason: reason})
 	if len(reason) > 120 { // A close frame's reason must fit in 123 bytes.
 		reason = reason[:120]
 	}
@@ -196,7 +196,7 @@ func (ss *wsSession) handle(m map[string]any) string {
 		if ok {
 			stop() // Its goroutine says unsubscribed when it has stopped.
 		} else {
-			ss.send(liveEnd{Type: "error", Sub: id, Error: "not_found", Reason: "no subscription " + id})
+			_ = ss.send(liveEnd{Type: "error", Sub: id, Error: "not_found", Reason: "no subscription " + id})
 		}
 		return ""
 	}
@@ -210,7 +210,7 @@ func (ss *wsSession) handle(m map[string]any) string {
 		return fmt.Sprintf("subscription %q exists: unsubscribe it first or use another name", id)
 	}
 	if n >= wsMaxSubs {
-		ss.send(liveEnd{Type: "error", Sub: id, Error: "overloaded", Reason: fmt.Sprintf("a connection holds at most %d subscriptions", wsMaxSubs)})
+		_ = ss.send(liveEnd{Type: "error", Sub: id, Error: "overloaded", Reason: fmt.Sprintf("a connection holds at most %d subscriptions", wsMaxSubs)})
 		return ""
 	}
 	ctx, stop := context.WithCancel(ss.ctx)
@@ -219,7 +219,7 @@ func (ss *wsSession) handle(m map[string]any) string {
 		stop()
 		e := newLiveEnd(err)
 		e.Sub = id
-		ss.send(e)
+		_ = ss.send(e)
 		return ""
 	}
 	ss.mu.Lock()
@@ -229,7 +229,7 @@ func (ss *wsSession) handle(m map[string]any) string {
 	go func() {
 		defer ss.wg.Done()
 		defer stop()
-		ss.send(map[string]string{"type": "subscribed", "sub": id})
+		_ = ss.send(map[string]string{"type": "subscribed", "sub": id})
 		end := run(ctx)
 		ss.mu.Lock()
 		delete(ss.subs, id)
@@ -237,11 +237,11 @@ func (ss *wsSession) handle(m map[string]any) string {
 		switch {
 		case ss.ctx.Err() != nil: // The connection is ending.
 		case ctx.Err() != nil || errors.Is(end, node.ErrUnsubscribed):
-			ss.send(map[string]string{"type": "unsubscribed", "sub": id})
+			_ = ss.send(map[string]string{"type": "unsubscribed", "sub": id})
 		default:
 			e := newLiveEnd(end)
 			e.Sub = id
-			ss.send(e)
+			_ = ss.send(e)
 		}
 	}()
 	return ""
@@ -344,7 +344,7 @@ func (ss *wsSession) send(v any) error {
 	ctx, cancel := context.WithTimeout(ss.ctx, wsWriteTimeout)
 	defer cancel()
 	if err := ss.c.Write(ctx, websocket.MessageText, data); err != nil {
-		ss.c.CloseNow()
+		_ = ss.c.CloseNow()
 		return err
 	}
 	return nil

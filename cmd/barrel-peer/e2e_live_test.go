@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/net/http2"
 )
 
 // sseEvent is one server-sent event.
@@ -330,12 +329,12 @@ func TestWebSocket(t *testing.T) {
 // and, with a certificate configured, HTTP/2 over TLS.
 func TestHTTP2(t *testing.T) {
 	p := startPeer(t, t.TempDir())
-	h2c := &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-	}}
+	// Cleartext HTTP/2 with prior knowledge, as golang.org/x/net/http2's
+	// Transport{AllowHTTP: true} speaks it (the standard library's
+	// Protocols is its successor).
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: protos}}
 	resp, err := h2c.Get(p.url + "/healthz")
 	if err != nil {
 		t.Fatalf("h2c: %v", err)

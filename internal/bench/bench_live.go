@@ -235,7 +235,7 @@ func (b *bench) followWebSocket(ctx context.Context, n *node.Node, d *node.DB) (
 	if err != nil {
 		return "", fmt.Errorf("websocket: %w", err)
 	}
-	defer c.CloseNow()
+	defer func() { _ = c.CloseNow() }()
 	c.SetReadLimit(64 << 20)
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","sub":"f","changes":{},"since":0}`)); err != nil {
 		return "", err
