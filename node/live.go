@@ -211,6 +211,9 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			s.mu.head++
 			if s.mu.head == len(s.mu.queue) {
 				s.mu.queue, s.mu.head = s.mu.queue[:0], 0
+				if cap(s.mu.queue) > 16 {
+					s.mu.queue = nil // Drained: an idle subscription holds no backing array of its initial result's size.
+				}
 			} else if s.mu.head > cap(s.mu.queue)/2 && s.mu.head > 64 {
 				n := copy(s.mu.queue, s.mu.queue[s.mu.head:])
 				s.mu.queue, s.mu.head = s.mu.queue[:n], 0
