@@ -119,13 +119,8 @@ func (s *server) streamChanges(w http.ResponseWriter, r *http.Request, d *node.D
 // logged (or, when the client left, ignored) and ends the stream.
 func (s *server) sendChanges(w http.ResponseWriter, r *http.Request, d *node.DB, since uint64, cs []node.Change, limit int) {
 	ctx := r.Context()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	rc, err := startEventStream(w)
+	if err != nil {
 		return
 	}
 	for {
@@ -172,4 +167,17 @@ func (s *server) sendChanges(w http.ResponseWriter, r *http.Request, d *node.DB,
 		}
 		cs = next
 	}
+}
+
+// startEventStream sends the 200 and the headers of a server-sent event
+// stream (no caching, no proxy buffering) and flushes them; every stream
+// of the API (changes, live queries, replication state) opens with it.
+func startEventStream(w http.ResponseWriter) (*http.ResponseController, error) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return rc, rc.Flush()
 }

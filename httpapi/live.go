@@ -122,13 +122,8 @@ func (s *server) streamLive(w http.ResponseWriter, r *http.Request, d *node.DB, 
 		return fmt.Errorf("live query: %w", err)
 	}
 	defer sub.Close()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
+	rc, err := startEventStream(w)
+	if err != nil {
 		return nil
 	}
 	for {

@@ -124,12 +124,7 @@ func (s *server) streamReplication(w http.ResponseWriter, r *http.Request, name 
 		return fmt.Errorf("replication of %q: %w", name, err)
 	}
 	st := <-states // the current state is there at once
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	rc, _ := startEventStream(w) // A failed flush fails the first send too.
 	heartbeat := time.NewTimer(s.cfg.SSEHeartbeat)
 	defer heartbeat.Stop()
 	refresh := time.NewTicker(connectorRefresh)

@@ -351,20 +351,7 @@ func (b *bench) putSequential(ctx context.Context, d *node.DB) (string, error) {
 func (b *bench) putConcurrent(ctx context.Context, d *node.DB) (string, error) {
 	var retries atomic.Int64
 	put := func(ctx context.Context, i int) error {
-		id, body := docID(i), b.gen.doc(i)
-		for {
-			_, err := d.Put(ctx, id, body, "")
-			if !errors.Is(err, node.ErrOverloaded) {
-				if err != nil {
-					return fmt.Errorf("put %s: %w", id, err)
-				}
-				return nil
-			}
-			retries.Add(1)
-			if err := wait(ctx, b.c.backoff); err != nil {
-				return err
-			}
-		}
+		return putRetry(ctx, d, docID(i), b.gen.doc(i), b.c.backoff, &retries)
 	}
 	start := time.Now()
 	if err := b.fanOut(ctx, put); err != nil {

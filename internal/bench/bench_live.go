@@ -77,7 +77,7 @@ func (b *bench) liveQueries(ctx context.Context, d *node.DB) (string, error) {
 	putAll := func(base int) (time.Duration, error) {
 		start := time.Now()
 		err := b.fanOut(ctx, func(ctx context.Context, i int) error {
-			return putRetry(ctx, d, docID(base+i), b.liveDoc(base+i), b.c.backoff)
+			return putRetry(ctx, d, docID(base+i), b.liveDoc(base+i), b.c.backoff, nil)
 		})
 		return time.Since(start), err
 	}
@@ -153,7 +153,7 @@ func (b *bench) liveQueries(ctx context.Context, d *node.DB) (string, error) {
 		}
 		now := time.Now()
 		issued[i].Store(now.UnixNano())
-		if err := putRetry(ctx, d, docID(pacedBase+i), b.liveDoc(pacedBase+i), b.c.backoff); err != nil {
+		if err := putRetry(ctx, d, docID(pacedBase+i), b.liveDoc(pacedBase+i), b.c.backoff, nil); err != nil {
 			tick.Stop()
 			return "", err
 		}
@@ -208,8 +208,9 @@ func (b *bench) liveQueries(ctx context.Context, d *node.DB) (string, error) {
 	}, " "), nil
 }
 
-// putRetry puts one document, retrying ErrOverloaded after backoff.
-func putRetry(ctx context.Context, d *node.DB, id string, body map[string]any, backoff time.Duration) error {
+// putRetry puts one document, retrying ErrOverloaded after backoff and
+// counting the retries in retries (nil: not counted).
+func putRetry(ctx context.Context, d *node.DB, id string, body map[string]any, backoff time.Duration, retries *atomic.Int64) error {
 	for {
 		_, err := d.Put(ctx, id, body, "")
 		if !errors.Is(err, node.ErrOverloaded) {
@@ -217,6 +218,9 @@ func putRetry(ctx context.Context, d *node.DB, id string, body map[string]any, b
 				return fmt.Errorf("put %s: %w", id, err)
 			}
 			return nil
+		}
+		if retries != nil {
+			retries.Add(1)
 		}
 		if err := wait(ctx, backoff); err != nil {
 			return err
@@ -269,7 +273,7 @@ func (b *bench) followWebSocket(ctx context.Context, n *node.Node, d *node.DB) (
 	}()
 	start := time.Now()
 	err = b.fanOut(ctx, func(ctx context.Context, i int) error {
-		return putRetry(ctx, d, docID(i), b.gen.doc(i), b.c.backoff)
+		return putRetry(ctx, d, docID(i), b.gen.doc(i), b.c.backoff, nil)
 	})
 	if err != nil {
 		return "", err
