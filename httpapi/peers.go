@@ -123,7 +123,7 @@ func (s *server) streamReplication(w http.ResponseWriter, r *http.Request, name 
 	if err != nil {
 		return fmt.Errorf("replication of %q: %w", name, err)
 	}
-	st := <-states // the current state is there at once
+	st := <-states               // the current state is there at once
 	rc, _ := startEventStream(w) // A failed flush fails the first send too.
 	heartbeat := time.NewTimer(s.cfg.SSEHeartbeat)
 	defer heartbeat.Stop()
