@@ -123,8 +123,9 @@ func (s *server) streamReplication(w http.ResponseWriter, r *http.Request, name 
 	if err != nil {
 		return fmt.Errorf("replication of %q: %w", name, err)
 	}
-	st := <-states               // the current state is there at once
-	rc, _ := startEventStream(w) // A failed flush fails the first send too.
+	st := <-states // the current state is there at once
+	// A failed flush here fails the first send too.
+	rc, _ := startEventStream(w)
 	heartbeat := time.NewTimer(s.cfg.SSEHeartbeat)
 	defer heartbeat.Stop()
 	refresh := time.NewTicker(connectorRefresh)
