@@ -55,6 +55,23 @@ func (s *State) Exists() bool { return s.Count > 0 }
 // Encode returns the state's canonical encoding.
 func (s *State) Encode() ([]byte, error) { return encMode.Marshal(s) }
 
+// View returns what a reader sees of s (what DecodeView of its encoding
+// returns: heads, revision, count, deletion, body and conflicts, without
+// the merge bookkeeping) as a copy that shares nothing the merge rules
+// change in place, so it can be read while the document is merged further.
+func (s *State) View() *State {
+	v := &State{Heads: slices.Clone(s.Heads), Last: s.Last, Count: s.Count, Deleted: s.Deleted,
+		DeletedBy: s.DeletedBy, Body: Copy(s.Body).(map[string]any)}
+	if len(s.Conflicts) > 0 {
+		v.Conflicts = make([]Conflict, len(s.Conflicts))
+		for i, c := range s.Conflicts {
+			c.Value = Copy(c.Value)
+			v.Conflicts[i] = c
+		}
+	}
+	return v
+}
+
 // DecodeState parses a state produced by Encode.
 func DecodeState(data []byte) (*State, error) {
 	s := new(State)

@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/barrel-db/barrel/datastore/tuple"
 )
@@ -12,6 +13,7 @@ import (
 type Matcher struct {
 	conds []cond
 	eqKey string // LeafKeys form of the first == condition; "" without one
+	eqLen int    // bytes of its path part
 }
 
 // Compile validates conds and compiles them into a Matcher. No conditions
@@ -28,7 +30,8 @@ func Compile(conds []Cond) (*Matcher, error) {
 			for _, t := range cc.toks {
 				path = appendToken(path, t)
 			}
-			m.eqKey = string(append(tuple.AppendString(nil, path), cc.enc...))
+			p := tuple.AppendString(nil, path)
+			m.eqKey, m.eqLen = string(append(p, cc.enc...)), len(p)
 		}
 		m.conds = append(m.conds, cc)
 	}
@@ -54,6 +57,26 @@ func (m *Matcher) Match(doc map[string]any) bool {
 // leaf keys up in a map: a document matches only if LeafKeys(doc) holds
 // EqKey. ok is false when the conditions have no ==.
 func (m *Matcher) EqKey() (key string, ok bool) { return m.eqKey, m.eqKey != "" }
+
+// EqPath is the path part of EqKey: matchers with the same EqPath find
+// their candidates with one EqKeys walk of a document. "" without an ==.
+func (m *Matcher) EqPath() string { return m.eqKey[:m.eqLen] }
+
+// EqKeys appends to dst the LeafKeys of doc's values at m's EqPath (those
+// an EqKey on that path can be): a document's candidates among matchers
+// sharing the path, without walking the rest of the document.
+func (m *Matcher) EqKeys(dst []string, doc map[string]any) []string {
+	i := slices.IndexFunc(m.conds, func(c cond) bool { return c.Op == OpEq })
+	if i < 0 {
+		return dst
+	}
+	path := m.EqPath()
+	valuesAt(doc, m.conds[i].toks, func(enc []byte) bool {
+		dst = append(dst, path+string(enc))
+		return false
+	})
+	return dst
+}
 
 // LeafKeys returns one string per indexed (path, value) pair of doc, in the
 // form EqKey uses, sorted and deduplicated.

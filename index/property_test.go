@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/barrel-db/barrel/datastore/tuple"
@@ -149,8 +150,23 @@ func TestMatcherAgreesWithMatch(t *testing.T) {
 		if got := m.Match(doc); got != want {
 			t.Fatalf("Matcher(%v).Match(%v) = %v, Match of each: %v", conds, doc, got, want)
 		}
-		if k, ok := m.EqKey(); ok && want && !slices.Contains(index.LeafKeys(doc), k) {
+		k, ok := m.EqKey()
+		if ok && want && !slices.Contains(index.LeafKeys(doc), k) {
 			t.Fatalf("%v matches %v but its leaf keys lack the == key", doc, conds)
+		}
+		// EqKeys is LeafKeys restricted to the == path (the path part
+		// ends with the string terminator, so a prefix is that path only).
+		var atPath []string
+		for _, l := range index.LeafKeys(doc) {
+			if ok && strings.HasPrefix(l, m.EqPath()) {
+				atPath = append(atPath, l)
+			}
+		}
+		eq := m.EqKeys(nil, doc)
+		slices.Sort(eq)
+		eq = slices.Compact(eq)
+		if !slices.Equal(eq, atPath) {
+			t.Fatalf("EqKeys(%v) for %v: %q, want the leaf keys on its path %q", doc, conds, eq, atPath)
 		}
 	})
 }

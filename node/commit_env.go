@@ -47,6 +47,7 @@ func (e commitEnv) Purged() crdt.HLC                               { return e.d.
 func (e commitEnv) Owner() peer.ID                                 { return e.d.owner() }
 func (e commitEnv) MaxClockDrift() time.Duration                   { return maxClockDrift }
 func (e commitEnv) FoldWritten()                                   { e.d.anyFold.Store(true) }
+func (e commitEnv) Views() bool                                    { return e.d.live.following() }
 
 func (e commitEnv) Counters() commit.Counters {
 	d := e.d
@@ -66,6 +67,7 @@ func (e commitEnv) CheckpointEpoch() uint64 {
 // waiters and announcements.
 func (e commitEnv) Committed(c commit.Committed) {
 	d := e.d
+	d.live.offer(c.Views) // Before the seq moves: the dispatcher it wakes finds them.
 	d.seq.Store(c.Seq)
 	d.count.Store(c.Count)
 	d.revisions.Store(c.Revs)

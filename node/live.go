@@ -10,6 +10,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/commit"
 )
 
 // Live queries (docs/design.md, "Live queries"). A subscription first
@@ -185,9 +186,8 @@ type Subscription struct {
 	// database's dispatcher, then guarded by the dispatcher's mutex.
 	members map[string]uint64 // id -> Document.Seq of the documents in the result as the consumer has them
 	regPos  uint64            // feed seq the subscription was handed over at: the dispatcher skips entries up to it
-	dirty   bool              // an event was queued since the last Current
+	dirty   bool              // an event was queued since the last Current (it is in the dispatcher's dirty list)
 	curSeq  uint64            // seq of the last Current queued
-	curAt   time.Time         // when it was queued
 
 	ready chan struct{} // buffered 1: an event or the end was queued
 	space chan struct{} // buffered 1: the consumer took an event
@@ -329,7 +329,7 @@ func (s *Subscription) start(ctx context.Context) error {
 	if err := s.pushWait(ctx, Event{Kind: EventCurrent, Seq: pos}); err != nil {
 		return err
 	}
-	s.curSeq, s.curAt = pos, time.Now()
+	s.curSeq = pos
 	if resume {
 		// Everything the result was read with must be sent as it is: a
 		// document changed after Since may hold its new state in members
@@ -437,10 +437,15 @@ func (s *Subscription) catchUp(ctx context.Context, from, to uint64, resume bool
 // resumed subscription's catch-up) the document's state is sent whatever
 // the consumer is believed to hold.
 func (s *Subscription) step(seq uint64, doc Document, force bool) (Event, bool) {
-	match := !doc.Deleted && s.m.Match(doc.Body)
 	// A document's Seq moves with every change applied to it; its Rev
 	// does not when a merged concurrent change loses on some paths only.
 	ver, held := s.members[doc.ID]
+	if held && !force && doc.Seq != 0 && doc.Seq < ver {
+		// Older than the consumer's: it was read from the store after
+		// newer changes committed, and a view of an earlier one follows.
+		return Event{}, false
+	}
+	match := !doc.Deleted && s.m.Match(doc.Body)
 	var kind EventKind
 	switch {
 	case match && !held && !force:
@@ -459,6 +464,14 @@ func (s *Subscription) step(seq uint64, doc Document, force bool) (Event, bool) 
 		s.members[doc.ID] = doc.Seq
 	}
 	return Event{Kind: kind, Seq: seq, Doc: doc}, true
+}
+
+// viewDoc is a document as the writer handed it over, as liveDoc would read it then.
+func viewDoc(v commit.View) Document {
+	if !v.State.Exists() {
+		return Document{ID: v.Doc, Deleted: true}
+	}
+	return render(v.Doc, v.State, v.Seq)
 }
 
 // liveDoc reads a document for a live query: a purged one reads as deleted.

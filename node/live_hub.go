@@ -4,9 +4,18 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/commit"
+)
+
+// The views the writer hands over (liveHub.offer) are bounded: past these,
+// a group's views are dropped and the dispatcher reads those documents back.
+const (
+	liveViewsMax      = 4096
+	liveViewsMaxBytes = 32 << 20
 )
 
 // liveHub is a database's live-query dispatcher: the subscriptions handed
@@ -16,26 +25,51 @@ type liveHub struct {
 	wake chan struct{}  // buffered 1: a subscription registered
 	wg   sync.WaitGroup // the subscriptions' own goroutines (Subscribe)
 
+	// active is set while subscriptions are registered: the writer then
+	// hands over the documents it commits (views), so that the dispatcher
+	// does not read each one back from the store.
+	active atomic.Bool
+	views  struct {
+		sync.Mutex
+		list  []commit.View // ascending Seq
+		bytes int           // sum of their Size
+		max   int           // views held at most (liveViewsMax; tests lower it)
+	}
+
 	mu struct { // guards the dispatch state; held for no I/O (documents are read before it is taken)
 		sync.Mutex
 		closed  bool
 		pos     uint64 // last feed seq dispatched
 		subs    map[*Subscription]struct{}
 		eq      map[string]map[*Subscription]struct{} // by Matcher.EqKey
+		paths   map[string]*eqPath                    // by Matcher.EqPath: the == paths to look a document up at
 		scan    map[*Subscription]struct{}            // those without an == condition: tested on every change
 		holders map[string][]*Subscription            // by document id: the subscriptions whose result holds it
+		dirty   []*Subscription                       // those with an event queued since their last Current
+		sweep   time.Time                             // when every subscription behind the feed was last sent a Current
+		swept   uint64                                // the seq it was sent at
 		cands   []*Subscription                       // scratch for dispatch
+		keys    []string                              // scratch for dispatch
 		mark    map[*Subscription]uint64              // seq a subscription was last tested at, to test it once
 	}
+}
+
+// eqPath is one path of == conditions: a matcher to walk a document at it
+// (Matcher.EqKeys) and the number of subscriptions on it.
+type eqPath struct {
+	m *index.Matcher
+	n int
 }
 
 func newLiveHub(d *DB) *liveHub {
 	h := &liveHub{d: d, wake: make(chan struct{}, 1)}
 	h.mu.subs = map[*Subscription]struct{}{}
 	h.mu.eq = map[string]map[*Subscription]struct{}{}
+	h.mu.paths = map[string]*eqPath{}
 	h.mu.scan = map[*Subscription]struct{}{}
 	h.mu.holders = map[string][]*Subscription{}
 	h.mu.mark = map[*Subscription]uint64{}
+	h.views.max = liveViewsMax
 	return h
 }
 
@@ -72,6 +106,7 @@ func (h *liveHub) register(s *Subscription, pos uint64) (target uint64, done boo
 	}
 	if len(h.mu.subs) == 0 {
 		h.mu.pos = pos // Idle until now: follow the feed from here.
+		h.active.Store(true)
 	}
 	s.regPos = pos
 	h.mu.subs[s] = struct{}{}
@@ -80,6 +115,12 @@ func (h *liveHub) register(s *Subscription, pos uint64) (target uint64, done boo
 			h.mu.eq[k] = map[*Subscription]struct{}{}
 		}
 		h.mu.eq[k][s] = struct{}{}
+		p := h.mu.paths[s.m.EqPath()]
+		if p == nil {
+			p = &eqPath{m: s.m}
+			h.mu.paths[s.m.EqPath()] = p
+		}
+		p.n++
 	} else {
 		h.mu.scan[s] = struct{}{}
 	}
@@ -102,10 +143,20 @@ func (h *liveHub) unregisterLocked(s *Subscription) {
 	}
 	delete(h.mu.subs, s)
 	delete(h.mu.mark, s)
+	if len(h.mu.subs) == 0 {
+		h.active.Store(false)
+		h.views.Lock()
+		h.views.list, h.views.bytes = nil, 0
+		h.views.Unlock()
+	}
 	if k, ok := s.m.EqKey(); ok {
 		delete(h.mu.eq[k], s)
 		if len(h.mu.eq[k]) == 0 {
 			delete(h.mu.eq, k)
+		}
+		p := h.mu.paths[s.m.EqPath()]
+		if p.n--; p.n == 0 {
+			delete(h.mu.paths, s.m.EqPath())
 		}
 	} else {
 		delete(h.mu.scan, s)
@@ -122,6 +173,52 @@ func (h *liveHub) release(s *Subscription, id string) {
 	} else {
 		h.mu.holders[id] = hs
 	}
+}
+
+// following reports whether subscriptions are registered (commit.Env.Views).
+func (h *liveHub) following() bool { return h.active.Load() }
+
+// offer takes the views of a committed group (the writer's commit
+// goroutine calls it, so it never waits on the dispatcher: it drops them
+// when the dispatcher is that far behind, or when no one follows).
+func (h *liveHub) offer(vs []commit.View) {
+	if len(vs) == 0 || !h.active.Load() {
+		return
+	}
+	size := 0
+	for _, v := range vs {
+		size += v.Size
+	}
+	h.views.Lock()
+	defer h.views.Unlock()
+	if len(h.views.list)+len(vs) > h.views.max || h.views.bytes+size > liveViewsMaxBytes {
+		return
+	}
+	h.views.list = append(h.views.list, vs...)
+	h.views.bytes += size
+}
+
+// take returns the views handed over for the feed entries right after
+// pos (at most livePage, with no gap), dropping those up to pos; nil when
+// the next entry has none (it was written without views, or dropped).
+func (h *liveHub) take(pos uint64) []commit.View {
+	h.views.Lock()
+	defer h.views.Unlock()
+	l := h.views.list
+	skip := 0
+	for skip < len(l) && l[skip].Seq <= pos {
+		skip++
+	}
+	n := 0
+	for skip+n < len(l) && n < livePage && l[skip+n].Seq == pos+uint64(n)+1 {
+		n++
+	}
+	out := slices.Clone(l[skip : skip+n])
+	for _, v := range l[:skip+n] {
+		h.views.bytes -= v.Size
+	}
+	h.views.list = slices.Delete(l, 0, skip+n)
+	return out
 }
 
 // run follows the feed while subscriptions are registered, until ctx (the
@@ -171,8 +268,15 @@ func (h *liveHub) run(ctx context.Context) {
 	}
 }
 
-// dispatchFrom dispatches one page of feed entries after pos.
+// dispatchFrom dispatches one page of feed entries after pos: from the
+// writer's views when it handed them over, else read from the store.
 func (h *liveHub) dispatchFrom(ctx context.Context, pos uint64) error {
+	if vs := h.take(pos); len(vs) > 0 {
+		for _, v := range vs {
+			h.dispatch(v.Seq, viewDoc(v))
+		}
+		return nil
+	}
 	cs, _, err := h.d.Changes(ctx, pos, livePage)
 	if err != nil {
 		return err
@@ -198,12 +302,18 @@ func (h *liveHub) dispatch(seq uint64, doc Document) {
 			cands = append(cands, s)
 		}
 	}
-	if !doc.Deleted && len(h.mu.eq) > 0 {
-		for _, k := range index.LeafKeys(doc.Body) {
+	if !doc.Deleted {
+		keys := h.mu.keys[:0]
+		for _, p := range h.mu.paths {
+			keys = p.m.EqKeys(keys, doc.Body)
+		}
+		for _, k := range keys {
 			for s := range h.mu.eq[k] {
 				add(s)
 			}
 		}
+		clear(keys)
+		h.mu.keys = keys[:0]
 	}
 	for s := range h.mu.scan {
 		add(s)
@@ -230,7 +340,10 @@ func (h *liveHub) dispatch(seq uint64, doc Document) {
 			s.fail(&LaggingError{Seq: max(s.regPos, h.mu.pos)})
 			continue
 		}
-		s.dirty = true
+		if !s.dirty {
+			s.dirty = true
+			h.mu.dirty = append(h.mu.dirty, s)
+		}
 	}
 	clear(cands)
 	h.mu.cands = cands[:0]
@@ -238,29 +351,40 @@ func (h *liveHub) dispatch(seq uint64, doc Document) {
 }
 
 // currents queues a Current at pos for the subscriptions that are due one:
-// at once after an event of their own, else once liveCurrentEvery has
-// passed since their last. It returns the time until the next is due (0:
-// none pending). A full queue skips it: a Current can be left out.
+// at once for those with an event of their own since their last, and for
+// every other one behind pos once per liveCurrentEvery (a sweep). It
+// returns the time until the next sweep is due (0: none is needed). A
+// full queue skips it: a Current can be left out.
 func (h *liveHub) currents(pos uint64) time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := time.Now()
-	var next time.Duration
-	for s := range h.mu.subs {
-		if s.curSeq >= pos {
-			continue
-		}
-		if since := now.Sub(s.curAt); !s.dirty && since < liveCurrentEvery {
-			if w := liveCurrentEvery - since; next == 0 || w < next {
-				next = w
-			}
-			continue
-		}
+	current := func(s *Subscription) {
 		if s.push(Event{Kind: EventCurrent, Seq: pos}) {
-			s.curSeq, s.curAt, s.dirty = pos, now, false
+			s.curSeq = pos
 		}
 	}
-	return next
+	for _, s := range h.mu.dirty {
+		s.dirty = false
+		if _, ok := h.mu.subs[s]; ok && s.curSeq < pos {
+			current(s)
+		}
+	}
+	clear(h.mu.dirty)
+	h.mu.dirty = h.mu.dirty[:0]
+	if pos <= h.mu.swept {
+		return 0 // Every subscription had a Current at pos or later (but those whose queue was full).
+	}
+	now := time.Now()
+	if wait := liveCurrentEvery - now.Sub(h.mu.sweep); wait > 0 {
+		return wait
+	}
+	h.mu.sweep, h.mu.swept = now, pos
+	for s := range h.mu.subs {
+		if s.curSeq < pos {
+			current(s)
+		}
+	}
+	return 0
 }
 
 func (h *liveHub) failAll(err error) {

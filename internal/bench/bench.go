@@ -314,7 +314,7 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 	case "A1":
 		return b.attachHTTP(ctx, n, db)
 	case "L1":
-		return b.liveQueries(ctx, d)
+		return b.liveQueries(ctx, n, d)
 	case "L2":
 		return b.followWebSocket(ctx, n, d)
 	}
@@ -364,13 +364,18 @@ func (b *bench) putConcurrent(ctx context.Context, d *node.DB) (string, error) {
 // fanOut calls fn for every document index below b.c.n from b.c.writers
 // goroutines; the first error stops them all.
 func (b *bench) fanOut(ctx context.Context, fn func(ctx context.Context, i int) error) error {
+	return b.fanOutN(ctx, b.c.n, fn)
+}
+
+// fanOutN is fanOut for the indexes below n.
+func (b *bench) fanOutN(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for range b.c.writers {
 		g.Go(func() error {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= b.c.n {
+				if i >= n {
 					return nil
 				}
 				if err := fn(gctx, i); err != nil {

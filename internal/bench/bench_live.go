@@ -24,14 +24,17 @@ import (
 //
 //   - L1: --live-subs live-query subscribers on one node, subscriber i on
 //     /k == "v<i>", each read by its own goroutine. First --n documents
-//     are written by --writers goroutines with no subscriber (docs/s),
-//     then the subscribers start and their idle memory is measured (Go
-//     heap per subscriber after a GC, and heap plus goroutine stacks with
-//     the reading goroutine counted), then --live-rate documents/s are
+//     are written by --writers goroutines to the followed database and to
+//     a second one of the same node (never followed), then the
+//     subscribers start and their idle memory is measured (Go heap per
+//     subscriber after a GC, and heap plus goroutine stacks with the
+//     reading goroutine counted), then --live-rate documents/s are
 //     written for --live-seconds, each matching one subscriber: delivery
-//     latency from the Put call to the event's arrival (median, p99),
-//     then --n documents by --writers again with every subscriber
-//     attached (docs/s and its ratio to the first figure).
+//     latency from the Put call to the event's arrival (median, p99).
+//     Last, --n more documents to each database by --writers, in
+//     alternating rounds (so both databases grow alike and the machine's
+//     noise falls on both): docs/s with the subscribers attached, without
+//     (the other database), and their ratio.
 //   - L2: a WebSocket changes-feed follower on an in-process HTTP server
 //     while W1b's writers Put --n documents: the writers' docs/s, the
 //     follower's (from the first write until it has seen the last seq)
@@ -56,6 +59,10 @@ func (c *benchLiveConfig) validate() error {
 	return nil
 }
 
+// liveRounds is the number of alternating rounds L1's throughput is
+// measured in.
+const liveRounds = 10
+
 // liveDoc is L1's document i: it matches subscriber i % subs.
 func (b *bench) liveDoc(i int) map[string]any {
 	body := b.gen.doc(i)
@@ -72,18 +79,26 @@ func heapAndStacks() (heap, stacks uint64) {
 }
 
 // L1: live-query subscribers under a write load.
-func (b *bench) liveQueries(ctx context.Context, d *node.DB) (string, error) {
+func (b *bench) liveQueries(ctx context.Context, n *node.Node, d *node.DB) (string, error) {
 	lc := b.c.live
-	putAll := func(base int) (time.Duration, error) {
+	if err := n.CreateDB(ctx, benchDB+"-unfollowed"); err != nil {
+		return "", err
+	}
+	plain, err := n.DB(benchDB + "-unfollowed")
+	if err != nil {
+		return "", err
+	}
+	put := func(d *node.DB, base, count int) (time.Duration, error) {
 		start := time.Now()
-		err := b.fanOut(ctx, func(ctx context.Context, i int) error {
+		err := b.fanOutN(ctx, count, func(ctx context.Context, i int) error {
 			return putRetry(ctx, d, docID(base+i), b.liveDoc(base+i), b.c.backoff, nil)
 		})
 		return time.Since(start), err
 	}
-	before, err := putAll(0)
-	if err != nil {
-		return "", err
+	for _, d := range []*node.DB{d, plain} {
+		if _, err := put(d, 0, b.c.n); err != nil {
+			return "", err
+		}
 	}
 
 	heap0, stacks0 := heapAndStacks()
@@ -172,9 +187,21 @@ func (b *bench) liveQueries(ctx context.Context, d *node.DB) (string, error) {
 			return "", err
 		}
 	}
-	after, err := putAll(b.c.n)
-	if err != nil {
-		return "", err
+	var with, without time.Duration
+	for r := range liveRounds {
+		lo, hi := b.c.n*r/liveRounds, b.c.n*(r+1)/liveRounds
+		for k := range 2 {
+			followed := (r+k)%2 == 0
+			db, sum := plain, &without
+			if followed {
+				db, sum = d, &with
+			}
+			took, err := put(db, b.c.n+lo, hi-lo)
+			if err != nil {
+				return "", err
+			}
+			*sum += took
+		}
 	}
 	stopSubs()
 	if err := g.Wait(); err != nil {
@@ -199,9 +226,9 @@ func (b *bench) liveQueries(ctx context.Context, d *node.DB) (string, error) {
 		"write_median_ms=" + ms(percentile(writeLat, 0.50)),
 		"sub_heap_kb=" + strconv.FormatFloat(subHeapKB, 'f', 1, 64),
 		"sub_total_kb=" + strconv.FormatFloat(subTotalKB, 'f', 1, 64),
-		"docs_per_s_without=" + strconv.FormatFloat(rate(before), 'f', 0, 64),
-		"docs_per_s_with=" + strconv.FormatFloat(rate(after), 'f', 0, 64),
-		"with_over_without=" + strconv.FormatFloat(before.Seconds()/after.Seconds(), 'f', 2, 64),
+		"docs_per_s_without=" + strconv.FormatFloat(rate(without), 'f', 0, 64),
+		"docs_per_s_with=" + strconv.FormatFloat(rate(with), 'f', 0, 64),
+		"with_over_without=" + strconv.FormatFloat(without.Seconds()/with.Seconds(), 'f', 2, 64),
 		"writers=" + strconv.Itoa(b.c.writers),
 		"rss_mb=" + strconv.Itoa(b.rss()),
 		"durability=" + b.c.durability,

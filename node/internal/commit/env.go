@@ -52,6 +52,9 @@ type Env interface {
 	Answered(ok, failed int)                     // the writes of one request were answered
 	Refused(from peer.ID, counts map[string]int) // received changes rejected: count and log them once
 	FoldWritten()                                // a fold record is in a batch about to commit
+	// Views reports whether live queries follow the database: the groups
+	// prepared while it is true carry their documents' views (Committed.Views).
+	Views() bool
 	// MaxClockDrift bounds how far ahead of Now a received clock may be
 	// and still move the database's clock.
 	MaxClockDrift() time.Duration
@@ -73,4 +76,19 @@ type Committed struct {
 	ACLChanged bool // the group wrote a change of the _acl document
 	Written    int  // changes (and snapshot records) written
 	Took       time.Duration
+	// Views are the documents as each merged change left them, in feed
+	// order, when Env.Views was true as the group was prepared (else nil).
+	// A feed entry written otherwise (a snapshot's) has none: Views are a
+	// shortcut for a reader that would read the documents back, not the
+	// feed.
+	Views []View
+}
+
+// View is a document as one committed change left it: its own copy
+// (crdt.State.View), safe to read once the writer has moved on.
+type View struct {
+	Seq   uint64      // the change's feed seq, the document record's seq
+	Doc   string      // the document id
+	State *crdt.State // as DecodeView reads the document record
+	Size  int         // bytes of the encoded state, to bound what a reader holds
 }

@@ -32,6 +32,8 @@ type Group struct {
 	snap  *snapState           // set while installing a snapshot (snapshot.go)
 
 	aclChanged bool     // the group wrote a change of _acl: reconsider rejections after it commits
+	views      []View   // the documents as merged, when wantViews
+	wantViews  bool     // Env.Views as the group started
 	unpend     [][]byte // pending-transaction keys to delete: their transaction is applied
 	broken     error    // set when the batch holds part of a failed request: commit nothing
 
@@ -62,6 +64,7 @@ func (w *Writer) newGroup(prev *Group) *Group {
 		tombs:     c.Tombs,
 		start:     time.Now(),
 		committed: make(chan struct{}),
+		wantViews: w.env.Views(),
 	}
 	if prev != nil {
 		g.seq, g.count = prev.seq, prev.count

@@ -26,7 +26,8 @@ type merged struct {
 	feed            []byte
 	del, put        [][]byte
 	wasLive, isLive bool
-	wasTomb, isTomb bool // the document was, is a tombstone
+	wasTomb, isTomb bool        // the document was, is a tombstone
+	view            *crdt.State // st.View(), when the group carries views
 }
 
 // merge does the CPU work of applying a change: the CRDT merge (or replay),
@@ -80,6 +81,9 @@ func (g *Group) merge(p *prepared) (*merged, error) {
 	newBody := LiveBody(st)
 	m.isLive = newBody != nil
 	m.del, m.put = index.Diff(g.env.Keys().Index(), c.Doc, oldBody, newBody)
+	if g.wantViews {
+		m.view = st.View() // Here, on the merging goroutines; st changes in place with the document's next change.
+	}
 	return m, nil
 }
 
@@ -143,6 +147,9 @@ func (g *Group) record(m *merged) {
 	b.Set(keys.Feed(g.seq), m.feed)
 	b.Set(keys.HistoryEntry(c.Doc, g.seq), id[:])
 	b.Set(keys.Doc(c.Doc), layout.DocRecord(g.seq, m.stEnc))
+	if m.view != nil {
+		g.views = append(g.views, View{Seq: g.seq, Doc: c.Doc, State: m.view, Size: len(m.stEnc)})
+	}
 	for _, k := range m.del {
 		b.Delete(k)
 	}

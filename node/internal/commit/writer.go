@@ -209,7 +209,7 @@ func (w *Writer) commit(g *Group, reqs []*Request, resps []Response) {
 
 // publish hands a committed group's counters to the database.
 func (w *Writer) publish(g *Group) {
-	w.env.Committed(Committed{Counters: g.counters(), ACLChanged: g.aclChanged, Written: g.written, Took: time.Since(g.start)})
+	w.env.Committed(Committed{Counters: g.counters(), ACLChanged: g.aclChanged, Written: g.written, Took: time.Since(g.start), Views: g.views})
 }
 
 // reply answers every request of a group; err, when set, replaces them all.

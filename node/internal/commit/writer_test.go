@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -30,6 +32,8 @@ type testEnv struct {
 	key    crypto.PrivKey
 	author peer.ID
 	clock  crdt.Clock
+
+	views bool // what Views answers
 
 	mu        sync.Mutex
 	counters  Counters
@@ -127,6 +131,7 @@ func (e *testEnv) Purged() crdt.HLC             { return crdt.HLC{} }
 func (e *testEnv) Owner() peer.ID               { return "" }
 func (e *testEnv) CheckpointEpoch() uint64      { return 0 }
 func (e *testEnv) FoldWritten()                 {}
+func (e *testEnv) Views() bool                  { return e.views }
 func (e *testEnv) MaxClockDrift() time.Duration { return time.Minute }
 func (e *testEnv) Answered(int, int)            {}
 
@@ -227,6 +232,72 @@ func TestGroupOfLocalWrites(t *testing.T) {
 	}
 	if st, _ := env.State("ok"); st.Exists() {
 		t.Fatal("an aborted transaction wrote a document")
+	}
+}
+
+// TestViews: with Views on, every committed group hands over, in feed
+// order, each merged change's document as the store then holds it (what
+// DecodeView reads of its record), and nothing of an aborted transaction.
+func TestViews(t *testing.T) {
+	env := newTestEnv(t)
+	env.views = true
+	w := start(t, env)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				r := &Request{Docs: []DocWrite{{ID: fmt.Sprintf("d%d", i%5), Body: map[string]any{"g": int64(g), "i": int64(i)}}}}
+				if resp := w.Submit(ctx, r, true); resp.Err != nil {
+					t.Errorf("write: %v", resp.Err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if resp := w.Submit(ctx, &Request{Atomic: true, Docs: []DocWrite{
+		{ID: "aborted", Body: map[string]any{"a": int64(1)}},
+		{ID: "d0", Rev: "not-a-rev", Body: map[string]any{}},
+	}}, false); !errors.Is(resp.Err, ErrTxAborted) {
+		t.Fatalf("atomic with a bad write: %v, want ErrTxAborted", resp.Err)
+	}
+	env.mu.Lock()
+	var views []View
+	for _, c := range env.committed {
+		views = append(views, c.Views...)
+	}
+	env.mu.Unlock()
+	if len(views) != 160 {
+		t.Fatalf("%d views, want one per change (160)", len(views))
+	}
+	last := map[string]View{}
+	for i, v := range views {
+		if v.Seq != uint64(i+1) {
+			t.Fatalf("view %d has seq %d: views are the feed, in order", i, v.Seq)
+		}
+		if v.Doc == "aborted" {
+			t.Fatal("a view of an aborted transaction")
+		}
+		last[v.Doc] = v
+	}
+	for doc, v := range last {
+		raw, err := env.store.Get(env.keys.Doc(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, enc, err := layout.ParseDocRecord(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := crdt.DecodeView(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != v.Seq || v.Size != len(enc) || !cmp.Equal(want, v.State, cmp.AllowUnexported(crdt.State{}, crdt.Conflict{}), cmpopts.EquateEmpty()) {
+			t.Fatalf("%s: view at seq %d (%d bytes) %+v, store at seq %d (%d bytes) %+v", doc, v.Seq, v.Size, v.State, seq, len(enc), want)
+		}
 	}
 }
 
