@@ -31,6 +31,10 @@ const (
 	DefaultLiveBuffer = 1024
 	// MaxLiveBuffer bounds LiveQuery.Buffer.
 	MaxLiveBuffer = 65536
+	// LiveBufferBytes bounds, besides Buffer, what a subscription's queue
+	// holds: about this many bytes of documents (at least one event is
+	// always taken, so a document of any accepted size can be delivered).
+	LiveBufferBytes = 16 << 20
 	// liveCurrentEvery spaces the Current events of a subscription that
 	// had no event of its own while the feed moved.
 	liveCurrentEvery = 250 * time.Millisecond
@@ -88,6 +92,7 @@ type Event struct {
 	Kind EventKind
 	Seq  uint64
 	Doc  Document
+	size int // what the event holds, about (docSize): the queue's bytes
 }
 
 // ErrLagging: a subscriber let its buffer fill. The error is a
@@ -195,6 +200,7 @@ type Subscription struct {
 		sync.Mutex
 		queue []Event
 		head  int
+		bytes int   // sum of the queued events' size
 		err   error // the end, once set; returned by Next after the queue drains
 	}
 }
@@ -209,6 +215,8 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			e := s.mu.queue[s.mu.head]
 			s.mu.queue[s.mu.head] = Event{}
 			s.mu.head++
+			s.mu.bytes -= e.size
+			e.size = 0
 			if s.mu.head == len(s.mu.queue) {
 				s.mu.queue, s.mu.head = s.mu.queue[:0], 0
 				if cap(s.mu.queue) > 16 {
@@ -257,18 +265,21 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// push queues e; false when the queue holds Buffer events already.
+// push queues e; false when the queue holds Buffer events already, or
+// LiveBufferBytes with e.
 func (s *Subscription) push(e Event) bool {
 	s.mu.Lock()
 	if s.mu.err != nil {
 		s.mu.Unlock()
 		return true // Ended: the event goes nowhere, as after Close.
 	}
-	if len(s.mu.queue)-s.mu.head >= s.q.Buffer {
+	n := len(s.mu.queue) - s.mu.head
+	if n >= s.q.Buffer || (n > 0 && s.mu.bytes+e.size > LiveBufferBytes) {
 		s.mu.Unlock()
 		return false
 	}
 	s.mu.queue = append(s.mu.queue, e)
+	s.mu.bytes += e.size
 	s.mu.Unlock()
 	signal(s.ready)
 	return true
@@ -321,7 +332,7 @@ func (s *Subscription) start(ctx context.Context) error {
 		if resume {
 			return nil
 		}
-		return s.pushWait(ctx, Event{Kind: EventAdded, Seq: pos, Doc: doc})
+		return s.pushWait(ctx, Event{Kind: EventAdded, Seq: pos, Doc: doc, size: docSize(doc)})
 	})
 	if err != nil {
 		return err
@@ -422,6 +433,7 @@ func (s *Subscription) catchUp(ctx context.Context, from, to uint64, resume bool
 			}
 			e, ok := s.step(c.Seq, doc, resume)
 			if ok {
+				e.size = docSize(e.Doc)
 				if err := s.pushWait(ctx, e); err != nil {
 					return err
 				}
@@ -464,6 +476,43 @@ func (s *Subscription) step(seq uint64, doc Document, force bool) (Event, bool) 
 		s.members[doc.ID] = doc.Seq
 	}
 	return Event{Kind: kind, Seq: seq, Doc: doc}, true
+}
+
+// docSize is about the bytes a queued event's document holds (a walk of
+// its body, without the allocator's rounding): what bounds a queue by bytes.
+func docSize(doc Document) int {
+	n := 64 + len(doc.ID) + len(doc.Rev)
+	for _, r := range doc.Revs {
+		n += 16 + len(r)
+	}
+	for _, c := range doc.Conflicts {
+		n += 64 + len(c.Path) + len(c.Rev) + valueSize(c.Value)
+	}
+	if doc.Body != nil {
+		n += valueSize(doc.Body)
+	}
+	return n
+}
+
+func valueSize(v any) int {
+	switch x := v.(type) {
+	case map[string]any:
+		n := 48
+		for k, e := range x {
+			n += 16 + len(k) + valueSize(e)
+		}
+		return n
+	case []any:
+		n := 24
+		for _, e := range x {
+			n += valueSize(e)
+		}
+		return n
+	case string:
+		return 16 + len(x)
+	default:
+		return 16
+	}
 }
 
 // viewDoc is a document as the writer handed it over, as liveDoc would read it then.

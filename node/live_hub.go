@@ -273,7 +273,7 @@ func (h *liveHub) run(ctx context.Context) {
 func (h *liveHub) dispatchFrom(ctx context.Context, pos uint64) error {
 	if vs := h.take(pos); len(vs) > 0 {
 		for _, v := range vs {
-			h.dispatch(v.Seq, viewDoc(v))
+			h.dispatch(v.Seq, viewDoc(v), -1)
 		}
 		return nil
 	}
@@ -286,13 +286,15 @@ func (h *liveHub) dispatchFrom(ctx context.Context, pos uint64) error {
 		if err != nil {
 			return err
 		}
-		h.dispatch(c.Seq, doc)
+		h.dispatch(c.Seq, doc, -1)
 	}
 	return nil
 }
 
-// dispatch tests the subscriptions doc may concern and queues their events.
-func (h *liveHub) dispatch(seq uint64, doc Document) {
+// dispatch tests the subscriptions doc may concern and queues their
+// events. size is what the document holds (docSize; -1: not known yet,
+// computed if an event carries it).
+func (h *liveHub) dispatch(seq uint64, doc Document, size int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cands := h.mu.cands[:0]
@@ -328,6 +330,12 @@ func (h *liveHub) dispatch(seq uint64, doc Document) {
 		e, ok := s.step(seq, doc, false)
 		if !ok {
 			continue
+		}
+		if e.Kind != EventRemoved {
+			if size < 0 {
+				size = docSize(doc)
+			}
+			e.size = size
 		}
 		switch e.Kind {
 		case EventAdded:

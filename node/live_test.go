@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -250,6 +251,58 @@ func TestLiveQuerySlowConsumer(t *testing.T) {
 	c.check(t, d, "after resuming")
 	if len(c.docs) != 200 {
 		t.Fatalf("resumed subscriber holds %d documents, want 200", len(c.docs))
+	}
+}
+
+// TestLiveQueryBufferBytes: a consumer that does not read is cut off once
+// its queue holds LiveBufferBytes of documents, well before Buffer events,
+// and resumes to the whole result.
+func TestLiveQueryBufferBytes(t *testing.T) {
+	_, d := testDB(t)
+	q := LiveQuery{Query: Query{Where: []Cond{{Path: "/n", Op: ">=", Value: int64(0)}}}, Buffer: MaxLiveBuffer}
+	c := subscribe(t, d, q)
+	if err := c.until(t, 0); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 1<<20-64)
+	const n = 24 // 24 MiB of documents against a 16 MiB queue
+	for i := range n {
+		mustPut(t, d, fmt.Sprintf("d%02d", i), map[string]any{"n": int64(i), "big": big}, "")
+	}
+	waitFor(t, "the subscription cut off", 10*time.Second, func() bool { return c.sub.ended() })
+	c.sub.mu.Lock()
+	held, docs := c.sub.mu.bytes, 0
+	for _, e := range c.sub.mu.queue[c.sub.mu.head:] {
+		if e.Kind == EventAdded {
+			docs++
+		}
+	}
+	c.sub.mu.Unlock()
+	if docs >= n || held > LiveBufferBytes {
+		t.Fatalf("%d documents (%d bytes) queued: want fewer than %d, at most %d bytes", docs, held, n, LiveBufferBytes)
+	}
+	var lag *LaggingError
+	for {
+		e, err := c.sub.Next(t.Context())
+		if err != nil {
+			if !errors.As(err, &lag) {
+				t.Fatalf("end of a slow subscription: %v, want a *LaggingError", err)
+			}
+			break
+		}
+		c.apply(e)
+	}
+	q.Since = lag.Seq
+	s, err := d.Subscribe(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sub, c.got, c.last = s, false, lag.Seq
+	if err := c.until(t, d.seq.Load()); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.docs) != n {
+		t.Fatalf("resumed subscriber holds %d documents, want %d", len(c.docs), n)
 	}
 }
 
