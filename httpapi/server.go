@@ -273,14 +273,19 @@ func requestURILen(r *http.Request) int {
 
 // authorized reports whether r carries the configured token. The scheme
 // is case-insensitive (RFC 9110, 11.1): "bearer TOKEN" is as good as
-// "Bearer TOKEN"; the token itself is compared exactly.
+// "Bearer TOKEN"; the token itself is compared exactly. A WebSocket
+// upgrade may carry it as a subprotocol instead (wsTokenProtocol), since
+// a browser cannot set headers on one.
 func (s *server) authorized(r *http.Request) bool {
 	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		got = strings.TrimLeft(got, " ")
+		return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
 	}
-	got = strings.TrimLeft(got, " ")
-	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+	if tok, ok := wsToken(r); ok {
+		return subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+	}
+	return false
 }
 
 // noRoute answers a request the mux has no pattern for. The mux's own

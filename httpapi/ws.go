@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +79,38 @@ func (t *wsConns) closeAll() {
 }
 
 // wsSession is one WebSocket connection's subscriptions.
+// A browser's WebSocket cannot carry an Authorization header, so the
+// endpoint takes the token as a subprotocol too: the client offers
+// wsProtocol and wsTokenProtocol followed by the token in unpadded
+// base64url (new WebSocket(url, ["barrel", "barrel.token." + b64])), and
+// the server selects wsProtocol. The token then travels in a header, as
+// a bearer token does, never in the URL (which logs and histories keep).
+const (
+	wsProtocol      = "barrel"
+	wsTokenProtocol = "barrel.token."
+)
+
+// wsToken returns the token a WebSocket upgrade offers as a subprotocol.
+func wsToken(r *http.Request) (string, bool) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return "", false
+	}
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(h, ",") {
+			enc, ok := strings.CutPrefix(strings.TrimSpace(p), wsTokenProtocol)
+			if !ok {
+				continue
+			}
+			tok, err := base64.RawURLEncoding.DecodeString(enc)
+			if err != nil {
+				return "", false
+			}
+			return string(tok), true
+		}
+	}
+	return "", false
+}
+
 type wsSession struct {
 	s    *server
 	d    *node.DB
@@ -94,7 +128,7 @@ func (s *server) handleWS(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Accept checks the Origin: a page of another origin cannot open a
 	// connection with the user's credentials.
-	c, err := websocket.Accept(w, r, nil)
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsProtocol}})
 	if err != nil {
 		return nil // Accept has answered the failed handshake.
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -222,6 +223,28 @@ func TestWebSocket(t *testing.T) {
 	if _, resp, err := wsDial(t, p.url+"/dbs/nope/_ws", token); err == nil || resp == nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("upgrade on a missing database: %v %v, want 404", resp, err)
 	}
+	// A browser offers the token as a subprotocol (it cannot set headers).
+	dialProto := func(tok string) (*websocket.Conn, *http.Response, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		return websocket.Dial(ctx, strings.Replace(wsURL, "http://", "ws://", 1), &websocket.DialOptions{
+			Subprotocols: []string{"barrel", "barrel.token." + base64.RawURLEncoding.EncodeToString([]byte(tok))}})
+	}
+	if _, resp, err := dialProto("wrong"); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("upgrade with a wrong token as subprotocol: %v %v, want 401", resp, err)
+	}
+	pc, _, err := dialProto(token)
+	if err != nil {
+		t.Fatalf("upgrade with the token as subprotocol: %v", err)
+	}
+	if pc.Subprotocol() != "barrel" {
+		t.Fatalf("subprotocol %q selected, want \"barrel\"", pc.Subprotocol())
+	}
+	wsSend(t, pc, `{"type":"subscribe","sub":"p","changes":{},"since":0}`)
+	if m, err := wsRead(t, pc); err != nil || m["type"] != "subscribed" {
+		t.Fatalf("subscribe over a subprotocol-authorized connection: %v %v", m, err)
+	}
+	_ = pc.Close(websocket.StatusNormalClosure, "")
 
 	c, _, err := wsDial(t, wsURL, token)
 	if err != nil {

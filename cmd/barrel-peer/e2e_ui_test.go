@@ -130,11 +130,23 @@ func TestE2EUI(t *testing.T) {
 		t.Fatalf("after login: token in sessionStorage only: got %v (%v), want true", ok, err)
 	}
 
+	// A page's WebSocket cannot set headers: it offers the token as a
+	// subprotocol, and the feed answers.
+	wsJS := `new Promise((ok, fail) => {
+		const b64 = btoa(sessionStorage.getItem('barrel.token')).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+		const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + '/dbs/%s/_ws', ['barrel', 'barrel.token.' + b64]);
+		ws.onopen = () => ws.send(JSON.stringify({type: 'subscribe', sub: 'c', changes: {}, since: 0}));
+		ws.onmessage = (m) => { ws.close(); ok(ws.protocol + ' ' + JSON.parse(m.data).type); };
+		ws.onerror = () => fail(new Error('the WebSocket failed'));
+	})`
 	do("create a database",
 		chromedp.SendKeys(css("#create-db-name"), db),
 		chromedp.Click(css(`#create-db button[type="submit"]`)),
 		chromedp.WaitVisible(css(`#db-table tr[data-db="notes"]`)))
 	authed(a, http.StatusOK, http.MethodGet, "/dbs/"+db, "")
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(wsJS, db), chromedp.EvalAwaitPromise)); err != nil || got != "barrel subscribed" {
+		t.Fatalf("a WebSocket from the page with the token as subprotocol: %q (%v), want \"barrel subscribed\"", got, err)
+	}
 	authed(b, http.StatusCreated, http.MethodPut, "/dbs/"+db, "")
 	authed(a, http.StatusOK, http.MethodPost, "/peers", fmt.Sprintf(`{"addr":%q}`, b.addr))
 
