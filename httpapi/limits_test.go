@@ -161,14 +161,31 @@ func TestInFlightCaps(t *testing.T) {
 			t.Fatal("no upload was refused while another was open")
 		}
 	}
-	wr := rawConn(t, srv)
-	openBody(t, wr, "PUT", "/dbs/db/docs/w", 10, "{")
+	// A write whose body never ends holds the second write slot, and the
+	// next write is refused. It can itself be refused if it arrives while
+	// one of those next writes holds the slot: then it is sent again.
+	var wr net.Conn
+	openWrite := func() {
+		wr = rawConn(t, srv)
+		openBody(t, wr, "PUT", "/dbs/db/docs/w", 10, "{")
+	}
+	openWrite()
+	deadline = time.Now().Add(5 * time.Second)
 	for {
 		st, raw, hdr := do(t, srv, "PUT", "/dbs/db/docs/x", `{}`, nil)
 		if st == 503 && errorCode(t, raw) == "overloaded" && hdr.Get("Retry-After") != "" {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("third write: got %d %s, want 503 overloaded", st, raw)
+		}
+		wr.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if resp, err := http.ReadResponse(bufio.NewReader(wr), nil); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 503 {
+				t.Fatalf("the open write was answered %d, want 503 or no answer", resp.StatusCode)
+			}
+			wr.Close()
+			openWrite()
 		}
 	}
 	if st, raw, _ := do(t, srv, "GET", "/dbs/db", "", nil); st != 200 {
