@@ -94,6 +94,31 @@ func condFromJSON(v any) (node.Cond, error) {
 	return c, nil
 }
 
+// answerFromBody takes "count": true or "ids_only": true out of a query
+// body: the answer wanted instead of the documents ("" for documents).
+func answerFromBody(m map[string]any, live bool) (string, error) {
+	answer := ""
+	for _, k := range []string{"count", "ids_only"} {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		delete(m, k)
+		b, ok := v.(bool)
+		if !ok {
+			return "", badRequest(k + " must be a boolean")
+		}
+		if !b {
+			continue
+		}
+		if live || answer != "" {
+			return "", badRequest("count, ids_only and live are exclusive")
+		}
+		answer = k
+	}
+	return answer, nil
+}
+
 // queryPage is the answer of POST /dbs/{db}/query.
 type queryPage struct {
 	Docs   []map[string]any `json:"docs"`
@@ -109,6 +134,10 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	answer, err := answerFromBody(m, live)
+	if err != nil {
+		return err
+	}
 	q, err := queryFromBody(m)
 	if err != nil {
 		return err
@@ -117,8 +146,29 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if live {
+	switch {
+	case live:
 		return s.streamLive(w, r, d, node.LiveQuery{Query: q, Since: since, Buffer: buffer})
+	case answer == "count":
+		if q.Limit != 0 || q.Cursor != "" {
+			return badRequest("a count takes no limit or cursor: it counts the whole result")
+		}
+		n, err := d.Count(r.Context(), q)
+		if err != nil {
+			return fmt.Errorf("query: %w", err)
+		}
+		writeJSON(w, http.StatusOK, map[string]int64{"count": n})
+		return nil
+	case answer == "ids_only":
+		ids, cursor, err := d.QueryIDs(r.Context(), q)
+		if err != nil {
+			return fmt.Errorf("query: %w", err)
+		}
+		if ids == nil {
+			ids = []string{}
+		}
+		writeJSON(w, http.StatusOK, idsPage{IDs: ids, Cursor: cursor})
+		return nil
 	}
 	res, err := d.Query(r.Context(), q)
 	if err != nil {
@@ -182,7 +232,7 @@ func (s *server) handlePaths(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := d.Query(r.Context(), node.Query{
+	ids, cursor, err := d.QueryIDs(r.Context(), node.Query{ // From the index alone: one ==.
 		Where:  []node.Cond{{Path: path, Op: "==", Value: value}},
 		Limit:  int(limit),
 		Cursor: r.URL.Query().Get("cursor"),
@@ -190,10 +240,9 @@ func (s *server) handlePaths(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("query %s == %v: %w", path, value, err)
 	}
-	page := idsPage{IDs: make([]string, 0, len(res.Docs)), Cursor: res.Cursor}
-	for _, doc := range res.Docs {
-		page.IDs = append(page.IDs, doc.ID)
+	if ids == nil {
+		ids = []string{}
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, idsPage{IDs: ids, Cursor: cursor})
 	return nil
 }

@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -92,6 +93,20 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 		sorted := slices.Sorted(slices.Values(got))
 		if !slices.Equal(sorted, want) {
 			rt.Fatalf("query %+v: got %v, want %v", q, got, want)
+		}
+		// Counting, and the index alone where it answers, agree.
+		if n, err := index.Count(s, p, q, loader(docs)); err != nil || n != len(want) {
+			rt.Fatalf("Count(%+v) = %d, %v; want %d", q, n, err, len(want))
+		}
+		if index.IndexOnly(q) {
+			if only := searchAll(t, s, p, q, nil); !slices.Equal(only, got) {
+				rt.Fatalf("query %+v from the index alone: %v, with the documents: %v", q, only, got)
+			}
+			if n, err := index.Count(s, p, q, nil); err != nil || n != len(want) {
+				rt.Fatalf("Count(%+v) from the index alone = %d, %v; want %d", q, n, err, len(want))
+			}
+		} else if _, _, err := index.Search(s, p, q, nil); !errors.Is(err, index.ErrBadQuery) {
+			rt.Fatalf("Search(%+v) without a loader: %v, want ErrBadQuery", q, err)
 		}
 		if q.OrderBy == "" {
 			return

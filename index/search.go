@@ -73,10 +73,16 @@ type plan struct {
 //
 // Memory is bounded by the page: at most limit ids plus the set of those
 // ids. An invalid query returns an error wrapping ErrBadQuery before any scan.
+//
+// load may be nil when IndexOnly(q): the ids then come from the index
+// alone, as of one consistent view.
 func Search(r Reader, prefix []byte, q Query, load Loader) (ids []string, cursor string, err error) {
 	p, err := newPlan(prefix, q)
 	if err != nil {
 		return nil, "", err
+	}
+	if load == nil && !IndexOnly(q) {
+		return nil, "", fmt.Errorf("search: %w: no loader for a query the index alone cannot answer", ErrBadQuery)
 	}
 	seen := make(map[string]struct{}, min(p.limit, 1024))
 	var last []byte
@@ -91,12 +97,14 @@ func Search(r Reader, prefix []byte, q Query, load Loader) (ids []string, cursor
 		if _, dup := seen[id]; dup {
 			return true, nil
 		}
-		doc, ok, err := load(id)
-		if err != nil {
-			return false, fmt.Errorf("load %s: %w", id, err)
-		}
-		if !ok || !p.first(doc, ev) || !p.matches(doc) {
-			return true, nil
+		if load != nil { // Else the range is the answer (IndexOnly).
+			doc, ok, err := load(id)
+			if err != nil {
+				return false, fmt.Errorf("load %s: %w", id, err)
+			}
+			if !ok || !p.first(doc, ev) || !p.matches(doc) {
+				return true, nil
+			}
 		}
 		seen[id] = struct{}{}
 		ids = append(ids, id)
@@ -113,6 +121,53 @@ func Search(r Reader, prefix []byte, q Query, load Loader) (ids []string, cursor
 		cursor = base64.RawURLEncoding.EncodeToString(last)
 	}
 	return ids, cursor, nil
+}
+
+// IndexOnly reports whether the index alone answers q: a single ==
+// condition and no OrderBy. Every key of that condition's range is then
+// one matching document (a document holds a value at a path once, however
+// many times its arrays repeat it), and the writer keeps the index in the
+// same batch as the documents, so no key outlives its document.
+func IndexOnly(q Query) bool {
+	return len(q.Where) == 1 && q.Where[0].Op == OpEq && q.OrderBy == ""
+}
+
+// Count returns how many documents match q's conditions (its Limit,
+// Cursor and order do not matter). From the index alone when IndexOnly
+// (load may then be nil), else a page of Search at a time, loading each
+// candidate: memory is bounded by a page either way.
+func Count(r Reader, prefix []byte, q Query, load Loader) (int, error) {
+	q.Limit, q.Cursor, q.Desc = MaxLimit, "", false
+	if IndexOnly(q) {
+		p, err := newPlan(prefix, q)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		err = r.Range(p.lo, p.hi, false, func([]byte, []byte) (bool, error) {
+			n++
+			return true, nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("count: %w", err)
+		}
+		return n, nil
+	}
+	if load == nil {
+		return 0, fmt.Errorf("count: %w: no loader for a query the index alone cannot answer", ErrBadQuery)
+	}
+	n := 0
+	for {
+		ids, cursor, err := Search(r, prefix, q, load)
+		if err != nil {
+			return 0, err
+		}
+		n += len(ids)
+		if cursor == "" {
+			return n, nil
+		}
+		q.Cursor = cursor
+	}
 }
 
 func badQuery(format string, args ...any) error {

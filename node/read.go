@@ -334,13 +334,9 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 	if err := d.checkOpen(); err != nil {
 		return QueryResult{}, err
 	}
-	iq := index.Query{OrderBy: q.OrderBy, Desc: q.Desc, Limit: q.Limit, Cursor: q.Cursor}
-	for _, c := range q.Where {
-		v, err := crdt.Normalize(c.Value)
-		if err != nil {
-			return QueryResult{}, invalid("query", "%v", err)
-		}
-		iq.Where = append(iq.Where, index.Cond{Path: c.Path, Op: c.Op, Value: v})
+	iq, err := indexQuery(q)
+	if err != nil {
+		return QueryResult{}, err
 	}
 	states := map[string]*crdt.State{}
 	seqs := map[string]uint64{}
@@ -357,11 +353,7 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 	}
 	ids, cursor, err := index.Search(d.store, d.keys.Index(), iq, load)
 	if err != nil {
-		if errors.Is(err, index.ErrBadQuery) {
-			// "invalid query: condition 0: ...", not "invalid query: bad query: ...".
-			return QueryResult{}, invalid("query", "%s", strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": "))
-		}
-		return QueryResult{}, fmt.Errorf("query: %w", err)
+		return QueryResult{}, queryError(err)
 	}
 	res := QueryResult{Cursor: cursor, Docs: make([]Document, 0, len(ids))}
 	for _, id := range ids {
@@ -377,6 +369,90 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 		res.Docs = append(res.Docs, render(id, st, seqs[id]))
 	}
 	return res, nil
+}
+
+// QueryIDs is Query answering with the ids of a page only. A query of a
+// single == condition without an order is answered from the index alone
+// (no document is read); any other reads each candidate as Query does.
+func (d *DB) QueryIDs(ctx context.Context, q Query) (ids []string, cursor string, err error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, "", err
+	}
+	iq, err := indexQuery(q)
+	if err != nil {
+		return nil, "", err
+	}
+	var load index.Loader
+	if !index.IndexOnly(iq) {
+		load = d.bodyLoader()
+	}
+	ids, cursor, err = index.Search(d.store, d.keys.Index(), iq, load)
+	if err != nil {
+		return nil, "", queryError(err)
+	}
+	return ids, cursor, nil
+}
+
+// Count returns how many documents match q's conditions (Limit, Cursor,
+// OrderBy and Desc do not matter; no conditions: the live documents). A
+// single == condition is counted from the index alone; any other reads
+// each candidate, a page at a time.
+func (d *DB) Count(ctx context.Context, q Query) (int64, error) {
+	if err := d.checkOpen(); err != nil {
+		return 0, err
+	}
+	if len(q.Where) == 0 {
+		return d.count.Load(), nil
+	}
+	iq, err := indexQuery(Query{Where: q.Where})
+	if err != nil {
+		return 0, err
+	}
+	var load index.Loader
+	if !index.IndexOnly(iq) {
+		load = d.bodyLoader()
+	}
+	n, err := index.Count(d.store, d.keys.Index(), iq, load)
+	if err != nil {
+		return 0, queryError(err)
+	}
+	return int64(n), nil
+}
+
+// bodyLoader loads a live document's body for index.Search.
+func (d *DB) bodyLoader() index.Loader {
+	return func(id string) (map[string]any, bool, error) {
+		st, _, err := d.readView(id)
+		if err != nil {
+			return nil, false, err
+		}
+		if !st.Exists() || st.Deleted {
+			return nil, false, nil
+		}
+		return st.Body, true, nil
+	}
+}
+
+// indexQuery is q for the index, its values normalized.
+func indexQuery(q Query) (index.Query, error) {
+	iq := index.Query{OrderBy: q.OrderBy, Desc: q.Desc, Limit: q.Limit, Cursor: q.Cursor}
+	for _, c := range q.Where {
+		v, err := crdt.Normalize(c.Value)
+		if err != nil {
+			return index.Query{}, invalid("query", "%v", err)
+		}
+		iq.Where = append(iq.Where, index.Cond{Path: c.Path, Op: c.Op, Value: v})
+	}
+	return iq, nil
+}
+
+// queryError is what a failed index search answers.
+func queryError(err error) error {
+	if errors.Is(err, index.ErrBadQuery) {
+		// "invalid query: condition 0: ...", not "invalid query: bad query: ...".
+		return invalid("query", "%s", strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": "))
+	}
+	return fmt.Errorf("query: %w", err)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -159,7 +159,7 @@ func checkOp(op string, hasValue bool) error {
 
 func (a *app) queryCmd() *cobra.Command {
 	var limit int
-	var idsOnly, follow bool
+	var idsOnly, follow, count bool
 	cmd := &cobra.Command{
 		Use:   "query DB PATH OP [VALUE]",
 		Short: "Print documents whose PATH compares to VALUE by OP (==, !=, <, <=, >, >=, prefix), or has a value (exists), one JSON line each",
@@ -184,11 +184,27 @@ func (a *app) queryCmd() *cobra.Command {
 				cond["value"] = parseLiteral(args[3])
 			}
 			q := map[string]any{"where": []map[string]any{cond}}
-			if follow {
+			switch {
+			case count && (follow || idsOnly || limit > 0):
+				return usageErr("--count takes no --follow, --ids or --limit: it prints one number")
+			case count:
+				q["count"] = true
+				var res struct {
+					Count int64 `json:"count"`
+				}
+				if err := c.do(cmd.Context(), http.MethodPost, segs("dbs", args[0], "query"), q, &res); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(a.stdout, res.Count)
+				return err
+			case follow:
 				if limit > 0 {
 					return usageErr("--follow takes no --limit: it follows the whole result")
 				}
 				return a.followQuery(cmd, c, args[0], q, idsOnly)
+			}
+			if idsOnly {
+				q["ids_only"] = true
 			}
 			printed := 0
 			for {
@@ -197,24 +213,25 @@ func (a *app) queryCmd() *cobra.Command {
 				}
 				var page struct {
 					Docs   []map[string]any `json:"docs"`
+					IDs    []string         `json:"ids"`
 					Cursor string           `json:"cursor"`
 				}
 				if err := c.do(cmd.Context(), http.MethodPost, segs("dbs", args[0], "query"), q, &page); err != nil {
 					return err
 				}
-				for _, d := range page.Docs {
-					var err error
-					if idsOnly {
-						_, err = fmt.Fprintln(a.stdout, d["_id"])
-					} else {
-						err = printLine(a.stdout, d)
-					}
-					if err != nil {
+				for _, id := range page.IDs {
+					if _, err := fmt.Fprintln(a.stdout, id); err != nil {
 						return err
 					}
 					printed++
 				}
-				if page.Cursor == "" || len(page.Docs) == 0 || (limit > 0 && printed >= limit) {
+				for _, d := range page.Docs {
+					if err := printLine(a.stdout, d); err != nil {
+						return err
+					}
+					printed++
+				}
+				if page.Cursor == "" || len(page.Docs)+len(page.IDs) == 0 || (limit > 0 && printed >= limit) {
 					return nil
 				}
 				q["cursor"] = page.Cursor
@@ -222,7 +239,8 @@ func (a *app) queryCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 0, "print at most this many documents (0: all)")
-	cmd.Flags().BoolVar(&idsOnly, "ids", false, "print only document ids (with --follow: the event type and the id)")
+	cmd.Flags().BoolVar(&idsOnly, "ids", false, "print only document ids (from the index alone for one ==; with --follow: the event type and the id)")
+	cmd.Flags().BoolVar(&count, "count", false, "print only the number of matching documents (from the index alone for one ==)")
 	cmd.Flags().BoolVar(&follow, "follow", false, "a live query: print the result, then one JSON line per event (added, changed, removed, current) until interrupted")
 	return cmd
 }

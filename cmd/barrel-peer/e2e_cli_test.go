@@ -73,6 +73,12 @@ func TestE2ECLI(t *testing.T) {
 	if out := mustCLI(t, "", "query", "--ids", "places", "locations/country", "==", "France"); out != "p2\n" {
 		t.Fatalf("query country == France: got %q", out)
 	}
+	if out := mustCLI(t, "", "query", "--count", "places", "/name", "exists"); out != "2\n" {
+		t.Fatalf("query --count name exists: got %q, want 2", out)
+	}
+	if out := mustCLI(t, "", "query", "--count", "places", "locations/country", "==", "Peru"); out != "0\n" {
+		t.Fatalf("query --count country == Peru: got %q, want 0", out)
+	}
 	if out := mustCLI(t, "", "changes", "places"); strings.Count(out, "\n") != 3 {
 		t.Fatalf("changes: got %q, want 3 lines", out)
 	}

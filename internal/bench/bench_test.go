@@ -44,7 +44,7 @@ func TestBench(t *testing.T) {
 		{"W1b", 200, concurrentKeys},
 		{"W1c", 2000, writeKeys},
 		{"W1d", 200, concurrentKeys},
-		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "rss_mb", "durability", "peak_rss_mb"}},
+		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "ids_median_ms", "count_median_ms", "rss_mb", "durability", "peak_rss_mb"}},
 		{"MEM", 2000, writeKeys},
 		{"W2", 1500, writeKeys},
 		{"W3", 20, []string{"workload", "n", "gap_ms", "median_ms", "p99_ms", "rss_mb", "durability", "peak_rss_mb"}},
