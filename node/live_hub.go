@@ -44,7 +44,7 @@ type liveHub struct {
 		eq      map[string]map[*Subscription]struct{} // by Matcher.EqKey
 		paths   map[string]*eqPath                    // by Matcher.EqPath: the == paths to look a document up at
 		scan    map[*Subscription]struct{}            // those without an == condition: tested on every change
-		holders map[string][]*Subscription            // by document id: the subscriptions whose result holds it
+		holders map[string]holders                    // by document id: the subscriptions whose result holds it
 		dirty   []*Subscription                       // those with an event queued since their last Current
 		sweep   time.Time                             // when every subscription behind the feed was last sent a Current
 		swept   uint64                                // the seq it was sent at
@@ -67,7 +67,7 @@ func newLiveHub(d *DB) *liveHub {
 	h.mu.eq = map[string]map[*Subscription]struct{}{}
 	h.mu.paths = map[string]*eqPath{}
 	h.mu.scan = map[*Subscription]struct{}{}
-	h.mu.holders = map[string][]*Subscription{}
+	h.mu.holders = map[string]holders{}
 	h.mu.mark = map[*Subscription]uint64{}
 	h.views.max = liveViewsMax
 	return h
@@ -125,7 +125,7 @@ func (h *liveHub) register(s *Subscription, pos uint64) (target uint64, done boo
 		h.mu.scan[s] = struct{}{}
 	}
 	for id := range s.members {
-		h.mu.holders[id] = append(h.mu.holders[id], s)
+		h.hold(s, id)
 	}
 	signal(h.wake)
 	return 0, true
@@ -166,13 +166,42 @@ func (h *liveHub) unregisterLocked(s *Subscription) {
 	}
 }
 
-func (h *liveHub) release(s *Subscription, id string) {
-	hs := slices.DeleteFunc(h.mu.holders[id], func(x *Subscription) bool { return x == s })
-	if len(hs) == 0 {
-		delete(h.mu.holders, id)
-	} else {
-		h.mu.holders[id] = hs
+// holders are the subscriptions whose result holds one document: most
+// often one, kept without a slice, since a subscriber's result is the
+// most of what the dispatcher holds (and what the GC marks).
+type holders struct {
+	one  *Subscription
+	more []*Subscription
+}
+
+func (h *liveHub) hold(s *Subscription, id string) {
+	hs, ok := h.mu.holders[id]
+	if !ok {
+		h.mu.holders[id] = holders{one: s}
+		return
 	}
+	hs.more = append(hs.more, s)
+	h.mu.holders[id] = hs
+}
+
+func (h *liveHub) release(s *Subscription, id string) {
+	hs, ok := h.mu.holders[id]
+	if !ok {
+		return
+	}
+	if hs.one == s {
+		if len(hs.more) == 0 {
+			delete(h.mu.holders, id)
+			return
+		}
+		hs.one, hs.more = hs.more[len(hs.more)-1], hs.more[:len(hs.more)-1]
+	} else {
+		hs.more = slices.DeleteFunc(hs.more, func(x *Subscription) bool { return x == s })
+	}
+	if len(hs.more) == 0 {
+		hs.more = nil
+	}
+	h.mu.holders[id] = hs
 }
 
 // following reports whether subscriptions are registered (commit.Env.Views).
@@ -320,8 +349,11 @@ func (h *liveHub) dispatch(seq uint64, doc Document, size int) {
 	for s := range h.mu.scan {
 		add(s)
 	}
-	for _, s := range h.mu.holders[doc.ID] {
-		add(s)
+	if hs, ok := h.mu.holders[doc.ID]; ok {
+		add(hs.one)
+		for _, s := range hs.more {
+			add(s)
+		}
 	}
 	for _, s := range cands {
 		if seq <= s.regPos {
@@ -339,7 +371,7 @@ func (h *liveHub) dispatch(seq uint64, doc Document, size int) {
 		}
 		switch e.Kind {
 		case EventAdded:
-			h.mu.holders[doc.ID] = append(h.mu.holders[doc.ID], s)
+			h.hold(s, doc.ID)
 		case EventRemoved:
 			h.release(s, doc.ID)
 		}
