@@ -75,9 +75,11 @@ func (b *peerBudgets) of(p peer.ID) *peerBudget {
 }
 
 // take waits until the peer's budget has given bodies and bytes, a
-// bucketful at a time, and returns how long it waited.
+// bucketful at a time, and returns how long it waited: 0 when the budget
+// had them at once (the common case, which neither the log nor the wait
+// metric should count).
 func (pb *peerBudget) take(ctx context.Context, bodies, bytes int) (time.Duration, error) {
-	start := time.Now()
+	var waited time.Duration
 	for _, t := range []struct {
 		l *rate.Limiter
 		n int
@@ -87,11 +89,17 @@ func (pb *peerBudget) take(ctx context.Context, bodies, bytes int) (time.Duratio
 		}
 		for n := t.n; n > 0; {
 			k := min(n, t.l.Burst())
-			if err := t.l.WaitN(ctx, k); err != nil {
-				return time.Since(start), err
-			}
 			n -= k
+			if t.l.AllowN(time.Now(), k) {
+				continue
+			}
+			start := time.Now()
+			err := t.l.WaitN(ctx, k)
+			waited += time.Since(start)
+			if err != nil {
+				return waited, err
+			}
 		}
 	}
-	return time.Since(start), nil
+	return waited, nil
 }

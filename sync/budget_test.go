@@ -83,3 +83,16 @@ func gaugeValue(t *testing.T, reg interface {
 	}
 	return -1
 }
+
+// TestPeerBudgetWaitsOnlyWhenSpent: a frame the budget holds is taken at
+// once and reported as no wait (so neither the log nor the wait metric
+// counts an ordinary pull); one past it waits and says how long.
+func TestPeerBudgetWaitsOnlyWhenSpent(t *testing.T) {
+	pb := newPeerBudgets(1000, 1<<20).of("peer")
+	if waited, err := pb.take(t.Context(), 10, 4096); err != nil || waited != 0 {
+		t.Fatalf("a frame within the budget: waited %v (%v), want 0", waited, err)
+	}
+	if waited, err := pb.take(t.Context(), 1000, 4096); err != nil || waited < 5*time.Millisecond {
+		t.Fatalf("a frame past the budget: waited %v (%v), want about 10 ms", waited, err)
+	}
+}
