@@ -210,18 +210,21 @@ func (n *Node) followAnnouncements(ctx context.Context, np *netParts) error {
 			np.changed.notify() // the lag moved
 		}
 		xor, count := d.changesDigest()
-		if count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest) {
-			continue // same change set
-		}
+		same := count == r.Ann.Changes && bytes.Equal(xor[:], r.Ann.Digest)
 		// The author may be out of reach (the announcement came through
 		// the mesh): then pull from the connected peer that relayed it,
 		// which holds the changes or soon will.
 		if np.host.Network().Connectedness(r.From) != network.Connected {
-			if r.Via != "" && r.Via != n.peerID {
+			if !same && r.Via != "" && r.Via != n.peerID {
 				np.repl.Trigger(r.Via, r.Ann.DB)
 			}
 			continue
 		}
+		// The same change set still gets one pull while the checkpoint is
+		// behind the announced seq (the peer's feed holds changes that came
+		// from here, say): it lists nothing new, moves the checkpoint and
+		// shows the peer as synced with no lag, instead of "never synced,
+		// lag N" for two peers that agree.
 		cp, err := store.Checkpoint(ctx, r.Ann.DB, r.From)
 		if err != nil || r.Ann.Seq > cp {
 			np.repl.Trigger(r.From, r.Ann.DB)
