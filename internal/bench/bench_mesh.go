@@ -210,7 +210,7 @@ type meshTracker struct {
 type meshWrite struct {
 	start time.Time
 	seen  int
-	took  time.Duration  // set when the last peer has it
+	took  time.Duration // set when the last peer has it
 	done  chan struct{} // closed then
 }
 
