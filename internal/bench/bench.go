@@ -123,13 +123,14 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"WebSocket changes-feed follower on an in-process server while W1b writes --n documents\n" +
 	"(follower_over_writers: the writers' time over the time until the follower saw the last).\n\n" +
 	"Mesh workload (issue 15): W6 --mesh-peers nodes in this process (real libp2p hosts on\n" +
-	"127.0.0.1, each with its own Pebble store, 4 MiB cache and memtable), connected in --topology\n" +
+	"127.0.0.1, each with its own Pebble store, --mesh-pebble-mb cache and memtable), connected in --topology\n" +
 	"(random: degree 4-8; line; clusters: two random halves joined by one peer): (a) --mesh-writes\n" +
 	"single writes on random peers, each timed from the Put call until the last peer's feed holds\n" +
 	"it (median_ms, p99_ms); (b) --mesh-writers peers writing --mesh-rate documents/s each for\n" +
 	"--mesh-seconds (load_median_ms, load_p99_ms; load_missing: writes not on every peer 2 minutes\n" +
-	"after the end), then rss_per_peer_mb, goroutines_per_peer and fds_per_peer (process totals\n" +
-	"over the peers). --gossip-* and --mesh-debounce tune the nodes' gossip for experiments."
+	"after the end), then cpu_ms_per_write_peer, pulls_per_write_peer and anns_per_write_peer (the\n" +
+	"process's CPU time from (a) on, pulls run and announcements received, over writes x peers), rss_per_peer_mb, goroutines_per_peer and fds_per_peer (process\n" +
+	"totals over the peers). --gossip-* and --mesh-debounce tune the nodes' gossip for experiments."
 
 // NewConfig returns a Config holding the flags' defaults.
 func NewConfig() *Config { return &Config{backoff: time.Millisecond} }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -32,15 +33,13 @@ import (
 //     must reach every peer; latency of each write until the last peer
 //     has it (median, p99), and resources per peer (RSS, goroutines, file
 //     descriptors). Every node runs with a small Pebble cache and memtable
-//     (meshCacheBytes, meshMemTable): the defaults are sized for one node
-//     per process.
+//     (--mesh-pebble-mb, meshPebbleMB): the node's defaults are sized for
+//     one node per process.
 
-// The Pebble block cache and memtable of each W6 node: a hundred nodes
-// share one process, and the defaults (128 MiB, 32 MiB) are sized for one.
-const (
-	meshCacheBytes = 4 << 20
-	meshMemTable   = 4 << 20
-)
+// meshPebbleMB is the default Pebble block cache and memtable of each W6
+// node, in MiB each: a hundred nodes share one process, and the node's
+// defaults (128 MiB, 32 MiB) are sized for one.
+const meshPebbleMB = 4
 
 // meshSettle is how long W6 lets gossipsub settle after the last
 // connection, before the warm-up write: the router grafts its mesh on its
@@ -56,6 +55,7 @@ type benchMeshConfig struct {
 	rate     int           // (b) writes per second per writer
 	seconds  time.Duration // (b) duration; 0 skips (b)
 	debounce time.Duration // node P2PConfig.Debounce; 0 the default
+	pebbleMB int           // each node's Pebble cache and memtable, MiB; 0 the node defaults
 	mesh     gossip.Mesh   // gossipsub tuning; zero the defaults
 }
 
@@ -67,6 +67,7 @@ func (c *benchMeshConfig) flags(f *pflag.FlagSet) {
 	f.IntVar(&c.writers, "mesh-writers", 10, "W6 (b): peers writing at once")
 	f.IntVar(&c.rate, "mesh-rate", 10, "W6 (b): writes per second of each writer")
 	f.DurationVar(&c.seconds, "mesh-seconds", 60*time.Second, "W6 (b): how long the writers write (0 skips (b))")
+	f.IntVar(&c.pebbleMB, "mesh-pebble-mb", meshPebbleMB, "W6: each node's Pebble block cache and memtable, in MiB each (0: the node defaults, 128 and 32)")
 	f.DurationVar(&c.debounce, "mesh-debounce", 0, "W6: the nodes' announcement debounce (0: the node default)")
 	f.IntVar(&c.mesh.D, "gossip-d", 0, "W6, with --gossip-relay: gossipsub mesh degree D (0: gossipsub's 6; set with --gossip-dlo and --gossip-dhi)")
 	f.IntVar(&c.mesh.Dlo, "gossip-dlo", 0, "W6, with --gossip-relay: gossipsub Dlo")
@@ -84,6 +85,9 @@ func (c *benchMeshConfig) validate() error {
 	}
 	if c.writers > c.peers {
 		errs = append(errs, fmt.Errorf("--mesh-writers %d: at most --mesh-peers %d", c.writers, c.peers))
+	}
+	if c.pebbleMB < 0 {
+		errs = append(errs, fmt.Errorf("--mesh-pebble-mb %d: must not be negative", c.pebbleMB))
 	}
 	if c.gap < 0 || c.seconds < 0 || c.debounce < 0 {
 		errs = append(errs, fmt.Errorf("--mesh-gap %v, --mesh-seconds %v, --mesh-debounce %v: must not be negative", c.gap, c.seconds, c.debounce))
@@ -294,8 +298,8 @@ func (b *bench) mesh(ctx context.Context) (line string, err error) {
 			DataDir:    b.dir + "/" + strconv.Itoa(i),
 			Durability: b.c.durability,
 			Logger:     b.log,
-			CacheBytes: meshCacheBytes,
-			MemTable:   meshMemTable,
+			CacheBytes: int64(mc.pebbleMB) << 20,
+			MemTable:   int64(mc.pebbleMB) << 20,
 			P2P: &node.P2PConfig{
 				Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true,
 				Debounce:   mc.debounce,
@@ -355,6 +359,7 @@ func (b *bench) mesh(ctx context.Context) (line string, err error) {
 		return "", err
 	}
 	defer stop(&err)
+	cpuStart := cpuTime()
 
 	// (a) single writes.
 	r := rand.New(rand.NewPCG(b.c.seed, 6))
@@ -397,6 +402,11 @@ func (b *bench) mesh(ctx context.Context) (line string, err error) {
 	if len(load) > 0 {
 		loadMedian, loadP99, loadMax = percentile(load, 0.50), percentile(load, 0.99), load[len(load)-1]
 	}
+	// Work per write and peer, from the nodes' own counters: pulls run and
+	// announcements received (heartbeats and anti-entropy included).
+	written := float64(1+mc.writes+len(load)+missing) * float64(k)
+	pulls, anns := meshCounters(nodes)
+	cpu := cpuTime() - cpuStart
 	rss := b.rss()
 	fds := countFDs()
 	gor := runtime.NumGoroutine()
@@ -415,6 +425,9 @@ func (b *bench) mesh(ctx context.Context) (line string, err error) {
 		"load_median_ms="+ms(loadMedian),
 		"load_p99_ms="+ms(loadP99),
 		"load_max_ms="+ms(loadMax),
+		"cpu_ms_per_write_peer="+strconv.FormatFloat(float64(cpu)/float64(time.Millisecond)/written, 'f', 3, 64),
+		"pulls_per_write_peer="+strconv.FormatFloat(pulls/written, 'f', 2, 64),
+		"anns_per_write_peer="+strconv.FormatFloat(anns/written, 'f', 2, 64),
 		"rss_mb="+strconv.Itoa(rss),
 		"rss_per_peer_mb="+perPeer(rss),
 		"goroutines_per_peer="+perPeer(gor),
@@ -510,6 +523,44 @@ func (b *bench) meshLoad(ctx context.Context, tr *meshTracker, dbs []*node.DB) (
 		}
 	}
 	return lat, len(writes) - len(lat), nil
+}
+
+// meshCounters sums, over nodes, the pulls they ran (client sync
+// sessions) and the announcements they received.
+func meshCounters(nodes []*node.Node) (pulls, anns float64) {
+	for _, n := range nodes {
+		mfs, err := n.Gatherer().Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "barrel_sync_sessions_total":
+				for _, m := range mf.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "role" && l.GetValue() == "client" {
+							pulls += m.GetCounter().GetValue()
+						}
+					}
+				}
+			case "barrel_gossip_announcements_received_total":
+				for _, m := range mf.GetMetric() {
+					anns += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return pulls, anns
+}
+
+// cpuTime is the CPU time (user and system) the process used so far; 0
+// where getrusage fails.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // countFDs counts the process's open file descriptors; -1 where

@@ -65,7 +65,7 @@ func TestBench(t *testing.T) {
 			"rss_mb", "durability", "peak_rss_mb"}},
 		{"W6", 6, []string{"workload", "n", "topology", "edges", "diameter", "open_seconds", "setup_seconds", "writes",
 			"median_ms", "p99_ms", "writers", "rate", "load_seconds", "load_writes", "load_missing", "load_median_ms",
-			"load_p99_ms", "load_max_ms", "rss_mb", "rss_per_peer_mb", "goroutines_per_peer", "fds_per_peer", "durability", "peak_rss_mb"}},
+			"load_p99_ms", "load_max_ms", "cpu_ms_per_write_peer", "pulls_per_write_peer", "anns_per_write_peer", "rss_mb", "rss_per_peer_mb", "goroutines_per_peer", "fds_per_peer", "durability", "peak_rss_mb"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
