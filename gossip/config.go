@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	MaxMessageBytes int
 	// ReceiveQueue is the capacity of the Announcements channel. Default 256.
 	ReceiveQueue int
+	// Mesh tunes the gossipsub router; the zero value announces to
+	// connected peers only (see Mesh).
+	Mesh Mesh
 	// Logger receives the component's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer is where the metrics are registered; nil means a fresh
@@ -72,4 +76,61 @@ func (cfg Config) withDefaults() Config {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	return cfg
+}
+
+// Mesh tunes the gossipsub router. Its zero value sends each peer's
+// announcements to the peers it is connected to and no further; Relay
+// turns on gossipsub's mesh forwarding.
+//
+// One hop is enough: a peer that pulls changes commits them and announces
+// its own new heads, so news travels as far as the changes themselves, hop
+// by hop. Forwarding every peer's announcements through the whole mesh
+// cost each peer one signature check per announcement of every other peer
+// (100 peers: 100 per write) and told distant peers of changes their
+// neighbours did not hold yet, so their pulls found nothing; measured in
+// docs/benchmarks.md (W6).
+type Mesh struct {
+	// Relay forwards announcements through gossipsub's mesh (and its lazy
+	// IHAVE gossip), so a peer hears the announcements of peers it is not
+	// connected to, each relayed by a connected peer (Received.Via).
+	Relay bool
+	// D, Dlo and Dhi are the mesh degree per topic with Relay: its target,
+	// the low water mark below which the router grafts, and the high one
+	// above which it prunes. Set all three or none (gossipsub's 6, 5, 12);
+	// Dlo <= D <= Dhi, D at least 2.
+	D, Dlo, Dhi int
+	// Heartbeat is the router's heartbeat with Relay (mesh maintenance and
+	// lazy gossip; gossipsub's default 1s), not Config.Heartbeat.
+	Heartbeat time.Duration
+	// NoFloodPublish sends our own announcements to our mesh peers only
+	// instead of every subscribed peer; only with Relay (without a mesh
+	// nobody would receive them).
+	NoFloodPublish bool
+}
+
+// floodPublish reports whether our own messages go to every subscribed
+// peer.
+func (m Mesh) floodPublish() bool { return !m.Relay || !m.NoFloodPublish }
+
+// params returns the gossipsub parameters m describes.
+func (m Mesh) params() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	if !m.Relay {
+		// No mesh (gossipsub's bootstrapper setting: D = Dlo = Dhi =
+		// Dout = 0) and no lazy gossip: received messages are delivered,
+		// never forwarded; flood publishing reaches the neighbours.
+		p.D, p.Dlo, p.Dhi, p.Dout, p.Dscore, p.Dlazy = 0, 0, 0, 0, 0, 0
+		p.GossipFactor = 0
+		return p
+	}
+	if m.D > 0 || m.Dlo > 0 || m.Dhi > 0 {
+		p.D, p.Dlo, p.Dhi = m.D, m.Dlo, m.Dhi
+		// gossipsub wants Dout < Dlo and Dout < D/2, Dscore <= Dhi.
+		p.Dout = max(0, min(p.Dout, m.Dlo-1, m.D/2-1))
+		p.Dscore = min(p.Dscore, m.Dhi)
+	}
+	if m.Heartbeat > 0 {
+		p.HeartbeatInterval = m.Heartbeat
+	}
+	return p
 }

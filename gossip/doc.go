@@ -10,6 +10,13 @@
 // tells the node that a peer holds changes up to a sequence number; the node
 // decides whether to pull them with the sync protocol.
 //
+// # Reach
+//
+// By default a node's announcements go to the peers it is connected to and
+// are not forwarded (no gossipsub mesh, no lazy gossip; see Mesh): a peer
+// that pulls the changes announces its own heads, so the news travels hop
+// by hop with the changes. Mesh.Relay turns gossipsub's mesh forwarding on.
+//
 // # Use
 //
 //	g, err := gossip.New(ctx, h, gossip.Config{Logger: log, Registerer: reg})

@@ -54,8 +54,9 @@ type runState struct {
 }
 
 // New creates the gossipsub router on h, with strict message signing, flood
-// publishing of our own messages and a message size limit derived from
-// cfg.MaxMessageBytes. Create it before h connects to peers: a peer
+// publishing of our own messages, the mesh cfg.Mesh describes (by default
+// none: announcements go to connected peers only) and a message size limit
+// derived from cfg.MaxMessageBytes. Create it before h connects to peers: a peer
 // connected before the router exists may stay unknown to it. The router's own
 // goroutines live until ctx ends: cancel it after Run returned and before
 // closing h. Errors come from metric registration or from gossipsub.
@@ -69,10 +70,12 @@ func New(ctx context.Context, h host.Host, cfg Config) (*Gossip, error) {
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(cfg.MaxMessageBytes+envelopeBytes),
 		// Our own announcements go to every subscribed peer, not only to
-		// our mesh: the mesh is empty until gossipsub's first heartbeat
-		// after a peer subscribes, and an announcement published then
-		// would reach nobody. Announcements are small and infrequent.
-		pubsub.WithFloodPublish(true),
+		// our mesh: by default there is no mesh (Mesh), and with Relay the
+		// mesh is empty until gossipsub's first heartbeat after a peer
+		// subscribes, and an announcement published then would reach
+		// nobody. Announcements are small.
+		pubsub.WithFloodPublish(cfg.Mesh.floodPublish()),
+		pubsub.WithGossipSubParams(cfg.Mesh.params()),
 		pubsub.WithLogger(cfg.Logger.With("component", "pubsub")),
 	)
 	if err != nil {

@@ -129,11 +129,11 @@ func hasPeer(g *Gossip, db string, p peer.ID) func() bool {
 	return func() bool { return slices.Contains(g.Peers(db), p) }
 }
 
-// TestLine checks that an announcement travels A to C through B when A and
-// C are not connected.
+// TestLine checks that, with Relay, an announcement travels A to C through
+// B when A and C are not connected.
 func TestLine(t *testing.T) {
 	ha, hb, hc := newHost(t), newHost(t), newHost(t)
-	cfg := Config{Debounce: 5 * time.Millisecond, Heartbeat: 200 * time.Millisecond}
+	cfg := Config{Debounce: 5 * time.Millisecond, Heartbeat: 200 * time.Millisecond, Mesh: Mesh{Relay: true}}
 	ga, gb, gc := newGossip(t, ha, cfg), newGossip(t, hb, cfg), newGossip(t, hc, cfg)
 	connect(t, ha, hb)
 	connect(t, hb, hc)
@@ -163,6 +163,47 @@ func TestLine(t *testing.T) {
 	}
 	if n := value(gb.m.received); n < 1 {
 		t.Errorf("B received_total: got %v, want >= 1", n)
+	}
+}
+
+// TestNeighbours checks the default mesh: in a line A - B - C, B hears A
+// and C, but C does not hear A through B, only B's own announcements.
+func TestNeighbours(t *testing.T) {
+	ha, hb, hc := newHost(t), newHost(t), newHost(t)
+	cfg := Config{Debounce: 5 * time.Millisecond, Heartbeat: -1}
+	ga, gb, gc := newGossip(t, ha, cfg), newGossip(t, hb, cfg), newGossip(t, hc, cfg)
+	connect(t, ha, hb)
+	connect(t, hb, hc)
+	for _, g := range []*Gossip{ga, gb, gc} {
+		if err := g.Join("db"); err != nil {
+			t.Fatal(err)
+		}
+		run(t, g)
+	}
+	waitFor(t, 10*time.Second, "B to see A and C on the topic", func() bool {
+		return hasPeer(gb, "db", ha.ID())() && hasPeer(gb, "db", hc.ID())()
+	})
+	waitFor(t, 10*time.Second, "C to see B on the topic", hasPeer(gc, "db", hb.ID()))
+
+	ga.Notify("db", Announcement{Seq: 1, Digest: digest(1), Changes: 1})
+	receive(t, gb, ha.ID(), 20*time.Second, func(a Announcement) bool { return a.Seq == 1 })
+	// B's own announcement reaches C on the stream a forwarded copy of
+	// A's would have used before it: once C has B's, A's is not coming.
+	gb.Notify("db", Announcement{Seq: 2, Digest: digest(2), Changes: 2})
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-gc.Announcements():
+			if r.From == ha.ID() {
+				t.Fatalf("C received A's announcement via %s; want no forwarding", r.Via)
+			}
+			if r.From == hb.ID() && r.Ann.Seq == 2 {
+				return
+			}
+		case <-timer.C:
+			t.Fatal("C did not receive B's announcement")
+		}
 	}
 }
 
@@ -346,6 +387,30 @@ func TestJoinInvalid(t *testing.T) {
 	for _, db := range []string{"", "a/b", strings.Repeat("x", 129)} {
 		if err := g.Join(db); err == nil {
 			t.Errorf("Join(%q): got nil, want ErrInvalidDB", db)
+		}
+	}
+}
+
+// TestMeshParams checks that every Mesh gossipsub accepts builds a router
+// and that a contradictory one is refused by New.
+func TestMeshParams(t *testing.T) {
+	for _, tc := range []struct {
+		m  Mesh
+		ok bool
+	}{
+		{Mesh{}, true},
+		{Mesh{Relay: true}, true},
+		{Mesh{Relay: true, D: 3, Dlo: 2, Dhi: 4, Heartbeat: 100 * time.Millisecond}, true},
+		{Mesh{Relay: true, D: 2, Dlo: 1, Dhi: 2}, true},
+		{Mesh{Relay: true, D: 1, Dlo: 1, Dhi: 2}, false}, // gossipsub wants Dout < D/2
+		{Mesh{Relay: true, D: 8, Dlo: 6, Dhi: 12, NoFloodPublish: true}, true},
+		{Mesh{Relay: true, D: 5, Dlo: 6, Dhi: 8}, false},
+	} {
+		ctx, cancel := context.WithCancel(t.Context())
+		_, err := New(ctx, newHost(t), Config{Mesh: tc.m, Logger: testLogger()})
+		cancel()
+		if (err == nil) != tc.ok {
+			t.Errorf("%+v: got error %v, want ok %v", tc.m, err, tc.ok)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	connmgrimpl "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/barrel-db/barrel/gossip"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -83,6 +84,10 @@ type P2PConfig struct {
 	// (see ReadSwarmKey); validation reads it into SwarmKey. Set this or
 	// SwarmKey, not both.
 	SwarmKeyFile string
+
+	// GossipMesh tunes the gossipsub router (mesh degree, its heartbeat,
+	// flood publishing); the zero value is the gossip package's defaults.
+	GossipMesh gossip.Mesh
 
 	// Not data. ConnectionGater, when set, vets every connection (tests
 	// use it to partition peers).

@@ -77,6 +77,7 @@ func (n *Node) startNetwork() error {
 	g, err := gossip.New(ctx, h, gossip.Config{
 		Debounce:   cfg.Debounce,
 		Heartbeat:  cfg.Heartbeat,
+		Mesh:       cfg.GossipMesh,
 		Logger:     n.log.With("component", "gossip"),
 		Registerer: reg,
 	})

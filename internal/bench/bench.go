@@ -32,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S", "A1", "A2", "L1", "L2"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S", "A1", "A2", "L1", "L2", "W6"}
 
 // Fixed shape of the workloads.
 const (
@@ -77,6 +77,7 @@ type Config struct {
 	cmp     benchCompactConfig // C1, C2, W2S (bench_compact.go)
 	att     benchAttachConfig  // A1, A2 (bench_attach.go)
 	live    benchLiveConfig    // L1, L2 (bench_live.go)
+	mesh    benchMeshConfig    // W6 (bench_mesh.go)
 }
 
 // Help is the bench command's long help: what each workload measures and
@@ -120,14 +121,23 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"sub_heap_kb the Go heap, sub_total_kb with goroutine stacks), then --n documents by\n" +
 	"--writers with them attached (with_over_without: the ratio of the write rates); L2 a\n" +
 	"WebSocket changes-feed follower on an in-process server while W1b writes --n documents\n" +
-	"(follower_over_writers: the writers' time over the time until the follower saw the last)."
+	"(follower_over_writers: the writers' time over the time until the follower saw the last).\n\n" +
+	"Mesh workload (issue 15): W6 --mesh-peers nodes in this process (real libp2p hosts on\n" +
+	"127.0.0.1, each with its own Pebble store, --mesh-pebble-mb cache and memtable), connected in --topology\n" +
+	"(random: degree 4-8; line; clusters: two random halves joined by one peer): (a) --mesh-writes\n" +
+	"single writes on random peers, each timed from the Put call until the last peer's feed holds\n" +
+	"it (median_ms, p99_ms); (b) --mesh-writers peers writing --mesh-rate documents/s each for\n" +
+	"--mesh-seconds (load_median_ms, load_p99_ms; load_missing: writes not on every peer 2 minutes\n" +
+	"after the end), then cpu_ms_per_write_peer, pulls_per_write_peer and anns_per_write_peer (the\n" +
+	"process's CPU time from (a) on, pulls run and announcements received, over writes x peers), rss_per_peer_mb, goroutines_per_peer and fds_per_peer (process\n" +
+	"totals over the peers). --gossip-* and --mesh-debounce tune the nodes' gossip for experiments."
 
 // NewConfig returns a Config holding the flags' defaults.
 func NewConfig() *Config { return &Config{backoff: time.Millisecond} }
 
 // AddFlags binds c to the bench command's flags.
 func (c *Config) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S,A1,A2,L1,L2`)
+	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S,A1,A2,L1,L2,W6`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
@@ -147,6 +157,7 @@ func (c *Config) AddFlags(f *pflag.FlagSet) {
 	c.cmp.flags(f)
 	c.att.flags(f)
 	c.live.flags(f)
+	c.mesh.flags(f)
 }
 
 // parseWorkloads splits a --workloads value; "all" is every workload.
@@ -207,7 +218,7 @@ func (c *Config) validate() error {
 	if c.durability != "sync" && c.durability != "batch" {
 		errs = append(errs, fmt.Errorf("--durability %q: want sync or batch", c.durability))
 	}
-	errs = append(errs, c.cmp.validate(), c.att.validate(), c.live.validate())
+	errs = append(errs, c.cmp.validate(), c.att.validate(), c.live.validate(), c.mesh.validate())
 	return errors.Join(errs...)
 }
 
@@ -275,6 +286,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.snapshotCatchUp(ctx)
 	case "A2":
 		return b.replicateBlob(ctx)
+	case "W6":
+		return b.mesh(ctx)
 	}
 	n, err := node.Open(ctx, node.Config{DataDir: b.dir, Durability: b.c.durability, Logger: b.log})
 	if err != nil {

@@ -24,7 +24,8 @@ func TestBench(t *testing.T) {
 		"--n-repl", "1500", "--n-latency", "20",
 		"--n-compact", "300", "--compact-revs", "3", "--n-snap", "1000", "--snap-revs", "3",
 		"--blob-bytes", strconv.Itoa(benchTestBlob),
-		"--live-subs", "20", "--live-rate", "200", "--live-seconds", "1s"}
+		"--live-subs", "20", "--live-rate", "200", "--live-seconds", "1s",
+		"--mesh-peers", "6", "--mesh-writes", "3", "--mesh-gap", "0s", "--mesh-writers", "2", "--mesh-seconds", "1s"}
 	if err := runArgs(t, args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v; stderr:\n%s", err, stderr.String())
 	}
@@ -62,6 +63,9 @@ func TestBench(t *testing.T) {
 			"sub_total_kb", "docs_per_s_without", "docs_per_s_with", "with_over_without", "writers", "rss_mb", "durability", "peak_rss_mb"}},
 		{"L2", 200, []string{"workload", "n", "writers", "docs_per_s", "follower_docs_per_s", "follower_lag_ms", "follower_over_writers",
 			"rss_mb", "durability", "peak_rss_mb"}},
+		{"W6", 6, []string{"workload", "n", "topology", "edges", "diameter", "open_seconds", "setup_seconds", "writes",
+			"median_ms", "p99_ms", "writers", "rate", "load_seconds", "load_writes", "load_missing", "load_median_ms",
+			"load_p99_ms", "load_max_ms", "cpu_ms_per_write_peer", "pulls_per_write_peer", "anns_per_write_peer", "rss_mb", "rss_per_peer_mb", "goroutines_per_peer", "fds_per_peer", "durability", "peak_rss_mb"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -81,7 +85,7 @@ func TestBench(t *testing.T) {
 				t.Fatalf("got %q, want workload=%s %s=%d durability=sync", lines[i], w.workload, size, w.n)
 			}
 			for _, k := range keys[1:] {
-				if k == "durability" {
+				if k == "durability" || k == "topology" {
 					continue
 				}
 				if _, err := strconv.ParseFloat(kv[k], 64); err != nil {
@@ -120,6 +124,11 @@ func TestBench(t *testing.T) {
 				// The fresh peer installed bases (a snapshot), not history.
 				if kv["folded"] != "3000" || kv["fresh_revisions"] != "0" {
 					t.Errorf("got folded=%s fresh_revisions=%s, want 3000 and 0", kv["folded"], kv["fresh_revisions"])
+				}
+			case "W6":
+				// Every write of the load reached every peer.
+				if n, _ := strconv.Atoi(kv["load_writes"]); n < 1 || kv["load_missing"] != "0" {
+					t.Errorf("got load_writes=%s load_missing=%s, want some and 0", kv["load_writes"], kv["load_missing"])
 				}
 			case "L1":
 				// Every paced write reached its subscriber.
