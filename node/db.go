@@ -44,6 +44,8 @@ type DB struct {
 
 	clock crdt.Clock // owned by the writer goroutine
 
+	recon reconState // the sync protocol's reconciliation set (recon.go)
+
 	digest struct { // guards the change-set digest announced to peers
 		sync.Mutex
 		xor   crdt.ID

@@ -23,6 +23,14 @@ type Stats struct {
 	Applied    int    // changes that were new here
 	Bytes      int64  // frame bytes received
 	Checkpoint uint64 // the checkpoint the pull reached
+
+	// Version 2 (Client.Reconcile; zero for a version 1 pull).
+	Reconciled bool  // a reconciliation ran to its end (then no feed was listed)
+	InSync     bool  // the first answer said both sets are equal
+	Rounds     int   // reconciliation round trips, the hello's included
+	ReconBytes int64 // bytes of the reconciliation's answers (Diff frames), of Bytes
+	SentBytes  int64 // bytes of the reconciliation's requests sent
+	Docs       int   // documents the server listed as differing
 }
 
 // Client pulls changes from peers into a Store.
