@@ -172,6 +172,7 @@ func (d *DB) start() {
 		d.tasks.Go(func() error { d.compactLoop(ctx, r.Interval); return nil })
 	}
 	d.tasks.Go(func() error { d.reconsiderLoop(ctx); return nil })
+	d.tasks.Go(func() error { d.reconWarm(ctx); return nil })
 	d.tasks.Go(func() error { d.live.run(ctx); return nil })
 }
 

@@ -2,9 +2,12 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
 
@@ -84,5 +87,40 @@ func TestReconIndexAfterPurge(t *testing.T) {
 	if idx.Len() != 49 || idx.Fingerprint(bsync.Range{}) != fresh.Fingerprint(bsync.Range{}) {
 		t.Fatalf("after purge: %d documents, fingerprint %+v, a fresh scan %+v", idx.Len(),
 			idx.Fingerprint(bsync.Range{}), fresh.Fingerprint(bsync.Range{}))
+	}
+}
+
+// quickHeads reads what the CBOR decoder reads from stored states, with
+// one head and with concurrent ones.
+func TestQuickHeads(t *testing.T) {
+	_, d := testDB(t)
+	rev := mustPut(t, d, "one", map[string]any{"a": int64(1)}, "")
+	mustPut(t, d, "two", map[string]any{"a": int64(1)}, "")
+	mustPut(t, d, "one", map[string]any{"a": int64(2)}, rev)
+	for _, doc := range []string{"one", "two"} {
+		v, err := d.store.Get(d.keys.Doc(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, enc, _ := layout.ParseDocRecord(v)
+		quick, ok := quickHeads(enc)
+		var s stateHeads
+		if err := crdt.Unmarshal(enc, &s); err != nil || !ok || !slices.Equal(quick, s.Heads) || len(quick) == 0 {
+			t.Fatalf("%s: quick %v (ok %v), decoded %v (%v)", doc, quick, ok, s.Heads, err)
+		}
+	}
+	// Concurrent heads: a change on an older base of "one".
+	st, _, err := d.readState("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := append(slices.Clone(st.Heads), crdt.ID{7})
+	st.Heads = two
+	enc, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quick, ok := quickHeads(enc); !ok || !slices.Equal(quick, two) {
+		t.Fatalf("two heads: quick %v (ok %v), want %v", quick, ok, two)
 	}
 }

@@ -77,9 +77,20 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 	}
 	start := time.Now()
 	defer func() {
-		if err == nil || !reconFallback(err) {
+		res := "reconciled"
+		switch {
+		case err != nil && reconFallback(err):
+			res = "fallback"
+		case err != nil:
+			res = "error"
+		case st.InSync:
+			res = "in_sync"
+		}
+		if res != "fallback" {
 			c.m.session("client", result(ctx, err), time.Since(start).Seconds())
 		}
+		c.m.recons.WithLabelValues(res).Inc()
+		c.m.reconB.Add(float64(st.ReconBytes + st.SentBytes))
 		c.m.changes.Add(float64(st.Applied))
 		c.m.bytes.Add(float64(st.Bytes))
 	}()
@@ -100,6 +111,7 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 	prog.begin(cp, time.Now())
 	st.Bytes, err = c.stream(ctx, p, ReconProtocolID, func(cn *conn) error {
 		rc := &reconClient{pull: pull{c: c, cn: cn, peer: p, db: db, st: &st, prog: prog}, store: rstore, idx: idx}
+		defer func() { st.SentBytes = cn.bytesOut.Load() }()
 		return rc.run(ctx, cp)
 	})
 	if err != nil {
@@ -158,7 +170,6 @@ func (rc *reconClient) run(ctx context.Context, cp uint64) error {
 		return err
 	}
 	rc.st.Reconciled = true
-	rc.st.SentBytes = rc.cn.bytesOut.Load()
 	if rc.seq > cp {
 		if err := rc.c.store.SetCheckpoint(ctx, rc.db, rc.peer, rc.seq); err != nil {
 			return fmt.Errorf("set checkpoint %d: %w", rc.seq, err)
