@@ -16,6 +16,7 @@ type metrics struct {
 	slowed   prometheus.Counter       // seconds server sessions waited on their peer's budget
 	recons   *prometheus.CounterVec   // client reconciliations by result
 	reconB   prometheus.Counter       // bytes of reconciliations, bodies not counted
+	bodyB    prometheus.Counter       // bytes of change bodies received by pulls
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "barrel_sync_recon_bytes_total",
 			Help: "Frame bytes of reconciliations run as a client, both ways, change bodies not counted: answers (Diff) received and requests sent.",
 		}),
+		bodyB: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "barrel_sync_body_bytes_received_total",
+			Help: "Bytes of the change bodies pulls received (part of barrel_sync_bytes_received_total).",
+		}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "barrel_sync_session_seconds",
 			Help:    "Duration of sync sessions by role.",
@@ -61,6 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.slowed = register(reg, m.slowed, &errs)
 	m.recons = register(reg, m.recons, &errs)
 	m.reconB = register(reg, m.reconB, &errs)
+	m.bodyB = register(reg, m.bodyB, &errs)
 	return m, errors.Join(errs...)
 }
 

@@ -63,7 +63,7 @@ func (c *Client) pullReconciled(ctx context.Context, p peer.ID, db string, f *Fi
 		}
 		c.log.Debug("sync reconciliation not used", "peer", p, "db", db, "err", err)
 		v1, err := c.pullOrSnapshot(ctx, p, db, f, prog)
-		v1.Rounds, v1.ReconBytes = st.Rounds, st.ReconBytes
+		v1.Rounds, v1.ReconBytes, v1.SentBytes = st.Rounds, st.ReconBytes, st.SentBytes
 		v1.Bytes += st.Bytes
 		return v1, err
 	}
@@ -93,6 +93,7 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 		c.m.reconB.Add(float64(st.ReconBytes + st.SentBytes))
 		c.m.changes.Add(float64(st.Applied))
 		c.m.bytes.Add(float64(st.Bytes))
+		c.m.bodyB.Add(float64(st.BodyBytes))
 	}()
 	cp, err := c.store.Checkpoint(ctx, db, p)
 	if err != nil {
@@ -109,11 +110,20 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 		return st, fmt.Errorf("%w: empty replica", errReconFallback)
 	}
 	prog.begin(cp, time.Now())
+	var gaveUp error
 	st.Bytes, err = c.stream(ctx, p, ReconProtocolID, func(cn *conn) error {
 		rc := &reconClient{pull: pull{c: c, cn: cn, peer: p, db: db, st: &st, prog: prog}, store: rstore, idx: idx}
 		defer func() { st.SentBytes = cn.bytesOut.Load() }()
-		return rc.run(ctx, cp)
+		err := rc.run(ctx, cp)
+		if errors.Is(err, errReconFallback) {
+			gaveUp = err // not a failure of the session: it ends cleanly
+			return nil
+		}
+		return err
 	})
+	if err == nil {
+		err = gaveUp
+	}
 	if err != nil {
 		return st, fmt.Errorf("reconcile %s with %s: %w", db, p, err)
 	}
@@ -154,6 +164,19 @@ func (rc *reconClient) run(ctx context.Context, cp uint64) error {
 	inSync, err := rc.readAnswer(ctx, true)
 	if err != nil {
 		return err
+	}
+	// The sets differ. With a checkpoint and a short feed after it on the
+	// server, listing that feed (version 1) costs less than locating the
+	// differences: about 48 bytes per entry against some 150 per differing
+	// document, and what the server wrote after the checkpoint is all this
+	// side lacks. With nothing written since (seq == cp) the listing is
+	// empty: what differs is what this side holds and the server lacks,
+	// which the server's own pull brings. A long feed after the checkpoint
+	// (a returning peer), no checkpoint (a new pairing, a wiped one) or a
+	// checkpoint past the server's feed (not a feed this side listed) is
+	// reconciled.
+	if !inSync && cp > 0 && rc.seq >= cp && rc.seq-cp <= uint64(rc.c.cfg.BatchSize) {
+		return fmt.Errorf("%w: %d feed entries after the checkpoint: listing them costs less", errReconFallback, rc.seq-cp)
 	}
 	for !inSync && len(rc.queue) > 0 {
 		if rc.st.Rounds >= MaxReconRounds {

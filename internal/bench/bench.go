@@ -32,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W5", "C1", "C2", "W2S", "A1", "A2", "L1", "L2"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W4R", "W5", "C1", "C2", "W2S", "A1", "A2", "L1", "L2"}
 
 // Fixed shape of the workloads.
 const (
@@ -96,9 +96,10 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"peer pulls --n-repl documents (seconds until it holds them all); W3 --n-latency Puts, each\n" +
 	"timed until the other peer can read it, --latency-gap apart (median and p99 ms); W4 two peers\n" +
 	"holding the same --n-repl documents each write 100 while apart and reconnect (seconds\n" +
-	"until both hold all, sync frame bytes received by both, recon_bytes the reconciliation's\n" +
-	"frames both ways without change bodies, and all_ids_bytes = n*40, what listing every id\n" +
-	"again would cost); W5 two peers holding the same --n-repl documents and no checkpoint of\n" +
+	"until both hold all, sync frame bytes received by both, body_bytes of them the change\n" +
+	"bodies', recon_bytes the reconciliation's frames both ways, and all_ids_bytes = n*40, what\n" +
+	"listing every id again would cost); W4R W4 without checkpoints (B's data dir a copy of\n" +
+	"A's under a new identity), so the difference is found by reconciliation; W5 two peers holding the same --n-repl documents and no checkpoint of\n" +
 	"each other meet (first_ms from the dial until both found the sets equal; check_ms and\n" +
 	"check_bytes per anti-entropy in-sync check after, the mean of 5).\n\n" +
 	"Compaction workloads (issue 7): C1 --n-compact documents written --compact-revs times by\n" +
@@ -130,7 +131,7 @@ func NewConfig() *Config { return &Config{backoff: time.Millisecond} }
 
 // AddFlags binds c to the bench command's flags.
 func (c *Config) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W5,C1,C2,W2S,A1,A2,L1,L2`)
+	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W4R,W5,C1,C2,W2S,A1,A2,L1,L2`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
@@ -270,6 +271,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.latency(ctx)
 	case "W4":
 		return b.reconnect(ctx)
+	case "W4R":
+		return b.reconnectFresh(ctx)
 	case "W5":
 		return b.inSyncCheck(ctx)
 	case "C1":
@@ -984,8 +987,11 @@ func waitDoc(ctx context.Context, d *node.DB, id string) error {
 // its own; B reopens as a peer and dials A, and a new connection
 // reconciles (sync protocol version 2). Timed from B's reopen until
 // both hold nRepl+200; bytes are the sync frame bytes both peers' pulls
-// received meanwhile (change bodies included), recon_bytes the
-// reconciliations' frames both ways without the bodies.
+// received meanwhile (change bodies included; body_bytes those), recon_bytes
+// the reconciliations' frames both ways. With checkpoints and 100 new
+// entries after each, the reconciliation's first round trip finds the sets
+// differ and the client lists the feed after its checkpoint (version 1):
+// W4R is the same without checkpoints.
 func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 	na, da, err := b.openPeer(ctx, b.dir+"/a", true)
 	if err != nil {
@@ -1033,7 +1039,7 @@ func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 		return "", fmt.Errorf("close node: %w", err)
 	}
 
-	bytesA, reconA := syncBytes(na), metric(na, "barrel_sync_recon_bytes_total")
+	bytesA, reconA, bodiesA := syncBytes(na), metric(na, "barrel_sync_recon_bytes_total"), metric(na, "barrel_sync_body_bytes_received_total")
 	want := b.c.nRepl + 2*benchW4Writes
 	stop, err := b.profile()
 	if err != nil {
@@ -1068,12 +1074,14 @@ func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 		moved = now
 	}
 	recon := metric(na, "barrel_sync_recon_bytes_total") - reconA + metric(nb, "barrel_sync_recon_bytes_total")
+	bodies := metric(na, "barrel_sync_body_bytes_received_total") - bodiesA + metric(nb, "barrel_sync_body_bytes_received_total")
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(b.c.nRepl),
 		"writes=" + strconv.Itoa(2*benchW4Writes),
 		"seconds=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 2, 64),
 		"bytes=" + strconv.FormatInt(moved, 10),
+		"body_bytes=" + strconv.FormatFloat(bodies, 'f', 0, 64),
 		"recon_bytes=" + strconv.FormatFloat(recon, 'f', 0, 64),
 		"all_ids_bytes=" + strconv.Itoa(b.c.nRepl*benchIDBytes),
 		"rss_mb=" + strconv.Itoa(b.rss()),

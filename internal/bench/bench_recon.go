@@ -85,6 +85,91 @@ func (b *bench) inSyncCheck(ctx context.Context) (line string, err error) {
 	}, " "), nil
 }
 
+// W4R: W4 without checkpoints. A holds nRepl documents; B's data dir is
+// a copy of A's under a new identity, so neither has pulled from the
+// other; each writes benchW4Writes documents of its own, and B dials A.
+// Timed from the dial until both hold nRepl+200.
+func (b *bench) reconnectFresh(ctx context.Context) (line string, err error) {
+	dirA, dirB := b.dir+"/a", b.dir+"/b"
+	na, da, err := b.openPeer(ctx, dirA, false)
+	if err != nil {
+		return "", err
+	}
+	if err := b.load(ctx, da, 0, b.c.nRepl); err != nil {
+		closePeer(na, &err)
+		return "", err
+	}
+	if err := na.Close(); err != nil {
+		return "", fmt.Errorf("close node: %w", err)
+	}
+	if err := copyDataDir(dirA, dirB); err != nil {
+		return "", err
+	}
+	const lo = 1 << 30 // ids far from the first nRepl, as in W4
+	for i, dir := range []string{dirA, dirB} {
+		n, d, err := b.openPeer(ctx, dir, false)
+		if err != nil {
+			return "", err
+		}
+		from := lo + i*benchW4Writes
+		if err := b.load(ctx, d, from, from+benchW4Writes); err != nil {
+			closePeer(n, &err)
+			return "", err
+		}
+		if err := n.Close(); err != nil {
+			return "", fmt.Errorf("close node: %w", err)
+		}
+	}
+	na, da, err = b.openPeerWith(ctx, dirA, func(*node.P2PConfig) {})
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(na, &err)
+	nb, db, err := b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(nb, &err)
+	stop, err := b.profile()
+	if err != nil {
+		return "", err
+	}
+	defer stop(&err)
+	want := b.c.nRepl + 2*benchW4Writes
+	start := time.Now()
+	if err := connect(ctx, nb, na); err != nil {
+		return "", err
+	}
+	if err := waitCount(ctx, db, want); err != nil {
+		return "", fmt.Errorf("catch up B: %w", err)
+	}
+	if err := waitCount(ctx, da, want); err != nil {
+		return "", fmt.Errorf("catch up A: %w", err)
+	}
+	elapsed := time.Since(start)
+	both := func(name string) float64 { return metric(na, name) + metric(nb, name) }
+	// A reconciliation counts its bytes when its session ends, which can be
+	// just after the documents became readable.
+	if err := waitMetric(ctx, func() bool {
+		return metricLabel(na, "barrel_sync_reconciliations_total", "result", "reconciled") >= 1 &&
+			metricLabel(nb, "barrel_sync_reconciliations_total", "result", "reconciled") >= 1
+	}); err != nil {
+		return "", err
+	}
+	return strings.Join([]string{
+		"workload=" + b.name,
+		"n=" + strconv.Itoa(b.c.nRepl),
+		"writes=" + strconv.Itoa(2*benchW4Writes),
+		"seconds=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 2, 64),
+		"bytes=" + strconv.FormatFloat(both("barrel_sync_bytes_received_total"), 'f', 0, 64),
+		"body_bytes=" + strconv.FormatFloat(both("barrel_sync_body_bytes_received_total"), 'f', 0, 64),
+		"recon_bytes=" + strconv.FormatFloat(both("barrel_sync_recon_bytes_total"), 'f', 0, 64),
+		"all_ids_bytes=" + strconv.Itoa(b.c.nRepl*benchIDBytes),
+		"rss_mb=" + strconv.Itoa(b.rss()),
+		"durability=" + b.c.durability,
+	}, " "), nil
+}
+
 // openPeerWith is openPeer with networking, its P2P config changed by mod.
 func (b *bench) openPeerWith(ctx context.Context, dir string, mod func(*node.P2PConfig)) (*node.Node, *node.DB, error) {
 	cfg := node.Config{DataDir: dir, Durability: b.c.durability, Logger: b.log,
