@@ -276,6 +276,27 @@ func (x *ReconIndex) Fingerprint(r Range) Fingerprint {
 	return f
 }
 
+// Children returns the fingerprints of r's 16 sub-ranges, in one pass
+// over a bucket when they are deeper than the stored levels.
+func (x *ReconIndex) Children(r Range) [16]Fingerprint {
+	var out [16]Fingerprint
+	if int(r.Depth) < reconIndexDepth {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		copy(out[:], x.mu.levels[r.Depth+1][r.Path<<4:r.Path<<4+16])
+		return out
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	shift := 64 - 4*uint(r.Depth+1)
+	for _, it := range x.mu.buckets[r.Path>>(4*(uint(r.Depth)-reconIndexDepth))] {
+		if r.contains(it.key) {
+			out[(it.key>>shift)&15].add(it)
+		}
+	}
+	return out
+}
+
 // reconDoc is one item with its document id.
 type reconDoc struct {
 	doc string

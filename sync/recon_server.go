@@ -104,10 +104,7 @@ func (rs *reconServer) answer(ctx context.Context, m *reconMsg) error {
 		return err
 	}
 	split := func(r Range) error {
-		var fs [16]Fingerprint
-		for i := range fs {
-			fs[i] = rs.idx.Fingerprint(r.child(i))
-		}
+		fs := rs.idx.Children(r)
 		if size > c.maxFrame-diffSlack {
 			if err := flush(true); err != nil {
 				return err

@@ -308,6 +308,14 @@ func TestReconIndexFingerprints(t *testing.T) {
 		if got := x.Fingerprint(r); got != f {
 			rt.Fatalf("range %v: fingerprint %+v, want %+v", r, got, f)
 		}
+		if r.Depth < MaxReconDepth {
+			cs := x.Children(r)
+			for i, c := range cs {
+				if c != x.Fingerprint(r.child(i)) {
+					rt.Fatalf("range %v: child %d %+v, want %+v", r, i, c, x.Fingerprint(r.child(i)))
+				}
+			}
+		}
 		if items, ok := x.items(r, 1000); !ok || uint64(len(items)) != f.Count {
 			rt.Fatalf("range %v: %d items (ok %v), want %d", r, len(items), ok, f.Count)
 		}
