@@ -45,8 +45,10 @@
 // a new connection and on the anti-entropy tick (TriggerAll), and pulls
 // from the checkpoint on an announcement (Trigger); it falls back to
 // version 1 when the remote does not speak version 2, for a partial view,
-// for an empty replica, and when a checkpoint's feed tail is short enough
-// that listing it costs less.
+// for an empty replica, and when it holds a checkpoint of the server
+// (listing the feed after it costs less than locating what it changed):
+// so version 2 walks the sets for a new pairing or a lost checkpoint, and
+// is the one-round-trip in-sync check otherwise.
 //
 // # Use
 //

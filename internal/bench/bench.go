@@ -32,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W4R", "W5", "C1", "C2", "W2S", "A1", "A2", "L1", "L2"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W4R", "W5", "W7", "C1", "C2", "W2S", "A1", "A2", "L1", "L2"}
 
 // Fixed shape of the workloads.
 const (
@@ -101,7 +101,9 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"listing every id again would cost); W4R W4 without checkpoints (B's data dir a copy of\n" +
 	"A's under a new identity), so the difference is found by reconciliation; W5 two peers holding the same --n-repl documents and no checkpoint of\n" +
 	"each other meet (first_ms from the dial until both found the sets equal; check_ms and\n" +
-	"check_bytes per anti-entropy in-sync check after, the mean of 5).\n\n" +
+	"check_bytes per anti-entropy in-sync check after, the mean of 5); W7 two peers holding the\n" +
+	"same 10 x --n-repl documents met once (checkpoints); B stops, A writes --n-repl new ones, B\n" +
+	"comes back: until B holds them all, next to W2's time for --n-repl in the same run (ratio).\n\n" +
 	"Compaction workloads (issue 7): C1 --n-compact documents written --compact-revs times by\n" +
 	"Bulk, then compacted folding everything (revisions folded per second, bytes on disk per\n" +
 	"document before, after, and for a store of the final states only); C2 --writers Put new\n" +
@@ -131,12 +133,12 @@ func NewConfig() *Config { return &Config{backoff: time.Millisecond} }
 
 // AddFlags binds c to the bench command's flags.
 func (c *Config) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W4R,W5,C1,C2,W2S,A1,A2,L1,L2`)
+	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W4R,W5,W7,C1,C2,W2S,A1,A2,L1,L2`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
 	f.IntVar(&c.nMem, "n-mem", 1000000, "documents written by MEM")
-	f.IntVar(&c.nRepl, "n-repl", 100000, "documents replicated by W2 and held by both peers of W4 and W5")
+	f.IntVar(&c.nRepl, "n-repl", 100000, "documents replicated by W2 and held by both peers of W4 and W5; W7's peers hold 10 times as many and one writes this many while the other is away")
 	f.IntVar(&c.nLatency, "n-latency", 1000, "documents written one by one by W3")
 	f.IntVar(&c.writers, "writers", 64, "concurrent writers of W1b and W1d")
 	f.StringVar(&c.queryCountry, "query-country", benchCountry, "Q1 queries /locations/country == this (Iceland: 1% of documents, other countries about 11%)")
@@ -275,6 +277,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.reconnectFresh(ctx)
 	case "W5":
 		return b.inSyncCheck(ctx)
+	case "W7":
+		return b.returningPeer(ctx)
 	case "C1":
 		return b.compactThroughput(ctx)
 	case "C2":

@@ -287,3 +287,135 @@ func metricLabel(n *node.Node, name, key, value string) float64 {
 	}
 	return 0
 }
+
+// benchW7Scale is how many times --n-repl documents W7's database holds.
+const benchW7Scale = 10
+
+// W7: A and B hold the same 10 × nRepl documents (B's data dir a copy of
+// A's under a new identity) and have met once, so each holds a checkpoint
+// of the other; B stops, A writes nRepl new documents, B comes back.
+// Timed from B's dial until B holds them all; w2_seconds is W2's catch-up
+// of nRepl documents by a fresh peer in the same run, ratio the quotient.
+func (b *bench) returningPeer(ctx context.Context) (line string, err error) {
+	dirA, dirB := b.dir+"/a", b.dir+"/b"
+	base := benchW7Scale * b.c.nRepl
+	na, da, err := b.openPeer(ctx, dirA, false)
+	if err != nil {
+		return "", err
+	}
+	if err := b.load(ctx, da, 0, base); err != nil {
+		closePeer(na, &err)
+		return "", err
+	}
+	if err := na.Close(); err != nil {
+		return "", fmt.Errorf("close node: %w", err)
+	}
+	if err := copyDataDir(dirA, dirB); err != nil {
+		return "", err
+	}
+	na, da, err = b.openPeerWith(ctx, dirA, func(*node.P2PConfig) {})
+	if err != nil {
+		return "", err
+	}
+	defer closePeer(na, &err)
+	nb, db, err := b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
+	if err != nil {
+		return "", err
+	}
+	// They meet: both find the sets equal and store checkpoints.
+	if err := connect(ctx, nb, na); err != nil {
+		closePeer(nb, &err)
+		return "", err
+	}
+	if err := waitMetric(ctx, func() bool { return inSyncChecks(nb) >= 1 }); err != nil {
+		closePeer(nb, &err)
+		return "", fmt.Errorf("first meeting: %w", err)
+	}
+	if err := nb.Close(); err != nil {
+		return "", fmt.Errorf("close node: %w", err)
+	}
+	const lo = 1 << 30
+	if err := b.load(ctx, da, lo, lo+b.c.nRepl); err != nil {
+		return "", err
+	}
+	stop, err := b.profile()
+	if err != nil {
+		return "", err
+	}
+	nb, db, err = b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
+	if err != nil {
+		stop(&err)
+		return "", err
+	}
+	start := time.Now()
+	if err := connect(ctx, nb, na); err != nil {
+		closePeer(nb, &err)
+		stop(&err)
+		return "", err
+	}
+	if err := waitCount(ctx, db, base+b.c.nRepl); err != nil {
+		closePeer(nb, &err)
+		stop(&err)
+		return "", fmt.Errorf("catch up B: %w", err)
+	}
+	elapsed := time.Since(start)
+	stop(&err)
+	// A pull counts its bytes when its session ends, which can be just
+	// after the documents became readable: wait for the count to settle.
+	bytes := settle(func() float64 { return metric(nb, "barrel_sync_bytes_received_total") })
+	recon := metric(nb, "barrel_sync_recon_bytes_total")
+	fallbacks := metricLabel(nb, "barrel_sync_reconciliations_total", "result", "fallback")
+	rss := b.rss()
+	closePeer(nb, &err)
+	if err != nil {
+		return "", err
+	}
+	// W2 in the same run: a fresh peer pulls nRepl documents.
+	w2 := &bench{c: b.c, gen: b.gen, dir: b.dir + "/w2", log: b.log, name: "W2"}
+	w2Line, err := w2.replicate(ctx)
+	if err != nil {
+		return "", fmt.Errorf("W2 of the same run: %w", err)
+	}
+	w2Secs, err := lineValue(w2Line, "seconds")
+	if err != nil {
+		return "", err
+	}
+	return strings.Join([]string{
+		"workload=" + b.name,
+		"n=" + strconv.Itoa(b.c.nRepl),
+		"base=" + strconv.Itoa(base),
+		"seconds=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 2, 64),
+		"w2_seconds=" + strconv.FormatFloat(w2Secs, 'f', 2, 64),
+		"ratio=" + strconv.FormatFloat(elapsed.Seconds()/w2Secs, 'f', 2, 64),
+		"bytes=" + strconv.FormatFloat(bytes, 'f', 0, 64),
+		"recon_bytes=" + strconv.FormatFloat(recon, 'f', 0, 64),
+		"fallbacks=" + strconv.FormatFloat(fallbacks, 'f', 0, 64),
+		"rss_mb=" + strconv.Itoa(rss),
+		"durability=" + b.c.durability,
+	}, " "), nil
+}
+
+// lineValue reads key's number from a workload's line.
+func lineValue(line, key string) (float64, error) {
+	for f := range strings.FieldsSeq(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in %q", key, line)
+}
+
+// settle polls f until two reads 50 ms apart agree on a positive value,
+// for at most 5 s, and returns the last read.
+func settle(f func() float64) float64 {
+	v := f()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		now := f()
+		if now == v && v > 0 {
+			break
+		}
+		v = now
+	}
+	return v
+}

@@ -51,6 +51,7 @@ func TestBench(t *testing.T) {
 		{"W4", 1500, []string{"workload", "n", "writes", "seconds", "bytes", "body_bytes", "recon_bytes", "all_ids_bytes", "rss_mb", "durability", "peak_rss_mb"}},
 		{"W4R", 1500, []string{"workload", "n", "writes", "seconds", "bytes", "body_bytes", "recon_bytes", "all_ids_bytes", "rss_mb", "durability", "peak_rss_mb"}},
 		{"W5", 1500, []string{"workload", "n", "first_ms", "check_ms", "check_bytes", "checks", "rss_mb", "durability", "peak_rss_mb"}},
+		{"W7", 1500, []string{"workload", "n", "base", "seconds", "w2_seconds", "ratio", "bytes", "recon_bytes", "fallbacks", "rss_mb", "durability", "peak_rss_mb"}},
 		{"C1", 300, []string{"workload", "n", "revs", "folded", "seconds", "folded_per_s", "bytes_per_doc_before",
 			"bytes_per_doc_after", "final_only_bytes_per_doc", "load_seconds", "rss_mb", "durability", "peak_rss_mb"}},
 		{"C2", 300, []string{"workload", "n", "revs", "folded", "compact_seconds", "writers", "writes", "median_ms", "p99_ms",
