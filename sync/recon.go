@@ -311,7 +311,7 @@ func (x *ReconIndex) items(r Range, max int) (out []reconDoc, ok bool) {
 	if int(r.Depth) <= reconIndexDepth && x.mu.levels[r.Depth][r.Path].Count > uint64(max) {
 		return nil, false
 	}
-	lo, hi := uint64(0), uint64(len(x.mu.buckets))
+	var lo, hi uint64 // the buckets r spans
 	if int(r.Depth) <= reconIndexDepth {
 		shift := 4 * (reconIndexDepth - uint(r.Depth))
 		lo, hi = r.Path<<shift, (r.Path+1)<<shift

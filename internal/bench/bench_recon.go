@@ -318,7 +318,7 @@ func (b *bench) returningPeer(ctx context.Context) (line string, err error) {
 		return "", err
 	}
 	defer closePeer(na, &err)
-	nb, db, err := b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
+	nb, _, err := b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
 	if err != nil {
 		return "", err
 	}
@@ -342,7 +342,7 @@ func (b *bench) returningPeer(ctx context.Context) (line string, err error) {
 	if err != nil {
 		return "", err
 	}
-	nb, db, err = b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
+	nb, db, err := b.openPeerWith(ctx, dirB, func(*node.P2PConfig) {})
 	if err != nil {
 		stop(&err)
 		return "", err
