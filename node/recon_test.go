@@ -124,3 +124,55 @@ func TestQuickHeads(t *testing.T) {
 		t.Fatalf("two heads: quick %v (ok %v), want %v", quick, ok, two)
 	}
 }
+
+// Two converged peers, one of which folded its history away, hold
+// different change sets but the same reconciliation set: the in-sync
+// check finds nothing to do.
+func TestReconcileInSyncAfterCompaction(t *testing.T) {
+	clk := &simClock{}
+	tn := &testNet{t: t, part: newPartition(), now: clk.now}
+	for i := range 2 {
+		tn.dirs = append(tn.dirs, t.TempDir())
+		tn.nodes = append(tn.nodes, nil)
+		tn.start(i)
+	}
+	t.Cleanup(func() {
+		for _, n := range tn.nodes {
+			if n != nil {
+				n.Close()
+			}
+		}
+	})
+	tn.createDB("db")
+	a, b := tn.db(0, "db"), tn.db(1, "db")
+	for i := range 20 {
+		rev := ""
+		for x := range 4 {
+			rev = mustPut(t, a, fmt.Sprintf("doc%02d", i), map[string]any{"x": int64(x)}, rev)
+		}
+	}
+	tn.connect(1, 0)
+	waitFor(t, "replicated", 15*time.Second, func() bool { return tn.converged("db") && sameDocsNow(tn, "db") })
+	r := &Retention{KeepRevisions: 1, KeepFor: 2 * time.Second}
+	compactPast(t, clk, r, r.KeepFor, a)
+	if st, err := a.LastCompaction(); err != nil || st == nil || st.Folded == 0 {
+		t.Fatalf("A folded nothing (%+v, %v): the test needs different change sets", st, err)
+	}
+	ia, _, err := a.reconIndex(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, _, err := b.reconIndex(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fa, fb := ia.Fingerprint(bsync.Range{}), ib.Fingerprint(bsync.Range{}); fa != fb {
+		t.Fatalf("reconciliation sets differ after compaction: %+v and %+v", fa, fb)
+	}
+	// And the replicator's checks say so, both ways.
+	waitFor(t, "an in-sync reconciliation both ways", 15*time.Second, func() bool {
+		r1, s1 := lastReconciled(tn, 0, 1, "db")
+		r2, s2 := lastReconciled(tn, 1, 0, "db")
+		return r1 && s1 && r2 && s2
+	})
+}
