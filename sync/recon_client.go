@@ -139,6 +139,11 @@ type reconClient struct {
 	seq    uint64    // the server's feed sequence, from its first answer
 	queue  []pending // ranges to ask about
 	wanted []crdt.ID // heads to fetch
+	// maxSplits and maxDocs bound the answer to the last request: a split
+	// per range asked about, MaxLeafItems documents per leaf. A server
+	// past them breaks the protocol (its answers cannot grow the client's
+	// work beyond what it asked).
+	maxSplits, maxDocs int
 }
 
 // pending is a range the client asks about next: split, or compared item
@@ -161,6 +166,7 @@ func (rc *reconClient) run(ctx context.Context, cp uint64) error {
 	if err != nil {
 		return err
 	}
+	rc.maxSplits, rc.maxDocs = 1, 0 // the root's split, or in sync
 	inSync, err := rc.readAnswer(ctx, true)
 	if err != nil {
 		return err
@@ -183,9 +189,11 @@ func (rc *reconClient) run(ctx context.Context, cp uint64) error {
 		if rc.st.Rounds >= MaxReconRounds {
 			return fmt.Errorf("%w: more than %d rounds", errReconFallback, MaxReconRounds)
 		}
-		if err := rc.ask(); err != nil {
+		splits, leaves, err := rc.ask()
+		if err != nil {
 			return err
 		}
+		rc.maxSplits, rc.maxDocs = splits+leaves, leaves*MaxLeafItems
 		if _, err := rc.readAnswer(ctx, false); err != nil {
 			return err
 		}
@@ -207,7 +215,7 @@ func (rc *reconClient) run(ctx context.Context, cp uint64) error {
 
 // ask sends the next Recon: up to MaxReconRanges ranges of the queue,
 // within maxReconRequest bytes.
-func (rc *reconClient) ask() error {
+func (rc *reconClient) ask() (splits, leaves int, err error) {
 	m := &reconMsg{}
 	size, n := 16, 0
 	for ; n < len(rc.queue) && n < MaxReconRanges && size < maxReconRequest; n++ {
@@ -237,7 +245,7 @@ func (rc *reconClient) ask() error {
 	}
 	rc.queue = rc.queue[n:]
 	rc.st.Rounds++
-	return rc.cn.write(msgRecon, m)
+	return len(m.Split), len(m.Leaves), rc.cn.write(msgRecon, m)
 }
 
 // readAnswer reads the Diff frames of one answer: the sub-ranges that
@@ -268,6 +276,15 @@ func (rc *reconClient) readAnswer(ctx context.Context, first bool) (inSync bool,
 				rc.st.InSync = true
 				return true, nil
 			}
+		}
+		if rc.maxSplits -= len(d.Splits); rc.maxSplits < 0 {
+			return false, fmt.Errorf("%w: more splits than ranges asked about", ErrBadRequest)
+		}
+		if rc.maxDocs -= len(d.Docs); rc.maxDocs < 0 {
+			return false, fmt.Errorf("%w: more documents than the leaves asked about hold", ErrBadRequest)
+		}
+		if d.More && len(d.Splits) == 0 && len(d.Docs) == 0 {
+			return false, fmt.Errorf("%w: an empty diff frame before the last", ErrBadRequest)
 		}
 		for _, s := range d.Splits {
 			if err := rc.compare(s); err != nil {

@@ -53,6 +53,7 @@ func (s *Server) reconSession(ctx context.Context, c *conn, remote peer.ID) erro
 	} else if err := rs.answer(ctx, &reconMsg{Split: []wireRange{{}}}); err != nil {
 		return err
 	}
+	rounds := 0
 	for {
 		m, err := c.read()
 		if err == io.EOF {
@@ -63,6 +64,11 @@ func (s *Server) reconSession(ctx context.Context, c *conn, remote peer.ID) erro
 		}
 		switch m := m.(type) {
 		case *reconMsg:
+			// A client gives up after MaxReconRounds: one that keeps
+			// asking is not reconciling.
+			if rounds++; rounds > MaxReconRounds {
+				return fmt.Errorf("%w: more than %d recon rounds", ErrBadRequest, MaxReconRounds)
+			}
 			err = rs.answer(ctx, m)
 		case *wantMsg:
 			if len(m.Indices) > 0 {
