@@ -28,16 +28,12 @@ const (
 	maxReconRequest = MinFrameBytes - 4096
 )
 
-// errReconFallback: the reconciliation stopped (too large a difference,
-// an empty replica, a filtered view): the caller pulls with version 1.
-var errReconFallback = errors.New("reconciliation not used")
-
 // reconFallback reports whether a failed reconciliation should be followed
 // by a version 1 pull: the remote does not speak version 2, the client
 // gave up on it, or the remote lacks a change it listed (folded meanwhile:
 // version 1 then answers snapshot_needed if it must).
 func reconFallback(err error) bool {
-	return errors.Is(err, errReconFallback) || errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) ||
+	return errors.Is(err, ErrNotReconciled) || errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) ||
 		errors.Is(err, ErrNotFound) || isMissing(err)
 }
 
@@ -45,10 +41,12 @@ func reconFallback(err error) bool {
 // by range-based set reconciliation (version 2) instead of listing p's
 // feed, and then moves the checkpoint for p to the feed sequence p's set
 // reflected. It works on whole databases only. Errors: those of Pull, and
-// errReconFallback (wrapped) when version 2 cannot or should not be used
-// here: an empty local database, a Store that is not a ReconStore, or a
-// difference past the session's bounds; msmux.ErrNotSupported when p does
-// not speak version 2. Stats.Reconciled says whether it ran to its end.
+// ErrNotReconciled (wrapped) when version 2 cannot or should not be used
+// here: an empty local database, a checkpoint of p after the first round
+// trip (the sets differ: listing p's feed after it costs less), a Store
+// that is not a ReconStore, or a difference past the session's bounds;
+// msmux.ErrNotSupported when p does not speak version 2. Stats.Reconciled says whether it ran to its end.
+// The Replicator pulls with version 1 after ErrNotReconciled.
 func (c *Client) Reconcile(ctx context.Context, p peer.ID, db string) (Stats, error) {
 	return c.reconcile(ctx, p, db, nil)
 }
@@ -73,7 +71,7 @@ func (c *Client) pullReconciled(ctx context.Context, p peer.ID, db string, f *Fi
 func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *progress) (st Stats, err error) {
 	rstore, ok := c.store.(ReconStore)
 	if !ok {
-		return st, fmt.Errorf("%w: store does not reconcile", errReconFallback)
+		return st, fmt.Errorf("%w: store does not reconcile", ErrNotReconciled)
 	}
 	start := time.Now()
 	defer func() {
@@ -107,7 +105,7 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 	if idx.Len() == 0 {
 		// A fresh replica lacks everything: the feed lists it in causal
 		// order, which reconciliation would only reach in more rounds.
-		return st, fmt.Errorf("%w: empty replica", errReconFallback)
+		return st, fmt.Errorf("%w: empty replica", ErrNotReconciled)
 	}
 	prog.begin(cp, time.Now())
 	var gaveUp error
@@ -115,7 +113,7 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 		rc := &reconClient{pull: pull{c: c, cn: cn, peer: p, db: db, st: &st, prog: prog}, store: rstore, idx: idx}
 		defer func() { st.SentBytes = cn.bytesOut.Load() }()
 		err := rc.run(ctx, cp)
-		if errors.Is(err, errReconFallback) {
+		if errors.Is(err, ErrNotReconciled) {
 			gaveUp = err // not a failure of the session: it ends cleanly
 			return nil
 		}
@@ -183,11 +181,11 @@ func (rc *reconClient) run(ctx context.Context, cp uint64) error {
 	// pairing, a wiped peer) or one past the server's feed (not a feed
 	// this side listed) is reconciled.
 	if !inSync && cp > 0 && rc.seq >= cp {
-		return fmt.Errorf("%w: %d feed entries after the checkpoint: listing them costs less", errReconFallback, rc.seq-cp)
+		return fmt.Errorf("%w: %d feed entries after the checkpoint: listing them costs less", ErrNotReconciled, rc.seq-cp)
 	}
 	for !inSync && len(rc.queue) > 0 {
 		if rc.st.Rounds >= MaxReconRounds {
-			return fmt.Errorf("%w: more than %d rounds", errReconFallback, MaxReconRounds)
+			return fmt.Errorf("%w: more than %d rounds", ErrNotReconciled, MaxReconRounds)
 		}
 		splits, leaves, err := rc.ask()
 		if err != nil {
@@ -325,7 +323,7 @@ func (rc *reconClient) compare(s wireSplit) error {
 		rc.queue = append(rc.queue, pending{r: cr, leaf: leaf})
 	}
 	if len(rc.queue) > maxReconQueue {
-		return fmt.Errorf("%w: more than %d ranges differ", errReconFallback, maxReconQueue)
+		return fmt.Errorf("%w: more than %d ranges differ", ErrNotReconciled, maxReconQueue)
 	}
 	return nil
 }
@@ -386,7 +384,7 @@ func (rc *reconClient) fetchDAG(ctx context.Context, heads []crdt.ID) error {
 	held := 0
 	for gen := heads; len(gen) > 0; {
 		if rc.rounds++; rc.rounds > rc.c.cfg.MaxMissingRounds {
-			return fmt.Errorf("%w: missing history deeper than %d rounds", errReconFallback, rc.c.cfg.MaxMissingRounds)
+			return fmt.Errorf("%w: missing history deeper than %d rounds", ErrNotReconciled, rc.c.cfg.MaxMissingRounds)
 		}
 		var next []crdt.ID
 		for len(gen) > 0 {
@@ -397,7 +395,7 @@ func (rc *reconClient) fetchDAG(ctx context.Context, heads []crdt.ID) error {
 			}
 			gen = gen[n:]
 			if held += size; held > rc.c.cfg.MaxPendingBytes {
-				return fmt.Errorf("%w: missing history past %d bytes", errReconFallback, rc.c.cfg.MaxPendingBytes)
+				return fmt.Errorf("%w: missing history past %d bytes", ErrNotReconciled, rc.c.cfg.MaxPendingBytes)
 			}
 			all = append(all, changes...)
 			var parents []crdt.ID
