@@ -38,6 +38,8 @@ fuzz: ## run every fuzz target for $(FUZZTIME) each
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./sync
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBlobMessage$$' -fuzztime $(FUZZTIME) ./sync
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSnapMessage$$' -fuzztime $(FUZZTIME) ./sync
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReconMessage$$' -fuzztime $(FUZZTIME) ./sync
+	$(GO) test -run '^$$' -fuzz '^FuzzUnpackChildren$$' -fuzztime $(FUZZTIME) ./sync
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAnnouncement$$' -fuzztime $(FUZZTIME) ./gossip
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBlobMeta$$' -fuzztime $(FUZZTIME) ./node
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBulkDocs$$' -fuzztime $(FUZZTIME) ./couch

@@ -140,6 +140,9 @@ func (d *DB) Compact(ctx context.Context, r *Retention) (CompactionStats, error)
 		}
 		after = next
 	}
+	if stats.Tombstones > 0 {
+		d.reconInvalidate() // documents left without a feed entry
+	}
 	if stats.Folded > 0 || stats.Tombstones > 0 {
 		if err := d.store.Compact(lo, hi); err != nil {
 			return stats, fmt.Errorf("compact %s: %w", d.name, err)

@@ -44,6 +44,8 @@ type DB struct {
 
 	clock crdt.Clock // owned by the writer goroutine
 
+	recon reconState // the sync protocol's reconciliation set (recon.go)
+
 	digest struct { // guards the change-set digest announced to peers
 		sync.Mutex
 		xor   crdt.ID
@@ -170,6 +172,7 @@ func (d *DB) start() {
 		d.tasks.Go(func() error { d.compactLoop(ctx, r.Interval); return nil })
 	}
 	d.tasks.Go(func() error { d.reconsiderLoop(ctx); return nil })
+	d.tasks.Go(func() error { d.reconWarm(ctx); return nil })
 	d.tasks.Go(func() error { d.live.run(ctx); return nil })
 }
 

@@ -80,6 +80,7 @@ func (d *DB) Purge(ctx context.Context, ids []string) (PurgeResult, error) {
 		}
 	}
 	if len(res.Purged) > 0 {
+		d.reconInvalidate() // documents left without a feed entry
 		if err := d.store.Compact(lo, hi); err != nil {
 			return res, fmt.Errorf("purge %s: reclaim space: %w", d.name, err)
 		}

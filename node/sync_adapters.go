@@ -24,6 +24,7 @@ var (
 	_ bsync.Store         = syncStore{}
 	_ bsync.SnapshotStore = syncStore{}
 	_ bsync.Horizoner     = syncStore{}
+	_ bsync.ReconStore    = syncStore{}
 	_ bsync.BlobStore     = blobStore{}
 )
 
@@ -155,6 +156,7 @@ func (s syncStore) InstallSnapshot(ctx context.Context, db string, p peer.ID, he
 	if err != nil {
 		return err
 	}
+	defer d.reconInvalidate() // documents replaced without a feed entry
 	return d.syncInstallSnapshot(ctx, p, head, after, docs, partial)
 }
 
@@ -164,7 +166,26 @@ func (s syncStore) FinishSnapshot(ctx context.Context, db string, p peer.ID, hea
 	if err != nil {
 		return err
 	}
+	defer d.reconInvalidate()
 	return d.syncFinishSnapshot(ctx, p, head, after, partial)
+}
+
+// ReconIndex implements bsync.ReconStore (recon.go).
+func (s syncStore) ReconIndex(ctx context.Context, db string) (*bsync.ReconIndex, uint64, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return nil, 0, err
+	}
+	return d.reconIndex(ctx)
+}
+
+// Heads implements bsync.ReconStore.
+func (s syncStore) Heads(ctx context.Context, db string, docs []string) ([][]crdt.ID, error) {
+	d, err := s.db(db)
+	if err != nil {
+		return nil, err
+	}
+	return d.syncHeads(ctx, docs)
 }
 
 // AuthorizeRead implements bsync.Store (and, through blobStore,

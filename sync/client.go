@@ -22,7 +22,16 @@ type Stats struct {
 	Fetched    int    // bodies received and decoded
 	Applied    int    // changes that were new here
 	Bytes      int64  // frame bytes received
+	BodyBytes  int64  // of Bytes, the change bodies' own
 	Checkpoint uint64 // the checkpoint the pull reached
+
+	// Version 2 (Client.Reconcile; zero for a version 1 pull).
+	Reconciled bool  // a reconciliation ran to its end (then no feed was listed)
+	InSync     bool  // the first answer said both sets are equal
+	Rounds     int   // reconciliation round trips, the hello's included
+	ReconBytes int64 // bytes of the reconciliation's answers (Diff frames), of Bytes
+	SentBytes  int64 // bytes of the reconciliation's requests sent
+	Docs       int   // documents the server listed as differing
 }
 
 // Client pulls changes from peers into a Store.
@@ -81,6 +90,7 @@ func (c *Client) pull(ctx context.Context, p peer.ID, db string, f *Filter, prog
 		c.m.session("client", result(ctx, err), time.Since(start).Seconds())
 		c.m.changes.Add(float64(st.Applied))
 		c.m.bytes.Add(float64(st.Bytes))
+		c.m.bodyB.Add(float64(st.BodyBytes))
 	}()
 	since, err := c.store.Checkpoint(ctx, db, p)
 	if err != nil {
@@ -277,6 +287,9 @@ func (ps *pull) pipeline(ctx context.Context, since uint64, limit int) ([]crdt.I
 					return nil, finish(err)
 				}
 				ps.st.Fetched += len(changes)
+				for _, body := range b.Changes {
+					ps.st.BodyBytes += int64(len(body))
+				}
 				stopped = !hand(work{changes: changes})
 				if stopped && !isMissing(applyErr) {
 					return nil, finish(nil) // the stream is reset: no need to drain it
@@ -504,6 +517,7 @@ func (ps *pull) fetch(ids []crdt.ID) ([]*crdt.Change, int, error) {
 		}
 		for _, body := range b.Changes {
 			size += len(body)
+			ps.st.BodyBytes += int64(len(body))
 		}
 		ps.st.Fetched += len(changes)
 		out = append(out, changes...)

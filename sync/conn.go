@@ -22,6 +22,7 @@ type conn struct {
 	slot        bool         // the session holds one of the server's MaxStreams slots
 	maxFrame    int          // largest payload read or written
 	bytesIn     atomic.Int64 // frame bytes read (atomic: a reader goroutine may count)
+	bytesOut    atomic.Int64 // frame bytes written
 }
 
 func newConn(s network.Stream, timeout time.Duration, maxFrame int) *conn {
@@ -71,6 +72,7 @@ func (c *conn) write(t msgType, msg any) error {
 	if _, err := c.s.Write(f); err != nil {
 		return fmt.Errorf("write message type %d: %w", t, err)
 	}
+	c.bytesOut.Add(int64(len(f)))
 	return nil
 }
 

@@ -35,6 +35,11 @@ var (
 	// pulled yet (its checkpoint is before the server's horizon): the
 	// client must install a snapshot (SnapshotStore) and pull on from it.
 	ErrSnapshotNeeded = errors.New("snapshot needed")
+	// ErrNotReconciled: Client.Reconcile did not, or not to its end: an
+	// empty local database, a checkpoint of the server (listing its feed
+	// after it is cheaper), a difference past the session's bounds. The
+	// session ended cleanly; pull with version 1. Never sent on the wire.
+	ErrNotReconciled = errors.New("reconciliation not used")
 	// ErrBlobNotFound: the server does not hold the blob asked for (yet).
 	ErrBlobNotFound = errors.New("blob not found")
 	// ErrDigestMismatch: a received blob's content does not hash to the

@@ -14,6 +14,9 @@ type metrics struct {
 	bytes    prometheus.Counter       // frame bytes received by pulls
 	seconds  *prometheus.HistogramVec // role
 	slowed   prometheus.Counter       // seconds server sessions waited on their peer's budget
+	recons   *prometheus.CounterVec   // client reconciliations by result
+	reconB   prometheus.Counter       // bytes of reconciliations, bodies not counted
+	bodyB    prometheus.Counter       // bytes of change bodies received by pulls
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,6 +37,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "barrel_sync_budget_wait_seconds_total",
 			Help: "Time server sessions waited because their peer was over its budget of bodies or bytes per second.",
 		}),
+		recons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "barrel_sync_reconciliations_total",
+			Help: "Reconciliations (protocol version 2) this node ran as a client, by result: in_sync (one round trip), reconciled, fallback (version 1 was used instead), error.",
+		}, []string{"result"}),
+		reconB: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "barrel_sync_recon_bytes_total",
+			Help: "Frame bytes of reconciliations run as a client, both ways, change bodies not counted: answers (Diff) received and requests sent.",
+		}),
+		bodyB: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "barrel_sync_body_bytes_received_total",
+			Help: "Bytes of the change bodies pulls received (part of barrel_sync_bytes_received_total).",
+		}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "barrel_sync_session_seconds",
 			Help:    "Duration of sync sessions by role.",
@@ -49,6 +64,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.bytes = register(reg, m.bytes, &errs)
 	m.seconds = register(reg, m.seconds, &errs)
 	m.slowed = register(reg, m.slowed, &errs)
+	m.recons = register(reg, m.recons, &errs)
+	m.reconB = register(reg, m.reconB, &errs)
+	m.bodyB = register(reg, m.bodyB, &errs)
 	return m, errors.Join(errs...)
 }
 

@@ -46,6 +46,7 @@ type job struct {
 	queued  bool // waiting in the queue
 	running bool // a pull runs now
 	again   bool // triggered while running: run once more after
+	recon   bool // the next run reconciles (version 2) instead of listing the feed from the checkpoint
 }
 
 // Replicator runs pulls: on new connections, on Trigger (for instance an
@@ -109,21 +110,30 @@ func (r *Replicator) Trigger(p peer.ID, db string) {
 	if p == r.h.ID() || db == "" {
 		return
 	}
-	r.trigger(key{peer: p, db: db})
+	r.trigger(key{peer: p, db: db}, false)
 }
 
-// TriggerAll asks for a pull of every replicated database from p, like
-// Trigger.
+// TriggerAll asks for a reconciliation of every replicated database with
+// p, like Trigger: the replicator calls it on a new connection and on the
+// anti-entropy tick. A reconciliation (protocol version 2, when p speaks
+// it and the database is not a partial view) finds what differs whatever
+// the checkpoint, so a new pairing, a lost checkpoint and a returning
+// peer cost what differs rather than a listing of p's feed.
 func (r *Replicator) TriggerAll(p peer.ID) {
 	if p == r.h.ID() {
 		return
 	}
-	r.trigger(key{peer: p})
+	r.trigger(key{peer: p}, true)
 }
 
-func (r *Replicator) trigger(k key) {
+// trigger queues k's pull; recon asks for a reconciliation rather than a
+// listing from the checkpoint (a pending request for one is kept).
+func (r *Replicator) trigger(k key, recon bool) {
 	r.mu.Lock()
 	j := r.mu.jobs[k]
+	if j != nil && recon {
+		j.recon = true
+	}
 	switch {
 	case j != nil && j.running:
 		j.again = true
@@ -134,7 +144,7 @@ func (r *Replicator) trigger(k key) {
 		return
 	default:
 		if j == nil {
-			j = &job{}
+			j = &job{recon: recon}
 			r.mu.jobs[k] = j
 		}
 		j.queued = true
@@ -260,9 +270,11 @@ func (r *Replicator) startQueued(ctx context.Context, wg *sync.WaitGroup, slots 
 		r.mu.queue = r.mu.queue[1:]
 		j := r.mu.jobs[k]
 		j.queued, j.running = false, true
+		recon := j.recon
+		j.recon = false
 		r.mu.Unlock()
 		wg.Go(func() {
-			r.run(ctx, k)
+			r.run(ctx, k, recon)
 			<-slots
 			r.finish(k)
 		})
@@ -284,8 +296,9 @@ func (r *Replicator) finish(k key) {
 	r.signal()
 }
 
-// run runs one pull (or, for TriggerAll, triggers every database).
-func (r *Replicator) run(ctx context.Context, k key) {
+// run runs one pull (or, for TriggerAll, triggers every database); recon:
+// a reconciliation when it can be.
+func (r *Replicator) run(ctx context.Context, k key, recon bool) {
 	dbs, err := r.store.Databases(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -295,7 +308,7 @@ func (r *Replicator) run(ctx context.Context, k key) {
 	}
 	if k.db == "" {
 		for _, d := range dbs {
-			r.Trigger(k.peer, d.DB)
+			r.trigger(key{peer: k.peer, db: d.DB}, recon)
 		}
 		return
 	}
@@ -311,7 +324,12 @@ func (r *Replicator) run(ctx context.Context, k key) {
 	r.mu.Unlock()
 	r.client.statusChanged(k.peer, k.db)
 	start := time.Now()
-	st, err := r.client.pullOrSnapshot(ctx, k.peer, k.db, dbs[i].Filter, prog)
+	var st Stats
+	if recon {
+		st, err = r.client.pullReconciled(ctx, k.peer, k.db, dbs[i].Filter, prog)
+	} else {
+		st, err = r.client.pullOrSnapshot(ctx, k.peer, k.db, dbs[i].Filter, prog)
+	}
 	dur := time.Since(start)
 	r.setStatus(k, func(s *PeerDBStatus) {
 		s.Running = false

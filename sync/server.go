@@ -71,7 +71,9 @@ func newServer(h host.Host, store Store, cfg Config, m *metrics) *Server {
 	}
 }
 
-// Run registers the stream handler for ProtocolID and serves until ctx is
+// Run registers the stream handlers for ProtocolID (and ReconProtocolID
+// when the store is a ReconStore, SnapshotProtocolID when it is a
+// SnapshotStore) and serves until ctx is
 // done. It then removes the handler, resets the running sessions and
 // returns nil after all of them ended. A Server runs once.
 func (s *Server) Run(ctx context.Context) error {
@@ -79,6 +81,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if _, ok := s.store.(SnapshotStore); ok {
 		s.h.SetStreamHandler(SnapshotProtocolID, func(st network.Stream) { s.handle(ctx, st, s.snapshotSession) })
 		defer s.h.RemoveStreamHandler(SnapshotProtocolID)
+	}
+	if _, ok := s.store.(ReconStore); ok {
+		s.h.SetStreamHandler(ReconProtocolID, func(st network.Stream) { s.handle(ctx, st, s.reconSession) })
+		defer s.h.RemoveStreamHandler(ReconProtocolID)
 	}
 	<-ctx.Done()
 	s.h.RemoveStreamHandler(ProtocolID)

@@ -244,7 +244,8 @@ func readLength(r io.ByteReader) (uint64, error) {
 }
 
 // decodeMessage decodes and checks a frame's payload. It returns one of
-// *helloMsg, *idsMsg, *wantMsg, *bodiesMsg, *nextMsg, *errorMsg, or an
+// *helloMsg, *idsMsg, *wantMsg, *bodiesMsg, *nextMsg, *errorMsg (version
+// 1), *reconHelloMsg, *reconMsg, *diffMsg (version 2), or an
 // error wrapping ErrBadRequest. It never panics on any input.
 func decodeMessage(p []byte) (any, error) {
 	return decodeIn(p, "", func(t msgType) any {
@@ -261,9 +262,20 @@ func decodeMessage(p []byte) (any, error) {
 			return new(nextMsg)
 		case msgError:
 			return new(errorMsg)
+		case msgReconHello:
+			return new(reconHelloMsg)
+		case msgRecon:
+			return new(reconMsg)
+		case msgDiff:
+			return new(diffMsg)
 		}
 		return nil
-	}, check)
+	}, func(m any) error {
+		if err := check(m); err != nil {
+			return err
+		}
+		return checkRecon(m)
+	})
 }
 
 // decodeIn decodes a frame's payload in one protocol's message space:

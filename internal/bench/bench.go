@@ -32,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "C1", "C2", "W2S", "A1", "A2", "L1", "L2", "W6"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W4R", "W5", "W7", "C1", "C2", "W2S", "A1", "A2", "L1", "L2", "W6"}
 
 // Fixed shape of the workloads.
 const (
@@ -97,8 +97,14 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"peer pulls --n-repl documents (seconds until it holds them all); W3 --n-latency Puts, each\n" +
 	"timed until the other peer can read it, --latency-gap apart (median and p99 ms); W4 two peers\n" +
 	"holding the same --n-repl documents each write 100 while apart and reconnect (seconds\n" +
-	"until both hold all, sync frame bytes received by both, and all_ids_bytes = n*40, what\n" +
-	"listing every id again would cost).\n\n" +
+	"until both hold all, sync frame bytes received by both, body_bytes of them the change\n" +
+	"bodies', recon_bytes the reconciliation's frames both ways, and all_ids_bytes = n*40, what\n" +
+	"listing every id again would cost); W4R W4 without checkpoints (B's data dir a copy of\n" +
+	"A's under a new identity), so the difference is found by reconciliation; W5 two peers holding the same --n-repl documents and no checkpoint of\n" +
+	"each other meet (first_ms from the dial until both found the sets equal; check_ms and\n" +
+	"check_bytes per anti-entropy in-sync check after, the mean of 5); W7 two peers holding the\n" +
+	"same 10 x --n-repl documents met once (checkpoints); B stops, A writes --n-repl new ones, B\n" +
+	"comes back: until B holds them all, next to W2's time for --n-repl in the same run (ratio).\n\n" +
 	"Compaction workloads (issue 7): C1 --n-compact documents written --compact-revs times by\n" +
 	"Bulk, then compacted folding everything (revisions folded per second, bytes on disk per\n" +
 	"document before, after, and for a store of the final states only); C2 --writers Put new\n" +
@@ -137,12 +143,12 @@ func NewConfig() *Config { return &Config{backoff: time.Millisecond} }
 
 // AddFlags binds c to the bench command's flags.
 func (c *Config) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,C1,C2,W2S,A1,A2,L1,L2,W6`)
+	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W4R,W5,W7,C1,C2,W2S,A1,A2,L1,L2,W6`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
 	f.IntVar(&c.nMem, "n-mem", 1000000, "documents written by MEM")
-	f.IntVar(&c.nRepl, "n-repl", 100000, "documents replicated by W2 and held by both peers of W4")
+	f.IntVar(&c.nRepl, "n-repl", 100000, "documents replicated by W2 and held by both peers of W4 and W5; W7's peers hold 10 times as many and one writes this many while the other is away")
 	f.IntVar(&c.nLatency, "n-latency", 1000, "documents written one by one by W3")
 	f.IntVar(&c.writers, "writers", 64, "concurrent writers of W1b and W1d")
 	f.StringVar(&c.queryCountry, "query-country", benchCountry, "Q1 queries /locations/country == this (Iceland: 1% of documents, other countries about 11%)")
@@ -278,6 +284,12 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.latency(ctx)
 	case "W4":
 		return b.reconnect(ctx)
+	case "W4R":
+		return b.reconnectFresh(ctx)
+	case "W5":
+		return b.inSyncCheck(ctx)
+	case "W7":
+		return b.returningPeer(ctx)
 	case "C1":
 		return b.compactThroughput(ctx)
 	case "C2":
@@ -1037,9 +1049,14 @@ func waitDoc(ctx context.Context, d *node.DB, id string) error {
 // W4: A and B hold the same nRepl documents (replicated from A to B, and
 // B's feed listed back to A, so both have checkpoints). B's node stops;
 // A writes 100 documents, B (reopened without networking) writes 100 of
-// its own; B reopens as a peer and dials A. Timed from B's reopen until
+// its own; B reopens as a peer and dials A, and a new connection
+// reconciles (sync protocol version 2). Timed from B's reopen until
 // both hold nRepl+200; bytes are the sync frame bytes both peers' pulls
-// received meanwhile.
+// received meanwhile (change bodies included; body_bytes those), recon_bytes
+// the reconciliations' frames both ways. With checkpoints and 100 new
+// entries after each, the reconciliation's first round trip finds the sets
+// differ and the client lists the feed after its checkpoint (version 1):
+// W4R is the same without checkpoints.
 func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 	na, da, err := b.openPeer(ctx, b.dir+"/a", true)
 	if err != nil {
@@ -1087,7 +1104,7 @@ func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 		return "", fmt.Errorf("close node: %w", err)
 	}
 
-	bytesA := syncBytes(na)
+	bytesA, reconA, bodiesA := syncBytes(na), metric(na, "barrel_sync_recon_bytes_total"), metric(na, "barrel_sync_body_bytes_received_total")
 	want := b.c.nRepl + 2*benchW4Writes
 	stop, err := b.profile()
 	if err != nil {
@@ -1121,12 +1138,16 @@ func (b *bench) reconnect(ctx context.Context) (line string, err error) {
 		}
 		moved = now
 	}
+	recon := metric(na, "barrel_sync_recon_bytes_total") - reconA + metric(nb, "barrel_sync_recon_bytes_total")
+	bodies := metric(na, "barrel_sync_body_bytes_received_total") - bodiesA + metric(nb, "barrel_sync_body_bytes_received_total")
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(b.c.nRepl),
 		"writes=" + strconv.Itoa(2*benchW4Writes),
 		"seconds=" + strconv.FormatFloat(elapsed.Seconds(), 'f', 2, 64),
 		"bytes=" + strconv.FormatInt(moved, 10),
+		"body_bytes=" + strconv.FormatFloat(bodies, 'f', 0, 64),
+		"recon_bytes=" + strconv.FormatFloat(recon, 'f', 0, 64),
 		"all_ids_bytes=" + strconv.Itoa(b.c.nRepl*benchIDBytes),
 		"rss_mb=" + strconv.Itoa(b.rss()),
 		"durability=" + b.c.durability,
