@@ -58,6 +58,11 @@ func forgeBase(t *testing.T, d *DB, doc string, body map[string]any, inflate pee
 	}
 	d.anyFold.Store(true)
 	d.horizon.Store(1 << 40) // every pull from it "needs a snapshot"
+	// As after a real compaction, its reconciliation set is rebuilt from
+	// the records: else it would still show the documents as they were,
+	// and a peer reconciling with it (version 2) might find nothing to ask
+	// for and never reach the pull that answers snapshot_needed.
+	d.reconInvalidate()
 }
 
 // TestSnapshotForgedByWriter (issue 16, item 1): a peer that is only a
