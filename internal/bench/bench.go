@@ -594,28 +594,23 @@ func (b *bench) query(ctx context.Context, d *node.DB) (string, error) {
 // last one or want documents, and returns how many it read. The number of
 // pages is bounded by what nQuery documents can fill.
 func (b *bench) queryOnce(ctx context.Context, d *node.DB, want int) (int, error) {
-	q := node.Query{Where: []node.Cond{{Path: "/locations/country", Op: "==", Value: b.c.queryCountry}}}
-	got := 0
-	for range b.c.nQuery/node.MaxListLimit + 2 {
-		q.Limit = node.MaxListLimit
-		if b.c.queryLimit > 0 {
-			q.Limit = min(b.c.queryLimit-got, node.MaxListLimit)
-		}
+	return b.queryPages(want, func(q node.Query) (int, string, error) {
 		res, err := d.Query(ctx, q)
-		if err != nil {
-			return got, err
-		}
-		got += len(res.Docs)
-		if res.Cursor == "" || got >= want {
-			return got, nil
-		}
-		q.Cursor = res.Cursor
-	}
-	return got, fmt.Errorf("more pages than %d documents can fill", b.c.nQuery)
+		return len(res.Docs), res.Cursor, err
+	})
 }
 
 // queryIDsOnce is queryOnce for the ids only.
 func (b *bench) queryIDsOnce(ctx context.Context, d *node.DB, want int) (int, error) {
+	return b.queryPages(want, func(q node.Query) (int, string, error) {
+		ids, cursor, err := d.QueryIDs(ctx, q)
+		return len(ids), cursor, err
+	})
+}
+
+// queryPages runs Q1's query a page at a time with page (which returns
+// the page's length and the next cursor) until the last page or want.
+func (b *bench) queryPages(want int, page func(node.Query) (int, string, error)) (int, error) {
 	q := node.Query{Where: []node.Cond{{Path: "/locations/country", Op: "==", Value: b.c.queryCountry}}}
 	got := 0
 	for range b.c.nQuery/node.MaxListLimit + 2 {
@@ -623,11 +618,11 @@ func (b *bench) queryIDsOnce(ctx context.Context, d *node.DB, want int) (int, er
 		if b.c.queryLimit > 0 {
 			q.Limit = min(b.c.queryLimit-got, node.MaxListLimit)
 		}
-		ids, cursor, err := d.QueryIDs(ctx, q)
+		n, cursor, err := page(q)
 		if err != nil {
 			return got, err
 		}
-		got += len(ids)
+		got += n
 		if cursor == "" || got >= want {
 			return got, nil
 		}

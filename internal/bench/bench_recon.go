@@ -27,23 +27,12 @@ const benchW5Checks = 5
 // of the next benchW5Checks anti-entropy checks, which find them equal in
 // one round trip each.
 func (b *bench) inSyncCheck(ctx context.Context) (line string, err error) {
-	dirA, dirB := b.dir+"/a", b.dir+"/b"
-	na, da, err := b.openPeer(ctx, dirA, false)
+	dirA, dirB, err := b.twins(ctx)
 	if err != nil {
 		return "", err
 	}
-	if err := b.load(ctx, da, 0, b.c.nRepl); err != nil {
-		closePeer(na, &err)
-		return "", err
-	}
-	if err := na.Close(); err != nil {
-		return "", fmt.Errorf("close node: %w", err)
-	}
-	if err := copyDataDir(dirA, dirB); err != nil {
-		return "", err
-	}
 	tick := func(c *node.P2PConfig) { c.AntiEntropy = 200 * time.Millisecond }
-	na, _, err = b.openPeerWith(ctx, dirA, tick)
+	na, _, err := b.openPeerWith(ctx, dirA, tick)
 	if err != nil {
 		return "", err
 	}
@@ -85,24 +74,35 @@ func (b *bench) inSyncCheck(ctx context.Context) (line string, err error) {
 	}, " "), nil
 }
 
+// twins makes two data dirs holding the same nRepl documents and no
+// checkpoint of each other: A's, loaded, and a copy of it under a new
+// identity for B.
+func (b *bench) twins(ctx context.Context) (dirA, dirB string, err error) {
+	dirA, dirB = b.dir+"/a", b.dir+"/b"
+	na, da, err := b.openPeer(ctx, dirA, false)
+	if err != nil {
+		return "", "", err
+	}
+	if err := b.load(ctx, da, 0, b.c.nRepl); err != nil {
+		closePeer(na, &err)
+		return "", "", err
+	}
+	if err := na.Close(); err != nil {
+		return "", "", fmt.Errorf("close node: %w", err)
+	}
+	if err := copyDataDir(dirA, dirB); err != nil {
+		return "", "", err
+	}
+	return dirA, dirB, nil
+}
+
 // W4R: W4 without checkpoints. A holds nRepl documents; B's data dir is
 // a copy of A's under a new identity, so neither has pulled from the
 // other; each writes benchW4Writes documents of its own, and B dials A.
 // Timed from the dial until both hold nRepl+200.
 func (b *bench) reconnectFresh(ctx context.Context) (line string, err error) {
-	dirA, dirB := b.dir+"/a", b.dir+"/b"
-	na, da, err := b.openPeer(ctx, dirA, false)
+	dirA, dirB, err := b.twins(ctx)
 	if err != nil {
-		return "", err
-	}
-	if err := b.load(ctx, da, 0, b.c.nRepl); err != nil {
-		closePeer(na, &err)
-		return "", err
-	}
-	if err := na.Close(); err != nil {
-		return "", fmt.Errorf("close node: %w", err)
-	}
-	if err := copyDataDir(dirA, dirB); err != nil {
 		return "", err
 	}
 	const lo = 1 << 30 // ids far from the first nRepl, as in W4
@@ -120,7 +120,7 @@ func (b *bench) reconnectFresh(ctx context.Context) (line string, err error) {
 			return "", fmt.Errorf("close node: %w", err)
 		}
 	}
-	na, da, err = b.openPeerWith(ctx, dirA, func(*node.P2PConfig) {})
+	na, da, err := b.openPeerWith(ctx, dirA, func(*node.P2PConfig) {})
 	if err != nil {
 		return "", err
 	}
