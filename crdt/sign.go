@@ -92,23 +92,15 @@ func signTree(cs []*Change, s Signer) error {
 	for 1<<depth < len(cs) {
 		depth++
 	}
-	level := make([]ID, 1<<depth)
+	leaves := make([]ID, len(cs))
 	for i, c := range cs {
-		level[i] = c.id
-		c.Proof, c.Leaf = make([]ID, 0, depth), uint32(i)
+		leaves[i] = c.id
 	}
-	for d := 0; d < depth; d++ {
-		for i, c := range cs {
-			pos := i >> d
-			c.Proof = append(c.Proof, level[pos^1])
-		}
-		next := make([]ID, len(level)/2)
-		for i := range next {
-			next[i] = inner(level[2*i], level[2*i+1])
-		}
-		level = next
+	t := NewTree(leaves, depth)
+	for i, c := range cs {
+		c.Proof, c.Leaf = t.Proof(uint32(i)), uint32(i)
 	}
-	sig, err := s.Sign(rootMessage(level[0]))
+	sig, err := s.Sign(t.Message())
 	if err != nil {
 		return fmt.Errorf("sign change group: %w", err)
 	}
@@ -117,3 +109,43 @@ func signTree(cs []*Change, s Signer) error {
 	}
 	return nil
 }
+
+// Tree is the Merkle tree of a signing group, built from its leaves: what
+// SignGroup signs, and what a store that keeps a group's leaves once (not
+// every change's proof) rebuilds the proofs from.
+type Tree struct {
+	levels [][]ID // levels[0]: the leaves, padded with zero ids to 2^depth
+}
+
+// NewTree builds the tree of depth depth over leaves (at most 2^depth; the
+// positions after them are zero ids).
+func NewTree(leaves []ID, depth int) *Tree {
+	level := make([]ID, 1<<depth)
+	copy(level, leaves)
+	t := &Tree{levels: [][]ID{level}}
+	for range depth {
+		next := make([]ID, len(level)/2)
+		for i := range next {
+			next[i] = inner(level[2*i], level[2*i+1])
+		}
+		t.levels = append(t.levels, next)
+		level = next
+	}
+	return t
+}
+
+// Depth is the length of every proof of the tree.
+func (t *Tree) Depth() int { return len(t.levels) - 1 }
+
+// Proof is the path from leaf to the root (Change.Proof).
+func (t *Tree) Proof(leaf uint32) []ID {
+	p := make([]ID, t.Depth())
+	for d := range p {
+		p[d] = t.levels[d][int(leaf>>d)^1]
+	}
+	return p
+}
+
+// Message is what the group's signature covers (Change.SignedMessage of
+// every leaf).
+func (t *Tree) Message() []byte { return rootMessage(t.levels[len(t.levels)-1][0]) }

@@ -14,8 +14,9 @@ var internalDeps = map[string][]string{
 	"layout":    {"crdt", "datastore", "datastore/tuple"},
 	"acl":       {"crdt", "github.com/libp2p/go-libp2p/core/peer"},
 	"blobstore": {"datastore", "layout"},
-	"history":   {"crdt", "datastore", "datastore/tuple", "index", "acl", "commit", "layout"},
-	"commit":    {"crdt", "datastore", "datastore/tuple", "index", "sync", "acl", "layout", "github.com/libp2p/go-libp2p/core/peer"},
+	"changes":   {"crdt", "datastore", "layout"},
+	"history":   {"crdt", "datastore", "datastore/tuple", "index", "acl", "changes", "commit", "layout"},
+	"commit":    {"crdt", "datastore", "datastore/tuple", "index", "sync", "acl", "changes", "layout", "github.com/libp2p/go-libp2p/core/peer"},
 }
 
 // TestInternalImports keeps node/internal's packages along their seams:

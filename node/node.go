@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
 	}
-	if err := checkFormat(store, hasIdentity); err != nil {
+	if err := checkFormat(store, hasIdentity, cfg.Logger); err != nil {
 		_ = store.Close()
 		return nil, fmt.Errorf("open node %s: %w", cfg.DataDir, err)
 	}

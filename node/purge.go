@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/barrel-db/barrel/crdt"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/history"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
@@ -100,9 +101,10 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 	defer b.Close()
 	count, revs, tombs, purged := d.count.Load(), d.revisions.Load(), d.tombstones.Load(), d.purged
 	var done []string
-	changes, rejected := 0, 0
+	nchanges, rejected := 0, 0
+	drops := changes.NewDropper(d.store, d.keys)
 	for _, id := range ids {
-		found, n, refused, clock, err := history.PurgeDoc(historyEnv{d}, b, id, rejectPurged)
+		found, n, refused, clock, err := history.PurgeDoc(historyEnv{d}, b, drops, id, rejectPurged)
 		if err != nil {
 			return err
 		}
@@ -111,7 +113,7 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 			continue
 		}
 		done = append(done, id)
-		changes += n
+		nchanges += n
 		rejected += refused
 		revs -= int64(n)
 		switch {
@@ -126,6 +128,9 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 	}
 	if len(done) == 0 {
 		return nil
+	}
+	if err := drops.Finish(b); err != nil {
+		return err
 	}
 	pb, err := crdt.Marshal(purged)
 	if err != nil {
@@ -143,7 +148,7 @@ func (d *DB) purgeStep(ids []string, res *PurgeResult) error {
 	d.tombstones.Store(tombs)
 	d.purged = purged
 	res.Purged = append(res.Purged, done...)
-	res.Changes += changes
+	res.Changes += nchanges
 	d.node.metrics.rejected.WithLabelValues(d.name, rejectPurged).Add(float64(rejected))
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
@@ -127,8 +128,9 @@ func (d *DB) syncHas(ctx context.Context, ids []crdt.ID) ([]bool, error) {
 // syncChanges is bsync's Changes on this database (sync_adapters.go).
 func (d *DB) syncChanges(ctx context.Context, ids []crdt.ID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
+	r := changes.NewReader(d.keys, d.store.Get)
 	for i, id := range ids {
-		v, err := d.store.Get(d.keys.Change(id))
+		v, err := r.Encoded(id)
 		if errors.Is(err, datastore.ErrNotFound) {
 			return nil, fmt.Errorf("change %s: %w", id, bsync.ErrNotFound)
 		}

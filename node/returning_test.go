@@ -318,13 +318,9 @@ func changeOf(t *testing.T, d *DB, rev string) *crdt.Change {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := d.store.Get(d.keys.Change(id))
+	c, err := d.readChange(id)
 	if err != nil {
 		t.Fatalf("change %s: %v", rev, err)
-	}
-	c, err := crdt.Decode(v)
-	if err != nil {
-		t.Fatal(err)
 	}
 	return c
 }

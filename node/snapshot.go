@@ -12,6 +12,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/commit"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
@@ -117,6 +118,7 @@ type docSnapshot struct {
 	match   func(string) (bool, error)
 	aclSent bool            // every session starts with the _acl document, if any
 	hist    *datastore.Iter // over every history key, sought per document
+	changes *changes.Reader // the documents' changes, as of sn
 	done    bool
 }
 
@@ -227,7 +229,10 @@ func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
 	for ok := s.hist.SeekGE(prefix); ok && bytes.HasPrefix(s.hist.Key(), prefix); ok = s.hist.Next() {
 		var id crdt.ID
 		copy(id[:], s.hist.Value())
-		body, err := s.sn.Get(d.keys.Change(id))
+		if s.changes == nil {
+			s.changes = changes.NewReader(d.keys, s.sn.Get)
+		}
+		body, err := s.changes.Encoded(id)
 		if err != nil {
 			return sd, fmt.Errorf("change %s of %s: %w", id, doc, err)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/changes"
 )
 
 // Group is the state of one group commit: the batch and the documents and
@@ -31,11 +32,13 @@ type Group struct {
 	folds map[string]*foldInfo // documents' folds read by this group (nil: whole history)
 	snap  *snapState           // set while installing a snapshot (snapshot.go)
 
-	aclChanged bool     // the group wrote a change of _acl: reconsider rejections after it commits
-	views      []View   // the documents as merged, when wantViews
-	wantViews  bool     // Env.Views as the group started
-	unpend     [][]byte // pending-transaction keys to delete: their transaction is applied
-	broken     error    // set when the batch holds part of a failed request: commit nothing
+	aclChanged bool             // the group wrote a change of _acl: reconsider rejections after it commits
+	views      []View           // the documents as merged, when wantViews
+	wantViews  bool             // Env.Views as the group started
+	unpend     [][]byte         // pending-transaction keys to delete: their transaction is applied
+	stored     []changes.Stored // the changes recorded, for finish to store (changes.Write)
+	drops      *changes.Dropper // the changes a snapshot install deletes, or nil
+	broken     error            // set when the batch holds part of a failed request: commit nothing
 
 	committed chan struct{} // closed when the commit finished; err is then set
 	err       error

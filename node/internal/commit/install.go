@@ -12,6 +12,7 @@ import (
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
 	"github.com/barrel-db/barrel/node/internal/acl"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -377,7 +378,12 @@ func (g *Group) dropDoc(doc string) error {
 		var id crdt.ID
 		copy(id[:], v)
 		g.batch.Delete(slices.Clone(k))
-		g.batch.Delete(keys.Change(id))
+		if g.drops == nil {
+			g.drops = changes.NewDropper(g.env.Store(), keys)
+		}
+		if err := g.drops.Drop(g.batch, id); err != nil {
+			return false, err
+		}
 		g.batch.Delete(keys.Feed(seq))
 		g.snap.gone[id] = true
 		g.revs--

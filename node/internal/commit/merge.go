@@ -6,6 +6,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/index"
 	"github.com/barrel-db/barrel/node/internal/acl"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -136,14 +137,15 @@ func (g *Group) restore(doc string, ent *docEntry) error {
 
 // record gives a merged change the next local sequence number and adds
 // everything it writes to the group's batch: the change, the feed entry,
-// the history entry, the document state and the index delta. Records run
+// the history entry, the document state and the index delta (the change's
+// own record waits for finish, which stores its signing group). Records run
 // one at a time, in order.
 func (g *Group) record(m *merged) {
 	keys, c, ent := g.env.Keys(), m.p.change, m.p.ent
 	g.seq++
 	id := c.ID()
 	b := g.batch
-	b.Set(keys.Change(id), m.enc)
+	g.stored = append(g.stored, changes.Stored{Change: c, Enc: m.enc, Seq: g.seq}) // by finish, with its signing group
 	b.Set(keys.Feed(g.seq), m.feed)
 	b.Set(keys.HistoryEntry(c.Doc, g.seq), id[:])
 	b.Set(keys.Doc(c.Doc), layout.DocRecord(g.seq, m.stEnc))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -250,6 +251,12 @@ func (g *Group) finish() error {
 		return nil
 	}
 	keys := g.env.Keys()
+	changes.Write(g.batch, keys, g.stored)
+	if g.drops != nil {
+		if err := g.drops.Finish(g.batch); err != nil {
+			return err
+		}
+	}
 	if g.written == 0 { // checkpoints only: the counters did not move
 		return g.batch.Commit()
 	}

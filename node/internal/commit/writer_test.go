@@ -18,6 +18,7 @@ import (
 
 	"github.com/barrel-db/barrel/crdt"
 	"github.com/barrel-db/barrel/datastore"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/layout"
 	bsync "github.com/barrel-db/barrel/sync"
 )
@@ -97,14 +98,11 @@ func (e *testEnv) doc(doc string) (*crdt.State, uint64, error) {
 func (e *testEnv) Fold(string) (*crdt.State, crdt.HLC, error) { return nil, crdt.HLC{}, nil }
 
 func (e *testEnv) Change(id crdt.ID) (*crdt.Change, error) {
-	v, err := e.store.Get(e.keys.Change(id))
+	c, err := changes.NewReader(e.keys, e.store.Get).Change(id)
 	if errors.Is(err, datastore.ErrNotFound) {
 		return nil, fmt.Errorf("change %s: %w", id, ErrNotFound)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return crdt.Decode(v)
+	return c, err
 }
 
 func (e *testEnv) History(doc string) ([]crdt.ID, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/node/internal/acl"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/layout"
 )
 
@@ -72,15 +73,20 @@ func Step(env Env, after []byte, h Horizons) (next []byte, b *datastore.Batch, r
 		return nil, nil, res, err
 	}
 	b = env.Store().NewWriteBatch()
+	drops := changes.NewDropper(env.Store(), keys)
 	for _, dh := range docs {
 		res.Docs++
 		if dh.doc == acl.DocID {
 			continue // access checks replay its history (node/internal/acl)
 		}
-		if err := compactDoc(env, b, dh.doc, dh.entries, h, &res); err != nil {
+		if err := compactDoc(env, b, drops, dh.doc, dh.entries, h, &res); err != nil {
 			b.Close()
 			return nil, nil, res, err
 		}
+	}
+	if err := drops.Finish(b); err != nil {
+		b.Close()
+		return nil, nil, res, err
 	}
 	return last, b, res, nil
 }
@@ -171,7 +177,7 @@ type Result struct {
 
 // compactDoc folds one document's history into the batch, or removes it
 // whole when it is a tombstone older than the horizon.
-func compactDoc(env Env, b *datastore.Batch, doc string, entries []histEntry, h Horizons, res *Result) error {
+func compactDoc(env Env, b *datastore.Batch, drops *changes.Dropper, doc string, entries []histEntry, h Horizons, res *Result) error {
 	keys := env.Keys()
 	st, recSeq, err := env.State(doc)
 	if err != nil {
@@ -216,7 +222,9 @@ func compactDoc(env Env, b *datastore.Batch, doc string, entries []histEntry, h 
 	}
 	for _, c := range f.Folded {
 		seq := seqOf[c.ID()]
-		b.Delete(keys.Change(c.ID()))
+		if err := drops.Drop(b, c.ID()); err != nil {
+			return err
+		}
 		b.Delete(keys.HistoryEntry(doc, seq))
 		if seq != recSeq {
 			b.Delete(keys.Feed(seq)) // the latest entry stays: the feed still lists the document

@@ -8,11 +8,13 @@ import (
 	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/datastore/tuple"
 	"github.com/barrel-db/barrel/index"
+	"github.com/barrel-db/barrel/node/internal/changes"
 	"github.com/barrel-db/barrel/node/internal/commit"
 )
 
 // PurgeDoc adds to b the removal of one document: everything stored under
-// its id, its changes and feed entries, its index entries, and a rejection
+// its id, its changes (through drops, whose Finish the caller runs before
+// committing b) and feed entries, its index entries, and a rejection
 // record for each change id it knows (kept changes and the heads of its
 // folded base). It returns the document's state (empty when the database
 // does not hold it), the number of history entries removed, the number of
@@ -21,7 +23,7 @@ import (
 // document whose ids are gone with the fold are refused as stale below it
 // (commit's isStale), as after a purged tombstone. reason is what the
 // rejection records say.
-func PurgeDoc(env Env, b *datastore.Batch, id, reason string) (st *crdt.State, n, refused int, clock crdt.HLC, err error) {
+func PurgeDoc(env Env, b *datastore.Batch, drops *changes.Dropper, id, reason string) (st *crdt.State, n, refused int, clock crdt.HLC, err error) {
 	keys := env.Keys()
 	st, recSeq, err := env.View(id)
 	if err != nil || !st.Exists() {
@@ -36,7 +38,9 @@ func PurgeDoc(env Env, b *datastore.Batch, id, reason string) (st *crdt.State, n
 		}
 		var cid crdt.ID
 		copy(cid[:], v)
-		b.Delete(keys.Change(cid))
+		if err := drops.Drop(b, cid); err != nil {
+			return false, err
+		}
 		b.Delete(keys.Feed(seq))
 		b.Delete(slices.Clone(k))
 		refuse[cid] = true

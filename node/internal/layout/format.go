@@ -9,7 +9,13 @@ import (
 // and the encodings of the values (crdt's canonical CBOR and the records of
 // records.go). A data dir records it when first opened; node refuses a data
 // dir of another format instead of misreading it.
-const Format = 1
+//
+// Format 2 (issue 13) added signing-group records: the changes of a group
+// stored in one batch keep their signature and leaves once, in the group's
+// record, instead of a copy of the signature and the Merkle proof in each
+// (ChangeRecord). A format-1 data dir is a valid format-2 one (its change
+// records are all whole), so its migration is the format record alone.
+const Format = 2
 
 // FormatKey holds the store format of a data dir (8 bytes, big endian).
 var FormatKey = []byte("\x00nformat")

@@ -13,7 +13,8 @@ import (
 //	0x00 'c' name            -> catalog entry (node's dbMeta, CBOR)
 //	0x00 'n' "next_db"       -> next database id
 //	0x00 'n' "format"        -> store format (format.go)
-//	'd' dbid 'c' changeID    -> encoded change (signed, canonical CBOR)
+//	'd' dbid 'c' changeID    -> change record (ChangeRecord: the signed encoding, or a member of a group)
+//	'd' dbid 'g' group       -> a signing group's record (GroupRecord): signature and leaves, once for its members
 //	'd' dbid 'f' seq         -> feed entry: the change stored at local seq
 //	'd' dbid 's' docID       -> document record (seq + crdt.State)
 //	'd' dbid 'r' docID seq   -> change id: the document's history in local order
@@ -47,6 +48,7 @@ const (
 	tagSnapshot   = 'q'
 	tagBlobWant   = 'W'
 	tagLocal      = 'l'
+	tagGroup      = 'g'
 )
 
 // Node-wide keys.
@@ -82,6 +84,10 @@ func (k Keys) All() (lo, hi []byte) { return k.prefix, datastore.PrefixEnd(k.pre
 
 // Change is the key of a stored change.
 func (k Keys) Change(id crdt.ID) []byte { return append(k.sub(tagChange), id[:]...) }
+
+// Group is the key of a signing group's record (GroupRecord); group is
+// the local seq of the first of its changes the database stored.
+func (k Keys) Group(group uint64) []byte { return tuple.AppendUint64(k.sub(tagGroup), group) }
 
 // Feed is the key of the feed entry at seq; Feeds the prefix of them all.
 func (k Keys) Feed(seq uint64) []byte { return tuple.AppendUint64(k.sub(tagFeed), seq) }

@@ -9,7 +9,7 @@ import (
 	"github.com/barrel-db/barrel/crdt"
 )
 
-// TestKeysPinned pins the bytes of every key of format 1: a change here is
+// TestKeysPinned pins the bytes of every key of format 2: a change here is
 // a change of store format (raise Format and migrate), never an accident.
 func TestKeysPinned(t *testing.T) {
 	k := NewKeys(1)
@@ -43,6 +43,7 @@ func TestKeysPinned(t *testing.T) {
 		{"BlobWant", k.BlobWant(dg), "64000000000000000157cd" + zeros(31)},
 		{"BlobChunk", k.BlobChunk(u, 2), "64000000000000000162ef" + zeros(15) + "0000000000000002"},
 		{"Local", k.Local("c/x"), "6400000000000000016c632f78"},
+		{"Group", k.Group(7), "640000000000000001670000000000000007"},
 	} {
 		if got := hex.EncodeToString(tc.got); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)

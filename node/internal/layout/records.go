@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -100,4 +101,113 @@ type SnapProgress struct {
 	_     struct{} `cbor:",toarray"`
 	After string
 	Seq   uint64
+}
+
+// A change record (the value of a change key) is one of two kinds, told
+// apart by its first byte:
+//
+//   - whole: the change's signed encoding (crdt.Change.Encode), a CBOR array
+//     of ten, so its first byte is 0x8a. Every record of format 1 is one,
+//     and so is a change stored without the rest of its signing group.
+//   - member: groupedTag, the group (uvarint: the key of its GroupRecord),
+//     the change's leaf position (uvarint), then the signed encoding
+//     without its last three elements (signature, proof, leaf), which the
+//     group's record gives back.
+const groupedTag = 0x00
+
+// errNotSuffixed: a signed encoding does not end as the change's own
+// signature, proof and leaf encode (it cannot be stored as a member).
+var errNotSuffixed = errors.New("encoding does not end with the change's signature")
+
+// MemberRecord returns the member record of change c of group, whose
+// signed encoding is enc.
+func MemberRecord(group uint64, c *crdt.Change, enc []byte) ([]byte, error) {
+	tail, err := signedTail(c)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasSuffix(enc, tail) {
+		return nil, errNotSuffixed
+	}
+	head := enc[:len(enc)-len(tail)]
+	out := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(head))
+	out = append(out, groupedTag)
+	out = binary.AppendUvarint(out, group)
+	out = binary.AppendUvarint(out, uint64(c.Leaf))
+	return append(out, head...), nil
+}
+
+// signedTail is how a change's signed encoding ends: its signature, proof
+// and leaf, each in canonical CBOR (as crdt encodes them in the array).
+func signedTail(c *crdt.Change) ([]byte, error) {
+	var out []byte
+	for _, v := range []any{c.Sig, c.Proof, c.Leaf} {
+		b, err := crdt.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// ChangeRecord is a parsed change record. A whole one has Whole set; a
+// member one has Group, Leaf and Head (aliasing the record).
+type ChangeRecord struct {
+	Whole []byte
+	Group uint64
+	Leaf  uint32
+	Head  []byte
+}
+
+// ParseChangeRecord splits a change record into its kind's parts.
+func ParseChangeRecord(v []byte) (ChangeRecord, error) {
+	if len(v) == 0 {
+		return ChangeRecord{}, fmt.Errorf("%w: empty change record", ErrCorruptRecord)
+	}
+	if v[0] != groupedTag {
+		return ChangeRecord{Whole: v}, nil
+	}
+	group, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return ChangeRecord{}, fmt.Errorf("%w: change record's group", ErrCorruptRecord)
+	}
+	rest := v[1+n:]
+	leaf, n := binary.Uvarint(rest)
+	if n <= 0 || leaf >= 1<<crdt.MaxProof {
+		return ChangeRecord{}, fmt.Errorf("%w: change record's leaf", ErrCorruptRecord)
+	}
+	return ChangeRecord{Group: group, Leaf: uint32(leaf), Head: rest[n:]}, nil
+}
+
+// Signed returns a member record's signed encoding, given its group's
+// record and the proof of its leaf.
+func (r ChangeRecord) Signed(sig []byte, proof []crdt.ID) ([]byte, error) {
+	tail, err := signedTail(&crdt.Change{Sig: sig, Proof: proof, Leaf: r.Leaf})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(make([]byte, 0, len(r.Head)+len(tail)), r.Head...), tail...), nil
+}
+
+// GroupRecord is the value of a group key: what every member of a signing
+// group shares. Leaves are the group's leaves in order (the zero ids that
+// pad its last level left out), Depth the length of its proofs.
+type GroupRecord struct {
+	_      struct{} `cbor:",toarray"`
+	Sig    []byte
+	Depth  uint8
+	Leaves []crdt.ID
+}
+
+// ParseGroupRecord reads a group record.
+func ParseGroupRecord(v []byte) (*GroupRecord, error) {
+	g := new(GroupRecord)
+	if err := crdt.Unmarshal(v, g); err != nil {
+		return nil, fmt.Errorf("%w: group record: %v", ErrCorruptRecord, err)
+	}
+	if int(g.Depth) > crdt.MaxProof || g.Depth == 0 || len(g.Leaves) > 1<<g.Depth {
+		return nil, fmt.Errorf("%w: group record of depth %d with %d leaves", ErrCorruptRecord, g.Depth, len(g.Leaves))
+	}
+	return g, nil
 }
