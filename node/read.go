@@ -78,15 +78,23 @@ func (d *DB) historyIDs(doc string) ([]crdt.ID, error) {
 	prefix := d.keys.History(doc)
 	var ids []crdt.ID
 	err := d.store.Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
-		var id crdt.ID
-		if len(v) != len(id) {
-			return false, fmt.Errorf("history of %s: corrupt entry", doc)
+		id, err := d.historyID(prefix, k, v)
+		if err != nil {
+			return false, fmt.Errorf("history of %s: %w", doc, err)
 		}
-		copy(id[:], v)
 		ids = append(ids, id)
 		return true, nil
 	})
 	return ids, err
+}
+
+// historyID is the change the history entry k = v under prefix names.
+func (d *DB) historyID(prefix, k, v []byte) (crdt.ID, error) {
+	seq, _, err := tuple.ReadUint64(k[len(prefix):])
+	if err != nil {
+		return crdt.ID{}, err
+	}
+	return changes.HistoryID(d.store.Get, d.keys, seq, v)
 }
 
 func (d *DB) checkOpen() error {
@@ -240,8 +248,10 @@ func (d *DB) History(ctx context.Context, id string) ([]Revision, error) {
 		if err != nil {
 			return false, err
 		}
-		var cid crdt.ID
-		copy(cid[:], v)
+		cid, err := changes.HistoryID(d.store.Get, d.keys, seq, v)
+		if err != nil {
+			return false, fmt.Errorf("history of %s: %w", id, err)
+		}
 		c, err := d.readChange(cid)
 		if err != nil {
 			return false, err

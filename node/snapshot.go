@@ -227,8 +227,14 @@ func (s *docSnapshot) doc(doc string) (bsync.SnapshotDoc, error) {
 	}
 	prefix := d.keys.History(doc)
 	for ok := s.hist.SeekGE(prefix); ok && bytes.HasPrefix(s.hist.Key(), prefix); ok = s.hist.Next() {
-		var id crdt.ID
-		copy(id[:], s.hist.Value())
+		seq, _, err := tuple.ReadUint64(s.hist.Key()[len(prefix):])
+		if err != nil {
+			return sd, fmt.Errorf("history of %s: %w", doc, err)
+		}
+		id, err := changes.HistoryID(s.sn.Get, d.keys, seq, s.hist.Value())
+		if err != nil {
+			return sd, fmt.Errorf("history of %s: %w", doc, err)
+		}
 		if s.changes == nil {
 			s.changes = changes.NewReader(d.keys, s.sn.Get)
 		}

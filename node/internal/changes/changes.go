@@ -279,3 +279,32 @@ func (d *Dropper) Finish(b *datastore.Batch) error {
 	d.touched = d.touched[:0]
 	return nil
 }
+
+// HistoryID returns the change a history entry names: the entry at local
+// seq with value v. Format 1 wrote the change id as the value; format 2
+// writes none, since the feed entry at the same seq names the change
+// already (every history entry has its feed entry: they are written and
+// deleted together), and reads it from there through get.
+func HistoryID(get Getter, keys layout.Keys, seq uint64, v []byte) (crdt.ID, error) {
+	var id crdt.ID
+	switch len(v) {
+	case len(id):
+		copy(id[:], v)
+		return id, nil
+	case 0:
+	default:
+		return id, fmt.Errorf("%w: history entry at seq %d of %d bytes", layout.ErrCorruptRecord, seq, len(v))
+	}
+	fv, err := get(keys.Feed(seq))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return id, fmt.Errorf("%w: history entry at seq %d has no feed entry", layout.ErrCorruptRecord, seq)
+	}
+	if err != nil {
+		return id, err
+	}
+	var fe layout.FeedEntry
+	if err := crdt.Unmarshal(fv, &fe); err != nil {
+		return id, fmt.Errorf("%w: feed entry at seq %d: %v", layout.ErrCorruptRecord, seq, err)
+	}
+	return fe.Rev, nil
+}

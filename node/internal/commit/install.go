@@ -1,6 +1,7 @@
 package commit
 
 import (
+	"fmt"
 	"slices"
 
 	bsync "github.com/barrel-db/barrel/sync"
@@ -375,8 +376,10 @@ func (g *Group) dropDoc(doc string) error {
 		if err != nil {
 			return false, err
 		}
-		var id crdt.ID
-		copy(id[:], v)
+		id, err := changes.HistoryID(g.env.Store().Get, keys, seq, v)
+		if err != nil {
+			return false, fmt.Errorf("history of %s: %w", doc, err)
+		}
 		g.batch.Delete(slices.Clone(k))
 		if g.drops == nil {
 			g.drops = changes.NewDropper(g.env.Store(), keys)

@@ -147,7 +147,7 @@ func (g *Group) record(m *merged) {
 	b := g.batch
 	g.stored = append(g.stored, changes.Stored{Change: c, Enc: m.enc, Seq: g.seq}) // by finish, with its signing group
 	b.Set(keys.Feed(g.seq), m.feed)
-	b.Set(keys.HistoryEntry(c.Doc, g.seq), id[:])
+	b.Set(keys.HistoryEntry(c.Doc, g.seq), nil) // the feed entry names the change (changes.HistoryID)
 	b.Set(keys.Doc(c.Doc), layout.DocRecord(g.seq, m.stEnc))
 	if m.view != nil {
 		g.views = append(g.views, View{Seq: g.seq, Doc: c.Doc, State: m.view, Size: len(m.stEnc)})

@@ -23,8 +23,9 @@ const (
 
 // histEntry is one history key of a document: its local seq and change id.
 type histEntry struct {
-	seq uint64
-	id  crdt.ID
+	seq    uint64
+	id     crdt.ID
+	inline bool // id was the entry's value (format 1); else the feed entry at seq names it
 }
 
 // Step compacts the documents whose history keys come after the key after
@@ -53,7 +54,7 @@ func Step(env Env, after []byte, h Horizons) (next []byte, b *datastore.Batch, r
 			return false, err
 		}
 		seq, _, err := tuple.ReadUint64(rest)
-		if err != nil || len(v) != len(crdt.ID{}) {
+		if err != nil || (len(v) != 0 && len(v) != len(crdt.ID{})) {
 			return false, fmt.Errorf("history of %s: corrupt entry", doc)
 		}
 		if len(docs) == 0 || docs[len(docs)-1].doc != doc {
@@ -63,7 +64,7 @@ func Step(env Env, after []byte, h Horizons) (next []byte, b *datastore.Batch, r
 			docs = append(docs, docHist{doc: doc})
 			last = keys.History(doc)
 		}
-		e := histEntry{seq: seq}
+		e := histEntry{seq: seq, inline: len(v) > 0}
 		copy(e.id[:], v)
 		docs[len(docs)-1].entries = append(docs[len(docs)-1].entries, e)
 		n++
@@ -200,15 +201,21 @@ func compactDoc(env Env, b *datastore.Batch, drops *changes.Dropper, doc string,
 			authors[string(a.Author)] = a.Clock
 		}
 	}
-	changes := make([]*crdt.Change, len(entries))
+	held := make([]*crdt.Change, len(entries))
 	seqOf := make(map[crdt.ID]uint64, len(entries))
-	for i, e := range entries {
-		if changes[i], err = env.Change(e.id); err != nil {
+	for i := range entries {
+		e := &entries[i]
+		if !e.inline {
+			if e.id, err = changes.HistoryID(env.Store().Get, keys, e.seq, nil); err != nil {
+				return fmt.Errorf("compact %s: %w", doc, err)
+			}
+		}
+		if held[i], err = env.Change(e.id); err != nil {
 			return fmt.Errorf("compact %s: %w", doc, err)
 		}
 		seqOf[e.id] = e.seq
 	}
-	f, err := crdt.FoldHistory(base, changes, func(c *crdt.Change, newer int) bool {
+	f, err := crdt.FoldHistory(base, held, func(c *crdt.Change, newer int) bool {
 		if st.Deleted && newer == 0 && c.ID() == st.Last {
 			return c.Clock.Wall <= h.Tombstones && seqOf[c.ID()] <= h.TombstoneSeq // the tombstone goes whole
 		}

@@ -33,11 +33,13 @@ func PurgeDoc(env Env, b *datastore.Batch, drops *changes.Dropper, id, reason st
 	prefix := keys.History(id)
 	err = env.Store().Range(prefix, datastore.PrefixEnd(prefix), false, func(k, v []byte) (bool, error) {
 		seq, _, err := tuple.ReadUint64(k[len(prefix):])
-		if err != nil || len(v) != len(crdt.ID{}) {
+		if err != nil {
 			return false, fmt.Errorf("history of %s: corrupt entry", id)
 		}
-		var cid crdt.ID
-		copy(cid[:], v)
+		cid, err := changes.HistoryID(env.Store().Get, keys, seq, v)
+		if err != nil {
+			return false, fmt.Errorf("history of %s: %w", id, err)
+		}
 		if err := drops.Drop(b, cid); err != nil {
 			return false, err
 		}

@@ -13,8 +13,11 @@ import (
 // Format 2 (issue 13) added signing-group records: the changes of a group
 // stored in one batch keep their signature and leaves once, in the group's
 // record, instead of a copy of the signature and the Merkle proof in each
-// (ChangeRecord). A format-1 data dir is a valid format-2 one (its change
-// records are all whole), so its migration is the format record alone.
+// (ChangeRecord); and history entries carry no value, the feed entry at
+// their seq naming the change. A format-1 data dir is a valid format-2 one
+// (its change records are all whole, its history entries name their
+// change themselves, and both are still read), so its migration is the
+// format record alone.
 const Format = 2
 
 // FormatKey holds the store format of a data dir (8 bytes, big endian).

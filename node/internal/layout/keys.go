@@ -17,7 +17,7 @@ import (
 //	'd' dbid 'g' group       -> a signing group's record (GroupRecord): signature and leaves, once for its members
 //	'd' dbid 'f' seq         -> feed entry: the change stored at local seq
 //	'd' dbid 's' docID       -> document record (seq + crdt.State)
-//	'd' dbid 'r' docID seq   -> change id: the document's history in local order
+//	'd' dbid 'r' docID seq   -> nothing: the document's history in local order (the feed entry at seq names the change; format 1 wrote its id here)
 //	'd' dbid 'i' path value docID -> nil: the automatic index
 //	'd' dbid 'm' name        -> database metadata (seq, doc count, hlc, digest)
 //	'd' dbid 'k' peerID      -> sync checkpoint: the peer's feed seq pulled up to
