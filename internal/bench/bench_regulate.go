@@ -30,8 +30,9 @@ import (
 // Regulation workloads (issue 15, "Regulation"; docs/design.md and
 // docs/sync-protocol.md, "Budgets"): what one client or peer that floods
 // costs another that writes at a steady --reg-rate, with the budgets on
-// and off. Each phase lasts --reg-seconds; the phases alternate, so the
-// machine's drift falls on both settings alike.
+// and off. Each phase lasts --reg-seconds; the phases alternate, --reg-rounds
+// times over (the latencies of a phase's rounds pooled), so the machine's
+// drift falls on both settings alike.
 //
 //   - R1 (HTTP): a node serving its HTTP API on 127.0.0.1 twice, with a
 //     per-client budget of --reg-client-rate requests/s and without. A
@@ -55,6 +56,7 @@ import (
 
 type benchRegConfig struct {
 	seconds    time.Duration // each phase
+	rounds     int           // times the four phases run, alternating
 	rate       int           // the steady writer's documents per second
 	clientRate float64       // R1: the regulated server's requests/s per client
 	flooders   int           // R1: the flooding client's connections
@@ -65,6 +67,7 @@ type benchRegConfig struct {
 
 func (c *benchRegConfig) flags(f *pflag.FlagSet) {
 	f.DurationVar(&c.seconds, "reg-seconds", 5*time.Second, "R1, R2: how long each phase (alone, flooded; budgets on, off) writes")
+	f.IntVar(&c.rounds, "reg-rounds", 1, "R1, R2: times the four phases run one after another (each phase's latencies pooled over its rounds)")
 	f.IntVar(&c.rate, "reg-rate", 50, "R1, R2: documents the steady writer writes per second")
 	f.Float64Var(&c.clientRate, "reg-client-rate", 100, "R1: the regulated server's budget per client, requests/s (http.client_rate; burst twice that)")
 	f.IntVar(&c.flooders, "reg-flooders", 16, "R1: connections of the flooding client")
@@ -75,9 +78,9 @@ func (c *benchRegConfig) flags(f *pflag.FlagSet) {
 
 func (c *benchRegConfig) validate() error {
 	var errs []error
-	if c.seconds <= 0 || c.rate < 1 || c.clientRate <= 0 || c.flooders < 1 || c.docs < 1 || c.peerBodies < 0 {
-		errs = append(errs, fmt.Errorf("--reg-seconds %v, --reg-rate %d, --reg-client-rate %g, --reg-flooders %d, --reg-docs %d: must be positive; --reg-peer-bodies %d: must not be negative",
-			c.seconds, c.rate, c.clientRate, c.flooders, c.docs, c.peerBodies))
+	if c.seconds <= 0 || c.rounds < 1 || c.rate < 1 || c.clientRate <= 0 || c.flooders < 1 || c.docs < 1 || c.peerBodies < 0 {
+		errs = append(errs, fmt.Errorf("--reg-seconds %v, --reg-rounds %d, --reg-rate %d, --reg-client-rate %g, --reg-flooders %d, --reg-docs %d: must be positive; --reg-peer-bodies %d: must not be negative",
+			c.seconds, c.rounds, c.rate, c.clientRate, c.flooders, c.docs, c.peerBodies))
 	}
 	if c.pullers < 1 || c.pullers > bsync.DefaultMaxPeerStreams {
 		errs = append(errs, fmt.Errorf("--reg-pullers %d: want 1 to %d (more are answered busy)", c.pullers, bsync.DefaultMaxPeerStreams))
@@ -137,23 +140,18 @@ func (b *bench) regulateHTTP(ctx context.Context, n *node.Node, db string) (stri
 		return "", err
 	}
 	var refused int // the steady client's 429s: none while under its budget
-	type result struct {
-		lat   []time.Duration
-		flood *httpFlood
-	}
-	run := func(addr, phase string, flood bool) (result, error) {
+	// run runs one phase; with fl, beside a flood whose answers it counts.
+	run := func(addr, phase string, fl *httpFlood) ([]time.Duration, error) {
 		base := "http://" + addr + "/dbs/" + db + "/docs/"
 		// One untimed write first: the first request of a server opens
 		// its connection and warms what the first write to a database
 		// touches.
 		if _, _, err := steadyHTTP(ctx, steady, base+phase+"-warmup-", body, rc.rate, 1); err != nil {
-			return result{}, err
+			return nil, err
 		}
 		stop := make(chan struct{})
 		var g errgroup.Group
-		var fl *httpFlood
-		if flood {
-			fl = &httpFlood{}
+		if fl != nil {
 			fc, ftr := clientFrom("127.0.0.2", rc.flooders)
 			defer ftr.CloseIdleConnections()
 			for w := range rc.flooders {
@@ -166,39 +164,50 @@ func (b *bench) regulateHTTP(ctx context.Context, n *node.Node, db string) (stri
 		if ferr := g.Wait(); err == nil {
 			err = ferr
 		}
-		return result{lat, fl}, err
+		return lat, err
 	}
-	var res [4]result
-	for i, p := range []struct {
+	flood, offFlood := &httpFlood{}, &httpFlood{}
+	phases := []struct {
 		addr, phase string
-		flood       bool
-	}{{regAddr, "alone", false}, {regAddr, "flood", true}, {offAddr, "off-alone", false}, {offAddr, "off-flood", true}} {
-		if res[i], err = run(p.addr, p.phase, p.flood); err != nil {
-			return "", fmt.Errorf("phase %s: %w", p.phase, err)
+		flood       *httpFlood
+	}{{regAddr, "alone", nil}, {regAddr, "flood", flood}, {offAddr, "off-alone", nil}, {offAddr, "off-flood", offFlood}}
+	var lat [4][]time.Duration // of each phase, its rounds pooled
+	for round := range rc.rounds {
+		for i, p := range phases {
+			name := p.phase + "-" + strconv.Itoa(round)
+			l, err := run(p.addr, name, p.flood)
+			if err != nil {
+				return "", fmt.Errorf("phase %s: %w", name, err)
+			}
+			lat[i] = append(lat[i], l...)
 		}
 	}
-	alone, flood, offAlone, offFlood := res[0], res[1], res[2], res[3]
+	for i := range lat {
+		slices.Sort(lat[i])
+	}
+	alone, flooded, offAlone, offFlooded := lat[0], lat[1], lat[2], lat[3]
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(rc.writes()),
 		"seconds=" + secs(rc.seconds),
+		"rounds=" + strconv.Itoa(rc.rounds),
 		"rate=" + strconv.Itoa(rc.rate),
 		"client_rate=" + strconv.FormatFloat(rc.clientRate, 'f', -1, 64),
 		"flooders=" + strconv.Itoa(rc.flooders),
-		"alone_median_ms=" + ms(percentile(alone.lat, 0.50)),
-		"alone_p99_ms=" + ms(percentile(alone.lat, 0.99)),
-		"flood_median_ms=" + ms(percentile(flood.lat, 0.50)),
-		"flood_p99_ms=" + ms(percentile(flood.lat, 0.99)),
-		"ratio=" + ratio(percentile(flood.lat, 0.99), percentile(alone.lat, 0.99)),
-		"flood_accepted=" + strconv.FormatInt(flood.flood.accepted.Load(), 10),
-		"flood_refused=" + strconv.FormatInt(flood.flood.limited.Load(), 10),
-		"off_alone_median_ms=" + ms(percentile(offAlone.lat, 0.50)),
-		"off_alone_p99_ms=" + ms(percentile(offAlone.lat, 0.99)),
-		"off_flood_median_ms=" + ms(percentile(offFlood.lat, 0.50)),
-		"off_flood_p99_ms=" + ms(percentile(offFlood.lat, 0.99)),
-		"off_ratio=" + ratio(percentile(offFlood.lat, 0.99), percentile(offAlone.lat, 0.99)),
-		"off_flood_accepted=" + strconv.FormatInt(offFlood.flood.accepted.Load(), 10),
-		"off_flood_overloaded=" + strconv.FormatInt(offFlood.flood.overloaded.Load(), 10),
+		"alone_median_ms=" + ms(percentile(alone, 0.50)),
+		"alone_p99_ms=" + ms(percentile(alone, 0.99)),
+		"flood_median_ms=" + ms(percentile(flooded, 0.50)),
+		"flood_p99_ms=" + ms(percentile(flooded, 0.99)),
+		"ratio=" + ratio(percentile(flooded, 0.99), percentile(alone, 0.99)),
+		"flood_accepted=" + strconv.FormatInt(flood.accepted.Load(), 10),
+		"flood_refused=" + strconv.FormatInt(flood.limited.Load(), 10),
+		"off_alone_median_ms=" + ms(percentile(offAlone, 0.50)),
+		"off_alone_p99_ms=" + ms(percentile(offAlone, 0.99)),
+		"off_flood_median_ms=" + ms(percentile(offFlooded, 0.50)),
+		"off_flood_p99_ms=" + ms(percentile(offFlooded, 0.99)),
+		"off_ratio=" + ratio(percentile(offFlooded, 0.99), percentile(offAlone, 0.99)),
+		"off_flood_accepted=" + strconv.FormatInt(offFlood.accepted.Load(), 10),
+		"off_flood_overloaded=" + strconv.FormatInt(offFlood.overloaded.Load(), 10),
 		"steady_refused=" + strconv.Itoa(refused),
 		"rss_mb=" + strconv.Itoa(b.rss()),
 		"durability=" + b.c.durability,
@@ -341,14 +350,18 @@ func (b *bench) regulateSync(ctx context.Context) (line string, err error) {
 		flood   *syncFlood
 		waited  float64 // seconds the server's sessions waited on budgets
 	}
-	var res [4]result
+	var res [4]result // of each phase, its rounds pooled
+	for i := range res {
+		res[i].flood = &syncFlood{}
+	}
 	phases := []struct {
 		name  string
 		on    bool
 		flood bool
 	}{{"alone", true, false}, {"flood", true, true}, {"off-alone", false, false}, {"off-flood", false, true}}
-	for i, p := range phases {
-		if i == 0 || p.on != phases[i-1].on {
+	for k := range rc.rounds * len(phases) {
+		p, name := phases[k%len(phases)], phases[k%len(phases)].name+"-"+strconv.Itoa(k/len(phases))
+		if k == 0 || p.on != phases[(k-1)%len(phases)].on {
 			// The budgets are the server's configuration: reopen it.
 			cerr := ns.Close()
 			ns = nil
@@ -364,27 +377,30 @@ func (b *bench) regulateSync(ctx context.Context) (line string, err error) {
 			if err := waitCount(ctx, dp, rc.docs); err != nil {
 				return "", fmt.Errorf("first replication: %w", err)
 			}
-			if err := meshPut(ctx, tr, ds, "warmup-"+p.name, map[string]any{}); err != nil {
+			if err := meshPut(ctx, tr, ds, "warmup-"+name, map[string]any{}); err != nil {
 				return "", err
 			}
 		}
-		r := &res[i]
-		r.flood = &syncFlood{}
+		r := &res[k%len(phases)]
 		waited0 := metric(ns, "barrel_sync_budget_wait_seconds_total")
 		var g errgroup.Group
 		stop := make(chan struct{})
 		if p.flood {
 			g.Go(func() error { return b.floodSync(ctx, stop, ns, rc.pullers, r.flood) })
 		}
-		r.lat, r.missing, err = b.steadySync(ctx, tr, ds, p.name)
+		lat, missing, err := b.steadySync(ctx, tr, ds, name)
 		close(stop)
 		if ferr := g.Wait(); err == nil {
 			err = ferr
 		}
 		if err != nil {
-			return "", fmt.Errorf("phase %s: %w", p.name, err)
+			return "", fmt.Errorf("phase %s: %w", name, err)
 		}
-		r.waited = metric(ns, "barrel_sync_budget_wait_seconds_total") - waited0
+		r.lat, r.missing = append(r.lat, lat...), r.missing+missing
+		r.waited += metric(ns, "barrel_sync_budget_wait_seconds_total") - waited0
+	}
+	for i := range res {
+		slices.Sort(res[i].lat)
 	}
 
 	alone, flood, offAlone, offFlood := res[0], res[1], res[2], res[3]
@@ -393,12 +409,13 @@ func (b *bench) regulateSync(ctx context.Context) (line string, err error) {
 		bodies = bsync.DefaultPeerBodiesPerSec
 	}
 	perS := func(f *syncFlood) string {
-		return strconv.FormatFloat(float64(f.bodies.Load())/rc.seconds.Seconds(), 'f', 0, 64)
+		return strconv.FormatFloat(float64(f.bodies.Load())/rc.seconds.Seconds()/float64(rc.rounds), 'f', 0, 64)
 	}
 	return strings.Join([]string{
 		"workload=" + b.name,
 		"n=" + strconv.Itoa(rc.docs),
 		"seconds=" + secs(rc.seconds),
+		"rounds=" + strconv.Itoa(rc.rounds),
 		"rate=" + strconv.Itoa(rc.rate),
 		"pullers=" + strconv.Itoa(rc.pullers),
 		"peer_bodies_per_s=" + strconv.FormatInt(bodies, 10),
