@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -333,6 +334,11 @@ func (b *bench) regulateSync(ctx context.Context) (line string, err error) {
 		return "", err
 	}
 	defer closePeer(np, &err)
+	fl, err := newFlooder(b.log)
+	if err != nil {
+		return "", err
+	}
+	defer fl.h.Close()
 	tr := newMeshTracker(1)
 	fctx, stopFollow := context.WithCancel(ctx)
 	followed := make(chan error, 1)
@@ -386,7 +392,7 @@ func (b *bench) regulateSync(ctx context.Context) (line string, err error) {
 		var g errgroup.Group
 		stop := make(chan struct{})
 		if p.flood {
-			g.Go(func() error { return b.floodSync(ctx, stop, ns, rc.pullers, r.flood) })
+			g.Go(func() error { return fl.flood(ctx, stop, ns, rc.pullers, r.flood) })
 		}
 		lat, missing, err := b.steadySync(ctx, tr, ds, name)
 		close(stop)
@@ -409,7 +415,7 @@ func (b *bench) regulateSync(ctx context.Context) (line string, err error) {
 		bodies = bsync.DefaultPeerBodiesPerSec
 	}
 	perS := func(f *syncFlood) string {
-		return strconv.FormatFloat(float64(f.bodies.Load())/rc.seconds.Seconds()/float64(rc.rounds), 'f', 0, 64)
+		return strconv.FormatFloat(float64(f.bodies.Load())/time.Duration(max(1, f.nanos.Load())).Seconds(), 'f', 0, 64)
 	}
 	return strings.Join([]string{
 		"workload=" + b.name,
@@ -493,37 +499,66 @@ func (b *bench) steadySync(ctx context.Context, tr *meshTracker, d *node.DB, pha
 // syncFlood counts the flooding peer's pulls.
 type syncFlood struct {
 	pulls, bodies, busy atomic.Int64
+	nanos               atomic.Int64 // how long it flooded
 }
 
-// floodSync pulls the whole of server's database in a loop from pullers
-// streams, each at least once, until stop is closed (each finishes the pull under way: one cut
-// midway would be logged by the server as a failed session): a libp2p host
-// of its own (so the server knows it as another peer) with a sync client
+// flooder is R2's flooding peer: a libp2p host of its own (so the server
+// knows it as another peer, with a budget of its own) and a sync client
 // whose store holds nothing, so every pull lists the feed from its start
 // and fetches every body.
-func (b *bench) floodSync(ctx context.Context, stop <-chan struct{}, server *node.Node, pullers int, fl *syncFlood) error {
+type flooder struct {
+	h host.Host
+	c *bsync.Client
+}
+
+func newFlooder(log *slog.Logger) (*flooder, error) {
 	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.DisableRelay())
 	if err != nil {
-		return fmt.Errorf("flooding host: %w", err)
+		return nil, fmt.Errorf("flooding host: %w", err)
 	}
-	defer h.Close()
-	if err := dialNode(ctx, h, server); err != nil {
+	c := bsync.NewClient(h, emptyStore{}, bsync.Config{Logger: log, MaxFrameBytes: crdt.MaxChangeBytes + 64<<10})
+	return &flooder{h: h, c: c}, nil
+}
+
+// flood pulls the whole of server's database in a loop from pullers
+// streams until stop is closed, counting in fl. Each stream's first pull
+// runs to its end, so each pulls at least once; the pulls under way when
+// stop closes are cut (the server logs a failed session), or with a tight
+// budget the last ones would run on for seconds past the phase.
+func (f *flooder) flood(ctx context.Context, stop <-chan struct{}, server *node.Node, pullers int, fl *syncFlood) error {
+	if err := dialNode(ctx, f.h, server); err != nil {
 		return err
 	}
-	c := bsync.NewClient(h, emptyStore{}, bsync.Config{Logger: b.log, MaxFrameBytes: crdt.MaxChangeBytes + 64<<10})
+	start := time.Now()
+	defer func() { fl.nanos.Add(int64(time.Since(start))) }()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	for range pullers {
 		g.Go(func() error {
-			for i := 0; !stopped(stop) || i == 0; i++ {
-				st, err := c.Pull(gctx, server.PeerID(), benchDB, nil)
+			for i := 0; i == 0 || sctx.Err() == nil; i++ {
+				pctx := sctx
+				if i == 0 {
+					pctx = gctx
+				}
+				st, err := f.c.Pull(pctx, server.PeerID(), benchDB, nil)
 				fl.bodies.Add(int64(st.Fetched))
 				switch {
 				case gctx.Err() != nil:
 					return gctx.Err()
+				case pctx.Err() != nil:
+					return nil // stopped
 				case errors.Is(err, bsync.ErrBusy):
 					fl.busy.Add(1)
-					if err := wait(gctx, 10*time.Millisecond); err != nil {
-						return err
+					if err := wait(sctx, 10*time.Millisecond); err != nil {
+						return nil
 					}
 				case err != nil:
 					return fmt.Errorf("flooding pull: %w", err)
