@@ -140,7 +140,7 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"totals over the peers). --gossip-* and --mesh-debounce tune the nodes' gossip for experiments.\n\n" +
 	"Regulation workloads (issue 15), each phase --reg-seconds long, a steady writer at --reg-rate\n" +
 	"documents/s timed alone, then beside a flood (median_ms, p99_ms; ratio: flooded p99 over alone),\n" +
-	"with the budgets on, then off (off_*): R1 over HTTP, the steady client from 127.0.0.3, the\n" +
+	"with the budgets on, then off (off_*), the four phases --reg-rounds times: R1 over HTTP, the steady client from 127.0.0.3, the\n" +
 	"flooder from 127.0.0.2 PUTting as fast as --reg-flooders connections allow, against a budget\n" +
 	"of --reg-client-rate requests/s per client (flood_accepted, flood_refused: its 201s and 429s;\n" +
 	"steady_refused must be 0); R2 on the sync server, writes on a node holding --reg-docs documents\n" +
