@@ -57,7 +57,9 @@ func steadyWrites(t *testing.T, c *http.Client, url, prefix string, n int, gap t
 // logged, not asserted: the flooding client, the daemon and the other test
 // packages share this machine's cores, so the figure says more about the
 // machine than about the budget (8.6 ms -> 14.7 ms alone, 7.3 ms -> 99 ms
-// beside the rest of make test).
+// beside the rest of make test). The benchmark workload R1 (`barrel-peer
+// bench --workloads R1`, docs/benchmarks.md) measures it, with and without
+// the budget.
 func TestRegulationFlood(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "barrel.yaml")
 	if err := os.WriteFile(cfg, []byte("http:\n  client_rate: 100\n  client_burst: 50\n"), 0o600); err != nil {

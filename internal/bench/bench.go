@@ -32,7 +32,7 @@ import (
 )
 
 // Workload names, in the order they run.
-var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W4R", "W5", "W7", "C1", "C2", "W2S", "A1", "A2", "L1", "L2", "W6"}
+var benchWorkloads = []string{"W1a", "W1b", "W1c", "W1d", "Q1", "MEM", "W2", "W3", "W4", "W4R", "W5", "W7", "C1", "C2", "W2S", "A1", "A2", "L1", "L2", "W6", "R1", "R2"}
 
 // Fixed shape of the workloads.
 const (
@@ -78,6 +78,7 @@ type Config struct {
 	att     benchAttachConfig  // A1, A2 (bench_attach.go)
 	live    benchLiveConfig    // L1, L2 (bench_live.go)
 	mesh    benchMeshConfig    // W6 (bench_mesh.go)
+	reg     benchRegConfig     // R1, R2 (bench_regulate.go)
 }
 
 // Help is the bench command's long help: what each workload measures and
@@ -136,14 +137,24 @@ const Help = "Each workload runs on a fresh node and database in a temporary dat
 	"--mesh-seconds (load_median_ms, load_p99_ms; load_missing: writes not on every peer 2 minutes\n" +
 	"after the end), then cpu_ms_per_write_peer, pulls_per_write_peer and anns_per_write_peer (the\n" +
 	"process's CPU time from (a) on, pulls run and announcements received, over writes x peers), rss_per_peer_mb, goroutines_per_peer and fds_per_peer (process\n" +
-	"totals over the peers). --gossip-* and --mesh-debounce tune the nodes' gossip for experiments."
+	"totals over the peers). --gossip-* and --mesh-debounce tune the nodes' gossip for experiments.\n\n" +
+	"Regulation workloads (issue 15), each phase --reg-seconds long, a steady writer at --reg-rate\n" +
+	"documents/s timed alone, then beside a flood (median_ms, p99_ms; ratio: flooded p99 over alone),\n" +
+	"with the budgets on, then off (off_*), the four phases --reg-rounds times: R1 over HTTP, the steady client from 127.0.0.3, the\n" +
+	"flooder from 127.0.0.2 PUTting as fast as --reg-flooders connections allow, against a budget\n" +
+	"of --reg-client-rate requests/s per client (flood_accepted, flood_refused: its 201s and 429s;\n" +
+	"steady_refused must be 0); R2 on the sync server, writes on a node holding --reg-docs documents\n" +
+	"timed until a steady peer's feed holds them, the flood a third peer pulling the whole database\n" +
+	"in a loop from --reg-pullers streams (flood_pulls, flood_bodies_per_s; budget_wait_s: the time\n" +
+	"the server slowed it by its per-peer budget of --reg-peer-bodies bodies/s; missing: writes not\n" +
+	"on the steady peer 30 s after the phase)."
 
 // NewConfig returns a Config holding the flags' defaults.
 func NewConfig() *Config { return &Config{backoff: time.Millisecond} }
 
 // AddFlags binds c to the bench command's flags.
 func (c *Config) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W4R,W5,W7,C1,C2,W2S,A1,A2,L1,L2,W6`)
+	f.StringVar(&c.workloadList, "workloads", "W1a,W1b,W1c,W1d,Q1", `comma-separated workloads ("all" is every one): W1a,W1b,W1c,W1d,Q1,MEM,W2,W3,W4,W4R,W5,W7,C1,C2,W2S,A1,A2,L1,L2,W6,R1,R2`)
 	f.IntVar(&c.n, "n", 10000, "documents written by W1a, W1b and W1d")
 	f.IntVar(&c.nBulk, "n-bulk", 50000, "documents written by W1c")
 	f.IntVar(&c.nQuery, "n-query", 100000, "documents loaded before Q1 (1% match)")
@@ -164,6 +175,7 @@ func (c *Config) AddFlags(f *pflag.FlagSet) {
 	c.att.flags(f)
 	c.live.flags(f)
 	c.mesh.flags(f)
+	c.reg.flags(f)
 }
 
 // parseWorkloads splits a --workloads value; "all" is every workload.
@@ -224,7 +236,7 @@ func (c *Config) validate() error {
 	if c.durability != "sync" && c.durability != "batch" {
 		errs = append(errs, fmt.Errorf("--durability %q: want sync or batch", c.durability))
 	}
-	errs = append(errs, c.cmp.validate(), c.att.validate(), c.live.validate(), c.mesh.validate())
+	errs = append(errs, c.cmp.validate(), c.att.validate(), c.live.validate(), c.mesh.validate(), c.reg.validate())
 	return errors.Join(errs...)
 }
 
@@ -300,6 +312,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.replicateBlob(ctx)
 	case "W6":
 		return b.mesh(ctx)
+	case "R2":
+		return b.regulateSync(ctx)
 	}
 	n, err := node.Open(ctx, node.Config{DataDir: b.dir, Durability: b.c.durability, Logger: b.log})
 	if err != nil {
@@ -342,6 +356,8 @@ func (b *bench) run(ctx context.Context) (line string, err error) {
 		return b.liveQueries(ctx, n, d)
 	case "L2":
 		return b.followWebSocket(ctx, n, d)
+	case "R1":
+		return b.regulateHTTP(ctx, n, db)
 	}
 	return "", fmt.Errorf("unknown workload %q", b.name)
 }
@@ -537,12 +553,17 @@ func (b *bench) putHTTP(ctx context.Context, n *node.Node, db string) (string, e
 // serveHTTP serves n's HTTP API on a loopback port until stop, which
 // returns once the server has stopped.
 func (b *bench) serveHTTP(n *node.Node) (addr string, stop func(), err error) {
+	return b.serveHTTPWith(n, httpapi.Config{Logger: b.log})
+}
+
+// serveHTTPWith is serveHTTP with the API configured by cfg.
+func (b *bench) serveHTTPWith(n *node.Node, cfg httpapi.Config) (addr string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(n, httpapi.Config{Logger: b.log}),
+		Handler:           httpapi.New(n, cfg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 	}

@@ -25,7 +25,8 @@ func TestBench(t *testing.T) {
 		"--n-compact", "300", "--compact-revs", "3", "--n-snap", "1000", "--snap-revs", "3",
 		"--blob-bytes", strconv.Itoa(benchTestBlob),
 		"--live-subs", "20", "--live-rate", "200", "--live-seconds", "1s",
-		"--mesh-peers", "6", "--mesh-writes", "3", "--mesh-gap", "0s", "--mesh-writers", "2", "--mesh-seconds", "1s"}
+		"--mesh-peers", "6", "--mesh-writes", "3", "--mesh-gap", "0s", "--mesh-writers", "2", "--mesh-seconds", "1s",
+		"--reg-seconds", "1s", "--reg-rate", "20", "--reg-flooders", "4", "--reg-docs", "300", "--reg-pullers", "2"}
 	if err := runArgs(t, args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v; stderr:\n%s", err, stderr.String())
 	}
@@ -69,6 +70,14 @@ func TestBench(t *testing.T) {
 		{"W6", 6, []string{"workload", "n", "topology", "edges", "diameter", "open_seconds", "setup_seconds", "writes",
 			"median_ms", "p99_ms", "writers", "rate", "load_seconds", "load_writes", "load_missing", "load_median_ms",
 			"load_p99_ms", "load_max_ms", "cpu_ms_per_write_peer", "pulls_per_write_peer", "anns_per_write_peer", "rss_mb", "rss_per_peer_mb", "goroutines_per_peer", "fds_per_peer", "durability", "peak_rss_mb"}},
+		{"R1", 20, []string{"workload", "n", "seconds", "rounds", "rate", "client_rate", "flooders", "alone_median_ms", "alone_p99_ms",
+			"flood_median_ms", "flood_p99_ms", "ratio", "flood_accepted", "flood_refused", "off_alone_median_ms", "off_alone_p99_ms",
+			"off_flood_median_ms", "off_flood_p99_ms", "off_ratio", "off_flood_accepted", "off_flood_overloaded", "steady_refused",
+			"rss_mb", "durability", "peak_rss_mb"}},
+		{"R2", 300, []string{"workload", "n", "seconds", "rounds", "rate", "pullers", "peer_bodies_per_s", "alone_median_ms", "alone_p99_ms",
+			"flood_median_ms", "flood_p99_ms", "ratio", "flood_pulls", "flood_bodies_per_s", "budget_wait_s", "off_alone_median_ms",
+			"off_alone_p99_ms", "off_flood_median_ms", "off_flood_p99_ms", "off_ratio", "off_flood_pulls", "off_flood_bodies_per_s",
+			"flood_busy", "missing", "rss_mb", "durability", "peak_rss_mb"}},
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(want) {
@@ -132,6 +141,25 @@ func TestBench(t *testing.T) {
 				// Every write of the load reached every peer.
 				if n, _ := strconv.Atoi(kv["load_writes"]); n < 1 || kv["load_missing"] != "0" {
 					t.Errorf("got load_writes=%s load_missing=%s, want some and 0", kv["load_writes"], kv["load_missing"])
+				}
+			case "R1":
+				// The steady client stayed under its budget; each of the 4
+				// flooding connections sent at least one request to each server.
+				acc, _ := strconv.Atoi(kv["flood_accepted"])
+				ref, _ := strconv.Atoi(kv["flood_refused"])
+				off, _ := strconv.Atoi(kv["off_flood_accepted"])
+				over, _ := strconv.Atoi(kv["off_flood_overloaded"])
+				if kv["steady_refused"] != "0" || acc+ref < 4 || off+over < 4 {
+					t.Errorf("got steady_refused=%s flood answers %d, off %d; want 0 and at least 4 each", kv["steady_refused"], acc+ref, off+over)
+				}
+			case "R2":
+				// Every steady write reached the steady peer; each of the 2
+				// flooding streams pulled at least once in each flood phase.
+				on, _ := strconv.Atoi(kv["flood_pulls"])
+				off, _ := strconv.Atoi(kv["off_flood_pulls"])
+				if kv["missing"] != "0" || on < 2 || off < 2 || kv["peer_bodies_per_s"] != "100000" {
+					t.Errorf("got missing=%s flood_pulls=%d off_flood_pulls=%d peer_bodies_per_s=%s, want 0, at least 2, 2 and 100000",
+						kv["missing"], on, off, kv["peer_bodies_per_s"])
 				}
 			case "L1":
 				// Every paced write reached its subscriber.

@@ -1,13 +1,15 @@
 // Package bench is the workloads of `barrel-peer bench`: write, query,
-// memory, replication, compaction and attachment measurements, each on a
-// fresh node in a temporary data dir, each printing one line of key=value
-// pairs (docs/benchmarks.md describes the keys).
+// memory, replication, compaction, attachment, live-query, mesh and
+// regulation measurements, each on a fresh node in a temporary data dir,
+// each printing one line of key=value pairs (docs/benchmarks.md describes
+// the keys).
 //
 // It owns the workloads, their flags (Config.AddFlags), the checks on them
 // (Config.Validate) and the output lines (Run); cmd/barrel-peer only wires
 // the command and maps a refused flag to its usage exit code. It drives
-// node and httpapi as an embedding program would and is imported by
-// nothing but the command. It lives apart from the daemon's command
+// node and httpapi as an embedding program would (and sync's client
+// directly for R2's flooding peer, which must not keep checkpoints) and is
+// imported by nothing but the command. It lives apart from the daemon's command
 // package so that the daemon's flags, signals and exit codes read without
 // a thousand lines of measurement beside them.
 //
