@@ -357,7 +357,15 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 		return QueryResult{}, err
 	}
 	if index.IndexOnly(iq) {
-		return d.queryIndexOnly(iq)
+		res := QueryResult{}
+		res.Cursor, err = d.queryIndexOnly(iq, func(doc Document) error {
+			res.Docs = append(res.Docs, doc)
+			return nil
+		})
+		if res.Docs == nil && err == nil {
+			res.Docs = []Document{}
+		}
+		return res, err
 	}
 	states := map[string]*crdt.State{}
 	seqs := map[string]uint64{}
@@ -400,47 +408,75 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 // next: Pebble continues a forward seek from where the last one stopped
 // instead of descending the tree again, which a point read per document
 // cannot do.
-func (d *DB) queryIndexOnly(iq index.Query) (QueryResult, error) {
+func (d *DB) queryIndexOnly(iq index.Query, each func(Document) error) (cursor string, err error) {
 	sn, err := d.store.Snapshot()
 	if err != nil {
-		return QueryResult{}, err
+		return "", err
 	}
 	defer sn.Close()
 	ids, cursor, err := index.Search(sn, d.keys.Index(), iq, nil)
 	if err != nil {
-		return QueryResult{}, queryError(err)
-	}
-	res := QueryResult{Cursor: cursor, Docs: make([]Document, 0, len(ids))}
-	if len(ids) == 0 {
-		return res, nil
+		return "", queryError(err)
 	}
 	docs := d.keys.Docs()
 	it, err := sn.Iter(docs, datastore.PrefixEnd(docs), false)
 	if err != nil {
-		return QueryResult{}, err
+		return "", err
 	}
 	defer it.Close()
 	for _, id := range ids {
 		key := d.keys.Doc(id)
 		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
 			if err := it.Err(); err != nil {
-				return QueryResult{}, fmt.Errorf("read document %s: %w", id, err)
+				return "", fmt.Errorf("read document %s: %w", id, err)
 			}
 			// The writer keeps the index in the documents' batch: an index
 			// key without its document is a damaged store.
-			return QueryResult{}, fmt.Errorf("query: %w: the index names document %s, which has no record", ErrCorrupt, id)
+			return "", fmt.Errorf("query: %w: the index names document %s, which has no record", ErrCorrupt, id)
 		}
 		seq, enc, err := layout.ParseDocRecord(it.Value())
 		if err != nil {
-			return QueryResult{}, fmt.Errorf("read document %s: %w", id, err)
+			return "", fmt.Errorf("read document %s: %w", id, err)
 		}
 		st, err := crdt.DecodeView(enc)
 		if err != nil {
-			return QueryResult{}, fmt.Errorf("read document %s: %w", id, err)
+			return "", fmt.Errorf("read document %s: %w", id, err)
 		}
-		res.Docs = append(res.Docs, render(id, st, seq))
+		if err := each(render(id, st, seq)); err != nil {
+			return "", err
+		}
 	}
-	return res, nil
+	return cursor, nil
+}
+
+// QueryEach is Query handing each document of the page to each as it is
+// read, in the page's order, instead of holding the page: a caller that
+// writes them out (the HTTP API) holds one at a time for a query the index
+// alone answers (one ==), and a page of states otherwise. Every error that
+// the query itself can meet (a bad query, a failed index scan) comes
+// before the first document; after it, only a failed read of the store or
+// each's own error. An error of each stops the query and is returned.
+func (d *DB) QueryEach(ctx context.Context, q Query, each func(Document) error) (cursor string, err error) {
+	if err := d.checkOpen(); err != nil {
+		return "", err
+	}
+	iq, err := indexQuery(q)
+	if err != nil {
+		return "", err
+	}
+	if index.IndexOnly(iq) {
+		return d.queryIndexOnly(iq, each)
+	}
+	res, err := d.Query(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	for _, doc := range res.Docs {
+		if err := each(doc); err != nil {
+			return "", err
+		}
+	}
+	return res.Cursor, nil
 }
 
 // QueryIDs is Query answering with the ids of a page only. A query of a
