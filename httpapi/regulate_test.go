@@ -55,17 +55,25 @@ func TestRegulator(t *testing.T) {
 	}
 }
 
-// TestRateLimitedAnswer: the 429 a client over its budget gets.
+// TestRateLimitedAnswer: the 429 a client over its budget gets, after a
+// delay.
 func TestRateLimitedAnswer(t *testing.T) {
 	srv := newTestServer(t, Config{ClientRate: 1, ClientBurst: 1})
 	if resp, err := http.Get(srv.URL + "/dbs"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("first request: %v %v", resp, err)
 	}
+	start := time.Now()
 	resp, err := http.Get(srv.URL + "/dbs")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	// A refusal is answered after refusalDelay (its Retry-After is later),
+	// so a client that sends again at once cannot turn refusals into a
+	// flood of 429s. A lower bound: load only makes it later.
+	if took := time.Since(start); took < refusalDelay*9/10 {
+		t.Fatalf("the refusal came after %v, want about %v", took, refusalDelay)
+	}
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("second request: %d Retry-After %q, want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

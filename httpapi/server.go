@@ -154,6 +154,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.reg != nil && r.URL.Path != "/healthz" {
 		if err := s.reg.allow(clientOf(r)); err != nil {
+			s.reg.delayRefusal(r)
 			s.writeError(w, r, err)
 			return
 		}
