@@ -28,10 +28,10 @@ import (
 // writes and which it refuses where the library tolerated them. Like the
 // library with the options of stDec, it refuses indefinite lengths, tags,
 // reserved additional information, a two-byte simple value below 32, a
-// break code outside an indefinite item, nesting past stateNesting, and
-// trailing bytes anywhere in the input, including the fields it skips
-// (Writers and Sets, which are checked for well-formedness only, as the
-// library did). In what it decodes it refuses, as the library did, text
+// break code outside an indefinite item and nesting past stateNesting
+// anywhere in the input, including the fields it skips (Writers and Sets,
+// which are checked for well-formedness only, as the library did), and
+// bytes after the state. In what it decodes it refuses, as the library did, text
 // that is not UTF-8, duplicate and non-text object keys, NaN and infinite
 // numbers, byte strings, simple values and integers below -2^63 as JSON
 // values, and a state that is not an array of 9 fields. Every length is
@@ -194,9 +194,9 @@ func (r *viewReader) head() (major, ai byte, arg uint64, err error) {
 	return major, ai, arg, nil
 }
 
-// bytes returns the next n bytes of a string. The slice aliases the
-// input: callers copy what they keep.
-func (r *viewReader) bytes(n uint64) ([]byte, error) {
+// take returns the next n bytes (a string's content). The slice aliases
+// the input: callers copy what they keep.
+func (r *viewReader) take(n uint64) ([]byte, error) {
 	if n > uint64(len(r.data)-r.off) {
 		return nil, errTruncated
 	}
@@ -240,7 +240,7 @@ func (r *viewReader) skip(depth int) error {
 	}
 	switch major {
 	case majorBytes, majorText:
-		_, err = r.bytes(arg)
+		_, err = r.take(arg)
 		return err
 	case majorArray, majorMap:
 		per := 1
@@ -273,7 +273,7 @@ func (r *viewReader) id() (ID, error) {
 	case isNull(major, ai):
 		return id, nil
 	case major == majorBytes && arg == uint64(len(id)):
-		b, err := r.bytes(arg)
+		b, err := r.take(arg)
 		copy(id[:], b)
 		return id, err
 	case major == majorBytes || major == majorArray:
@@ -342,7 +342,7 @@ func (r *viewReader) boolean() (bool, error) {
 
 // text reads a UTF-8 text string (a copy).
 func (r *viewReader) text(arg uint64) (string, error) {
-	b, err := r.bytes(arg)
+	b, err := r.take(arg)
 	if err != nil {
 		return "", err
 	}
