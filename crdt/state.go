@@ -30,7 +30,8 @@ type Conflict struct {
 
 // State is the materialized state of one document: its body, the heads of its
 // change DAG, and the bookkeeping the merge rules need. Encode gives the same
-// bytes on every replica that applied the same set of changes.
+// bytes on every replica that applied the same set of changes. DecodeView's
+// reader (viewdec.go) reads these fields by position: change both together.
 type State struct {
 	_         struct{} `cbor:",toarray"`
 	Heads     []ID     // sorted

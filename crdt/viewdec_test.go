@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -224,30 +225,46 @@ func viewSeeds(tb testing.TB) [][]byte {
 // FuzzDecodeView: the hand-written reader against the library-based one.
 // Whatever the reference accepts, decodeView accepts with an equal result,
 // unless it refuses one of the shapes of errViewShape, which Encode never
-// writes; whatever decodeView accepts, the reference accepts too.
+// writes; whatever decodeView accepts, the reference accepts too. Each
+// input is tried as a whole state, and also as the body and as a
+// conflict's value of an otherwise valid state, so that mutations of a
+// small value are compared inside a state both decoders can accept.
 func FuzzDecodeView(f *testing.F) {
 	for _, s := range viewSeeds(f) {
 		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		want, werr := decodeViewReflect(data)
-		got, gerr := decodeView(data)
-		switch {
-		case werr != nil && gerr == nil:
-			t.Fatalf("decodeView accepted what the reference refuses (%v):\n%x", werr, data)
-		case werr == nil && gerr != nil:
-			if !errors.Is(gerr, errViewShape) {
-				t.Fatalf("decodeView refused what the reference accepts: %v\n%x", gerr, data)
-			}
-			if s, err := DecodeState(data); err == nil {
-				if enc, err := s.Encode(); err == nil && bytes.Equal(enc, data) {
-					t.Fatalf("decodeView refused a state as Encode writes it: %v\n%x", gerr, data)
-				}
-			}
-		case werr == nil && !reflect.DeepEqual(got, want):
-			t.Fatalf("decodeView differs from the reference:\ngot  %#v\nwant %#v\n%x", got, want, data)
+		if st, err := DecodeState(s); err == nil {
+			body, _ := Marshal(st.Body)
+			f.Add(body)
 		}
+	}
+	id := append([]byte{0x58, 0x20}, bytes.Repeat([]byte{7}, 32)...)
+	head := append(append(append([]byte{0x89, 0x81}, id...), id...), 0x02, 0xf4, 0xf6) // heads, last, count, deleted, deleted by
+	f.Fuzz(func(t *testing.T, data []byte) {
+		compareViews(t, data)
+		compareViews(t, slices.Concat(head, data, []byte{0xa0, 0xa0, 0xf6}))
+		compareViews(t, slices.Concat(head, []byte{0xa0, 0xa0, 0xa0, 0x81, 0x84, 0x62, '/', 'a'}, data, []byte{0xf5}, id))
 	})
+}
+
+// compareViews is FuzzDecodeView's check of one input.
+func compareViews(t *testing.T, data []byte) {
+	want, werr := decodeViewReflect(data)
+	got, gerr := decodeView(data)
+	switch {
+	case werr != nil && gerr == nil:
+		t.Fatalf("decodeView accepted what the reference refuses (%v):\n%x", werr, data)
+	case werr == nil && gerr != nil:
+		if !errors.Is(gerr, errViewShape) {
+			t.Fatalf("decodeView refused what the reference accepts: %v\n%x", gerr, data)
+		}
+		if s, err := DecodeState(data); err == nil {
+			if enc, err := s.Encode(); err == nil && bytes.Equal(enc, data) {
+				t.Fatalf("decodeView refused a state as Encode writes it: %v\n%x", gerr, data)
+			}
+		}
+	case werr == nil && !reflect.DeepEqual(got, want):
+		t.Fatalf("decodeView differs from the reference:\ngot  %#v\nwant %#v\n%x", got, want, data)
+	}
 }
 
 // benchState is a ~200-byte document written one field per op, as a PUT
