@@ -129,7 +129,21 @@ func TestDecodeViewRefuses(t *testing.T) {
 	}
 	body := func(b ...byte) []byte { return fields(b, []byte{0xf6}) }
 	ok := body(0xa1, 0x61, 'a', 0x01)
-	assertSameView(t, ok)
+	deep := func(levels int) []byte { // {"a": [[...[1]...]]}
+		return append(append([]byte{0xa1, 0x61, 'a'}, bytes.Repeat([]byte{0x81}, levels)...), 0x01)
+	}
+	withWriters := func(w ...byte) []byte {
+		out := append([]byte{}, ok...)
+		return slices.Concat(out[:len(out)-3], w, []byte{0xa0, 0xf6})
+	}
+	// Accepted by both: the skipped fields are checked for well-formedness
+	// only, as the library did.
+	for _, data := range [][]byte{ok, body(deep(stateNesting - 2)...),
+		withWriters(0xa1, 0x61, 0xff, 0xf9, 0x7e, 0x00), // invalid UTF-8 and NaN in Writers
+		withWriters(0xa1, 0x01, 0xe0),                   // an integer key and a simple value
+	} {
+		assertSameView(t, data)
+	}
 
 	both := []struct {
 		name string
@@ -162,7 +176,10 @@ func TestDecodeViewRefuses(t *testing.T) {
 		{"break code", body(0xa1, 0x61, 'a', 0xff)},
 		{"conflict of 3 fields", fields([]byte{0xa0}, []byte{0x81, 0x83, 0x60, 0xf6, 0xf4})},
 		{"conflict as a map", fields([]byte{0xa0}, []byte{0x81, 0xa0})},
-		{"nesting past stateNesting", body(append(append([]byte{0xa1, 0x61, 'a'}, bytes.Repeat([]byte{0x81}, stateNesting)...), 0x01)...)},
+		{"nesting past stateNesting", body(deep(stateNesting - 1)...)},
+		{"nesting past stateNesting in Writers", withWriters(append(bytes.Repeat([]byte{0x81}, stateNesting), 0x01)...)},
+		{"tag in Writers", withWriters(0xc1, 0x01)},
+		{"indefinite length in Sets", slices.Concat(ok[:len(ok)-2], []byte{0x9f, 0xff, 0xf6})},
 	}
 	for _, c := range both {
 		t.Run(c.name, func(t *testing.T) {
