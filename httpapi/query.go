@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -119,12 +122,6 @@ func answerFromBody(m map[string]any, live bool) (string, error) {
 	return answer, nil
 }
 
-// queryPage is the answer of POST /dbs/{db}/query.
-type queryPage struct {
-	Docs   []map[string]any `json:"docs"`
-	Cursor string           `json:"cursor,omitempty"`
-}
-
 func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 	m, err := decodeObject(r.Body)
 	if err != nil {
@@ -170,15 +167,72 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, idsPage{IDs: ids, Cursor: cursor})
 		return nil
 	}
-	res, err := d.Query(r.Context(), q)
-	if err != nil {
+	pw := &pageWriter{w: w}
+	cursor, err := d.QueryEach(r.Context(), q, func(doc node.Document) error { return pw.doc(renderDoc(doc, false, nil)) })
+	if err != nil && !pw.started {
 		return fmt.Errorf("query: %w", err)
 	}
-	page := queryPage{Docs: make([]map[string]any, 0, len(res.Docs)), Cursor: res.Cursor}
-	for _, doc := range res.Docs {
-		page.Docs = append(page.Docs, renderDoc(doc, false, nil))
+	if err != nil {
+		// Half the page is out with a 200: cut the connection, so the
+		// client sees a broken answer rather than a short one.
+		s.log.Warn("query failed while its answer was being written", "db", d.Name(), "err", err)
+		panic(http.ErrAbortHandler)
 	}
-	writeJSON(w, http.StatusOK, page)
+	return pw.finish(cursor)
+}
+
+// pageWriter writes the answer of POST /dbs/{db}/query, {"docs":[...],
+// "cursor":"..."} (no cursor after the last page), as its documents come,
+// one at a time, so a page of 10,000 is never held whole.
+type pageWriter struct {
+	w       http.ResponseWriter
+	started bool
+	buf     bytes.Buffer
+	enc     *json.Encoder
+}
+
+func (p *pageWriter) start() error {
+	p.started = true
+	p.w.Header().Set("Content-Type", "application/json")
+	p.w.Header().Set("X-Content-Type-Options", "nosniff")
+	p.w.WriteHeader(http.StatusOK)
+	p.enc = json.NewEncoder(&p.buf)
+	p.enc.SetEscapeHTML(false)
+	_, err := io.WriteString(p.w, `{"docs":[`)
+	return err
+}
+
+// doc writes one document of the page.
+func (p *pageWriter) doc(d map[string]any) error {
+	sep := ","
+	if !p.started {
+		if err := p.start(); err != nil {
+			return err
+		}
+		sep = ""
+	}
+	p.buf.Reset()
+	p.buf.WriteString(sep)
+	if err := p.enc.Encode(d); err != nil {
+		return err
+	}
+	_, err := p.w.Write(bytes.TrimSuffix(p.buf.Bytes(), []byte("\n")))
+	return err
+}
+
+// finish closes the page with its cursor.
+func (p *pageWriter) finish(cursor string) error {
+	if !p.started {
+		if err := p.start(); err != nil {
+			return nil // the client went away: nothing left to tell it
+		}
+	}
+	tail := "]"
+	if cursor != "" {
+		c, _ := json.Marshal(cursor)
+		tail += `,"cursor":` + string(c)
+	}
+	_, _ = io.WriteString(p.w, tail+"}\n")
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -80,6 +81,58 @@ func TestQueryCountAndIDs(t *testing.T) {
 	} {
 		if st, raw, _ := do(t, srv, "POST", "/dbs/db/query", body, nil); st != 400 {
 			t.Errorf("%s: %d %s, want 400", body, st, raw)
+		}
+	}
+}
+
+// TestQueryAnswerShape: the documents of a query are written as they are
+// read, and the answer is still one JSON object as before: {"docs":[...]}
+// with "cursor" while pages remain, [] for none, HTML characters as they
+// are, a JSON content type.
+func TestQueryAnswerShape(t *testing.T) {
+	srv := newTestServer(t, Config{})
+	do(t, srv, "PUT", "/dbs/db", "", nil)
+	for i := range 5 {
+		body := fmt.Sprintf(`{"team":"red","note":"<b>&%d</b>"}`, i)
+		if st, raw, _ := do(t, srv, "PUT", fmt.Sprintf("/dbs/db/docs/d%d", i), body, nil); st != 201 {
+			t.Fatalf("put: %d %s", st, raw)
+		}
+	}
+	for _, c := range []struct {
+		body, want string
+		docs       int
+		cursor     bool
+	}{
+		{`{"where":[{"path":"/team","op":"==","value":"red"}],"limit":10000}`, "", 5, false},
+		{`{"where":[{"path":"/team","op":"==","value":"red"}],"limit":2}`, "", 2, true},
+		{`{"where":[{"path":"/team","op":"==","value":"blue"}]}`, `{"docs":[]}` + "\n", 0, false},
+		{`{"where":[{"path":"/note","op":"prefix","value":"<b>"}],"limit":3}`, "", 3, true}, // reads documents
+	} {
+		st, raw, hdr := do(t, srv, "POST", "/dbs/db/query", c.body, nil)
+		if st != 200 || hdr.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: %d %s %v", c.body, st, raw, hdr)
+		}
+		if c.want != "" && string(raw) != c.want {
+			t.Fatalf("%s: %q, want %q", c.body, raw, c.want)
+		}
+		var page struct {
+			Docs   []map[string]any
+			Cursor *string
+		}
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		if err := dec.Decode(&page); err != nil || dec.More() || !strings.HasSuffix(string(raw), "}\n") {
+			t.Fatalf("%s: not one JSON object: %v %q", c.body, err, raw)
+		}
+		if len(page.Docs) != c.docs || (page.Cursor != nil) != c.cursor {
+			t.Fatalf("%s: %d docs, cursor %v; want %d, %v", c.body, len(page.Docs), page.Cursor, c.docs, c.cursor)
+		}
+		for _, d := range page.Docs {
+			if d["_id"] == nil || d["_rev"] == nil || !strings.HasPrefix(d["note"].(string), "<b>&") {
+				t.Fatalf("%s: document %v", c.body, d)
+			}
+		}
+		if c.docs > 0 && !strings.Contains(string(raw), "<b>&") {
+			t.Fatalf("%s: HTML characters escaped: %s", c.body, raw)
 		}
 	}
 }

@@ -356,6 +356,17 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 	if err != nil {
 		return QueryResult{}, err
 	}
+	if index.IndexOnly(iq) {
+		res := QueryResult{}
+		res.Cursor, err = d.queryIndexOnly(iq, func(doc Document) error {
+			res.Docs = append(res.Docs, doc)
+			return nil
+		})
+		if res.Docs == nil && err == nil {
+			res.Docs = []Document{}
+		}
+		return res, err
+	}
 	states := map[string]*crdt.State{}
 	seqs := map[string]uint64{}
 	load := func(id string) (map[string]any, bool, error) {
@@ -387,6 +398,85 @@ func (d *DB) Query(ctx context.Context, q Query) (QueryResult, error) {
 		res.Docs = append(res.Docs, render(id, st, seqs[id]))
 	}
 	return res, nil
+}
+
+// queryIndexOnly answers a query the index alone answers (index.IndexOnly:
+// one == condition): the page's ids from the index, then each document
+// read once, both from one snapshot of the store, so every id is a match
+// and no body is checked again. The ids come in document id order (for a
+// descending query, the reverse), and one iterator seeks from each to the
+// next: Pebble continues a forward seek from where the last one stopped
+// instead of descending the tree again, which a point read per document
+// cannot do.
+func (d *DB) queryIndexOnly(iq index.Query, each func(Document) error) (cursor string, err error) {
+	sn, err := d.store.Snapshot()
+	if err != nil {
+		return "", err
+	}
+	defer sn.Close()
+	ids, cursor, err := index.Search(sn, d.keys.Index(), iq, nil)
+	if err != nil {
+		return "", queryError(err)
+	}
+	docs := d.keys.Docs()
+	it, err := sn.Iter(docs, datastore.PrefixEnd(docs), false)
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	for _, id := range ids {
+		key := d.keys.Doc(id)
+		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+			if err := it.Err(); err != nil {
+				return "", fmt.Errorf("read document %s: %w", id, err)
+			}
+			// The writer keeps the index in the documents' batch: an index
+			// key without its document is a damaged store.
+			return "", fmt.Errorf("query: %w: the index names document %s, which has no record", ErrCorrupt, id)
+		}
+		seq, enc, err := layout.ParseDocRecord(it.Value())
+		if err != nil {
+			return "", fmt.Errorf("read document %s: %w", id, err)
+		}
+		st, err := crdt.DecodeView(enc)
+		if err != nil {
+			return "", fmt.Errorf("read document %s: %w", id, err)
+		}
+		if err := each(render(id, st, seq)); err != nil {
+			return "", err
+		}
+	}
+	return cursor, nil
+}
+
+// QueryEach is Query handing each document of the page to each as it is
+// read, in the page's order, instead of holding the page: a caller that
+// writes them out (the HTTP API) holds one at a time for a query the index
+// alone answers (one ==), and a page of states otherwise. Every error that
+// the query itself can meet (a bad query, a failed index scan) comes
+// before the first document; after it, only a failed read of the store or
+// each's own error. An error of each stops the query and is returned.
+func (d *DB) QueryEach(ctx context.Context, q Query, each func(Document) error) (cursor string, err error) {
+	if err := d.checkOpen(); err != nil {
+		return "", err
+	}
+	iq, err := indexQuery(q)
+	if err != nil {
+		return "", err
+	}
+	if index.IndexOnly(iq) {
+		return d.queryIndexOnly(iq, each)
+	}
+	res, err := d.Query(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	for _, doc := range res.Docs {
+		if err := each(doc); err != nil {
+			return "", err
+		}
+	}
+	return res.Cursor, nil
 }
 
 // QueryIDs is Query answering with the ids of a page only. A query of a

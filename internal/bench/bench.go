@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -27,6 +28,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/barrel-db/barrel/datastore"
 	"github.com/barrel-db/barrel/httpapi"
 	"github.com/barrel-db/barrel/node"
 )
@@ -474,7 +476,59 @@ func (b *bench) bulkGrowth(ctx context.Context, d *node.DB) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return line + fmt.Sprintf(" bytes_per_doc=%d", (after-before)/uint64(max(b.c.nBulk, 1))), nil
+	line += fmt.Sprintf(" bytes_per_doc=%d", (after-before)/uint64(max(b.c.nBulk, 1)))
+	rate, err := b.batchBaseline(b.c.nBulk)
+	if err != nil {
+		return "", fmt.Errorf("baseline: %w", err)
+	}
+	docs, _ := strconv.ParseFloat(field(line, "docs_per_s"), 64)
+	return line + fmt.Sprintf(" baseline_values_per_s=%.0f of_baseline=%.2f", rate, docs/rate), nil
+}
+
+// batchBaseline is what this machine's store does without barrel: n
+// values of about a document's size (200 random bytes, under 12-byte
+// keys) in batches of benchBulkSize, each committed with the durability of
+// the run, into a Pebble store of its own opened as the node opens its
+// own. W1c's of_baseline is its rate over this one, measured in the same
+// run (issue 13: W1c at 0.3x or more).
+func (b *bench) batchBaseline(n int) (float64, error) {
+	dur, err := datastore.ParseDurability(b.c.durability)
+	if err != nil {
+		return 0, err
+	}
+	s, err := datastore.Open(filepath.Join(b.dir, "baseline"), datastore.Config{Durability: dur, Logger: b.log})
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(b.gen.seed, 7))
+	val := make([]byte, 200)
+	start := time.Now()
+	for lo := 0; lo < n; lo += benchBulkSize {
+		batch := s.NewWriteBatch()
+		for i := lo; i < min(lo+benchBulkSize, n); i++ {
+			for j := range val {
+				val[j] = byte(r.Uint32())
+			}
+			batch.Set([]byte(docID(i)), val)
+		}
+		err := batch.Commit()
+		batch.Close()
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// field is the value of key in a bench line ("" when absent).
+func field(line, key string) string {
+	for _, kv := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 // bulkRange writes documents [lo, hi) in one non-atomic Bulk call.

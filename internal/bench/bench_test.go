@@ -44,7 +44,7 @@ func TestBench(t *testing.T) {
 	}{
 		{"W1a", 200, writeKeys},
 		{"W1b", 200, concurrentKeys},
-		{"W1c", 2000, []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability", "bytes_per_doc", "peak_rss_mb"}},
+		{"W1c", 2000, []string{"workload", "n", "seconds", "docs_per_s", "rss_mb", "durability", "bytes_per_doc", "baseline_values_per_s", "of_baseline", "peak_rss_mb"}},
 		{"W1d", 200, concurrentKeys},
 		{"Q1", 2000, []string{"workload", "n", "matches", "runs", "median_ms", "p99_ms", "ids_median_ms", "count_median_ms", "rss_mb", "durability", "peak_rss_mb"}},
 		{"MEM", 2000, writeKeys},
