@@ -413,7 +413,7 @@ func (d *DB) queryIndexOnly(iq index.Query, each func(Document) error) (cursor s
 	if err != nil {
 		return "", err
 	}
-	defer sn.Close()
+	defer func() { _ = sn.Close() }() // a read-only view: nothing to lose
 	ids, cursor, err := index.Search(sn, d.keys.Index(), iq, nil)
 	if err != nil {
 		return "", queryError(err)
@@ -423,7 +423,7 @@ func (d *DB) queryIndexOnly(iq index.Query, each func(Document) error) (cursor s
 	if err != nil {
 		return "", err
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }() // its errors are it.Err, checked below
 	for _, id := range ids {
 		key := d.keys.Doc(id)
 		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
@@ -445,6 +445,9 @@ func (d *DB) queryIndexOnly(iq index.Query, each func(Document) error) (cursor s
 		if err := each(render(id, st, seq)); err != nil {
 			return "", err
 		}
+	}
+	if err := it.Err(); err != nil {
+		return "", fmt.Errorf("read documents: %w", err)
 	}
 	return cursor, nil
 }

@@ -161,7 +161,7 @@ func (d *DB) eachHeads(docs []string, fn func(doc string, heads []crdt.ID)) erro
 	if err != nil {
 		return err
 	}
-	defer it.Close()
+	defer func() { _ = it.Close() }() // its errors are it.Err, returned below
 	for _, doc := range docs {
 		key := d.keys.Doc(doc)
 		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {

@@ -500,7 +500,7 @@ func (b *bench) batchBaseline(n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }() // a throwaway store: its data is not kept
 	r := rand.New(rand.NewPCG(b.gen.seed, 7))
 	val := make([]byte, 200)
 	start := time.Now()
