@@ -38,7 +38,12 @@ type reconState struct {
 	mu    sync.Mutex // one build or catch-up at a time; guards idx
 	idx   *bsync.ReconIndex
 	stale atomic.Bool // rebuild on next use
+	built atomic.Bool // idx is set: a use only catches it up (reconReady)
 }
+
+// reconReady reports whether the reconciliation set is built and not
+// stale, so that a session using it does not wait for a scan.
+func (d *DB) reconReady() bool { return d.recon.built.Load() && !d.recon.stale.Load() }
 
 // reconInvalidate makes the next use of the reconciliation set rebuild it.
 // Compaction, purge and snapshot install call it after they changed
@@ -72,15 +77,17 @@ func (d *DB) reconIndex(ctx context.Context) (*bsync.ReconIndex, uint64, error) 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.idx == nil || r.stale.Swap(false) {
+		r.built.Store(false)
 		idx, err := d.reconBuild(ctx)
 		if err != nil {
 			r.idx = nil
 			return nil, 0, err
 		}
 		r.idx = idx
+		r.built.Store(true)
 	}
 	if err := d.reconCatchUp(ctx, r.idx); err != nil {
-		r.idx = nil
+		r.idx, _ = nil, r.built.Swap(false)
 		return nil, 0, err
 	}
 	return r.idx, r.idx.Seq(), nil

@@ -179,6 +179,13 @@ func (s syncStore) ReconIndex(ctx context.Context, db string) (*bsync.ReconIndex
 	return d.reconIndex(ctx)
 }
 
+// ReconReady implements bsync.ReconReadiness: whether db's reconciliation
+// set is built (a database just opened builds it in the background).
+func (s syncStore) ReconReady(db string) bool {
+	d, err := s.db(db)
+	return err != nil || d.reconReady() // an unknown database answers its own error
+}
+
 // Heads implements bsync.ReconStore.
 func (s syncStore) Heads(ctx context.Context, db string, docs []string) ([][]crdt.ID, error) {
 	d, err := s.db(db)

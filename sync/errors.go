@@ -40,6 +40,11 @@ var (
 	// after it is cheaper), a difference past the session's bounds. The
 	// session ended cleanly; pull with version 1. Never sent on the wire.
 	ErrNotReconciled = errors.New("reconciliation not used")
+	// ErrReconNotReady: the server's reconciliation set is still being
+	// built (it opened the database moments ago). A client with a
+	// checkpoint of the server lists its feed after it instead of
+	// waiting; one without retries later.
+	ErrReconNotReady = errors.New("reconciliation set not ready")
 	// ErrBlobNotFound: the server does not hold the blob asked for (yet).
 	ErrBlobNotFound = errors.New("blob not found")
 	// ErrDigestMismatch: a received blob's content does not hash to the
@@ -59,6 +64,7 @@ const (
 	CodeNotFound   = "not_found"
 	CodeSnapshot   = "snapshot_needed"
 	CodeNoBlob     = "no_blob"
+	CodeNotReady   = "recon_not_ready"
 )
 
 // codes is the one mapping between sentinels and wire codes, used in both
@@ -73,6 +79,7 @@ var codes = []struct {
 	{CodeSnapshot, ErrSnapshotNeeded},
 	{CodeNoBlob, ErrBlobNotFound},
 	{CodeBusy, ErrBusy},
+	{CodeNotReady, ErrReconNotReady},
 	{CodeTooLarge, ErrFrameTooLarge},
 	{CodeBadRequest, ErrBadRequest},
 	{CodeBadRequest, ErrWrongContentID},

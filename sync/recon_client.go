@@ -55,7 +55,7 @@ func (c *Client) Reconcile(ctx context.Context, p peer.ID, db string) (Stats, er
 // snapshot) otherwise, or after a reconciliation that gave up.
 func (c *Client) pullReconciled(ctx context.Context, p peer.ID, db string, f *Filter, prog *progress) (Stats, error) {
 	if f == nil {
-		st, err := c.reconcile(ctx, p, db, prog)
+		st, err := c.reconcileWhenReady(ctx, p, db, prog)
 		if err == nil || !reconFallback(err) {
 			return st, err
 		}
@@ -66,6 +66,32 @@ func (c *Client) pullReconciled(ctx context.Context, p peer.ID, db string, f *Fi
 		return v1, err
 	}
 	return c.pullOrSnapshot(ctx, p, db, f, prog)
+}
+
+// reconReadyWait bounds how long a client without a checkpoint waits for
+// a server's set to be built (ErrReconNotReady), asking again with a
+// growing pause: a scan takes about a second per 500,000 documents.
+const reconReadyWait = 30 * time.Second
+
+// reconcileWhenReady is reconcile, asked again while the server answers
+// that its set is still being built (a client with a checkpoint does not
+// wait: reconcile turns that answer into a version 1 pull). Each ask is
+// one small round trip.
+func (c *Client) reconcileWhenReady(ctx context.Context, p peer.ID, db string, prog *progress) (Stats, error) {
+	deadline := time.Now().Add(reconReadyWait)
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		st, err := c.reconcile(ctx, p, db, prog)
+		if !errors.Is(err, ErrReconNotReady) || errors.Is(err, ErrNotReconciled) || time.Now().Add(pause).After(deadline) {
+			return st, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return st, err
+		case <-t.C:
+		}
+	}
 }
 
 func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *progress) (st Stats, err error) {
@@ -98,6 +124,9 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 		return st, fmt.Errorf("checkpoint of %s for %s: %w", db, p, err)
 	}
 	st.Checkpoint = cp
+	if cp > 0 && !reconReady(rstore, db) {
+		return st, fmt.Errorf("%w: the local set is still being built; the checkpoint is used", ErrNotReconciled)
+	}
 	idx, _, err := rstore.ReconIndex(ctx, db)
 	if err != nil {
 		return st, fmt.Errorf("recon index of %s: %w", db, err)
@@ -121,6 +150,13 @@ func (c *Client) reconcile(ctx context.Context, p peer.ID, db string, prog *prog
 	})
 	if err == nil {
 		err = gaveUp
+	}
+	if errors.Is(err, ErrReconNotReady) && cp > 0 {
+		// The server's set is not built yet: its feed after the
+		// checkpoint says what is new without it. Without a checkpoint
+		// that would list the whole feed: the session fails and is
+		// retried instead, by then against a built set.
+		err = fmt.Errorf("%w: %w", ErrNotReconciled, err)
 	}
 	if err != nil {
 		return st, fmt.Errorf("reconcile %s with %s: %w", db, p, err)

@@ -36,6 +36,9 @@ func (s *Server) reconSession(ctx context.Context, c *conn, remote peer.ID) erro
 	if err := s.admit(ctx, c, remote, h.DB, h.Version, ReconVersion, h.MaxFrame); err != nil {
 		return err
 	}
+	if !reconReady(store, h.DB) {
+		return fmt.Errorf("%w: %s opened moments ago", ErrReconNotReady, h.DB)
+	}
 	idx, seq, err := store.ReconIndex(ctx, h.DB)
 	if err != nil {
 		return fmt.Errorf("recon index of %s: %w", h.DB, err)

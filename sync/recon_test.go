@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -320,4 +321,53 @@ func TestReconIndexFingerprints(t *testing.T) {
 			rt.Fatalf("range %v: %d items (ok %v), want %d", r, len(items), ok, f.Count)
 		}
 	})
+}
+
+// notReady is a reconciling store whose set is still being built.
+type notReady struct {
+	*reconMem
+	ready atomic.Bool
+}
+
+func (s *notReady) ReconReady(string) bool { return s.ready.Load() }
+
+// A server whose set is not built yet does not make its clients wait for
+// the scan: it answers ErrReconNotReady. A client with a checkpoint of it
+// lists its feed after the checkpoint instead (version 1) and gets what it
+// lacks; one without fails the session (to retry later) rather than list
+// the whole feed. Once the set is built, reconciliation runs as before.
+func TestReconcileServerNotReady(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	a := newReconMem(t)
+	b := &notReady{reconMem: newReconMem(t)}
+	a.createDB("db")
+	b.createDB("db")
+	fill(t, a, b.reconMem, 100, 0, 10, 0, 0)
+	serve(t, hb, b, Config{})
+	connect(t, ha, hb)
+	c := NewClient(ha, a, Config{Logger: testLogger(t)})
+	before := a.count("db")
+	if _, err := c.pullReconciled(t.Context(), hb.ID(), "db", nil, nil); !errors.Is(err, ErrReconNotReady) {
+		t.Fatalf("no checkpoint, the server's set not built: %v, want ErrReconNotReady", err)
+	}
+	if n := a.count("db"); n != before {
+		t.Fatalf("the refused session applied %d changes", n-before)
+	}
+	if err := a.SetCheckpoint(t.Context(), "db", hb.ID(), 100); err != nil { // the shared documents' feed
+		t.Fatal(err)
+	}
+	st, err := c.pullReconciled(t.Context(), hb.ID(), "db", nil, nil)
+	if err != nil || st.Reconciled || st.Applied != 10 {
+		t.Fatalf("with a checkpoint: reconciled %v, applied %d, err %v; want version 1 and the 10 changes", st.Reconciled, st.Applied, err)
+	}
+	checkUnion(t, a, b.reconMem)
+	b.ready.Store(true)
+	b.put(t, "db", "late", 1)
+	if err := a.SetCheckpoint(t.Context(), "db", hb.ID(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.pullReconciled(t.Context(), hb.ID(), "db", nil, nil); err != nil || !st.Reconciled {
+		t.Fatalf("the set built: reconciled %v, err %v", st.Reconciled, err)
+	}
+	checkUnion(t, a, b.reconMem)
 }

@@ -167,7 +167,7 @@ func (s *Server) handle(ctx context.Context, st network.Stream, session func(con
 		c.writeError(err)
 		_ = st.Close()
 	}
-	if res == "no_db" || res == "forbidden" || res == "snapshot_needed" || res == "busy" {
+	if res == "no_db" || res == "forbidden" || res == "snapshot_needed" || res == "busy" || res == "not_ready" {
 		log.Debug("sync session refused", "err", err)
 		return
 	}
@@ -398,6 +398,8 @@ func result(ctx context.Context, err error) string {
 		return "snapshot_needed"
 	case errors.Is(err, ErrBusy):
 		return "busy"
+	case errors.Is(err, ErrReconNotReady):
+		return "not_ready"
 	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):
 		return "timeout"
 	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrWrongContentID):
