@@ -25,7 +25,7 @@ run: build ## run a peer with an embedded default store in $(DATA), HTTP on 127.
 
 test: lint couch-deps ## everything CI runs: lint, all tests (with the couch/ Node harness), race tests, short fuzzing, bench smoke
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+	$(GO) test -count=1 -race -timeout 40m $(RACE_PKGS)
 	$(MAKE) fuzz FUZZTIME=10000x
 	$(MAKE) lan-test
 	$(MAKE) bench-smoke
